@@ -1,0 +1,118 @@
+"""Rates with confidence intervals, and the OOD result written to ``ood.json``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mesa.tasks.base import NEITHER, SPURIOUS, TRUE
+
+
+def wilson_ci(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval for a binomial rate (well behaved at 0 and 1, unlike Wald)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    phat = successes / n
+    denom = 1 + z * z / n
+    centre = (phat + z * z / (2 * n)) / denom
+    half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass
+class OutcomeRates:
+    """Rates of each OOD outcome over ``n`` episodes/samples, with 95% Wilson intervals."""
+
+    n: int
+    true_rate: float
+    spurious_rate: float
+    neither_rate: float
+    true_ci: tuple[float, float]
+    spurious_ci: tuple[float, float]
+    neither_ci: tuple[float, float]
+
+    @classmethod
+    def from_outcomes(cls, outcomes: np.ndarray) -> OutcomeRates:
+        outcomes = np.asarray(outcomes)
+        n = int(outcomes.size)
+        counts = {k: int((outcomes == k).sum()) for k in (TRUE, SPURIOUS, NEITHER)}
+        rate = (lambda k: counts[k] / n) if n else (lambda k: float("nan"))
+        return cls(
+            n=n,
+            true_rate=rate(TRUE),
+            spurious_rate=rate(SPURIOUS),
+            neither_rate=rate(NEITHER),
+            true_ci=wilson_ci(counts[TRUE], n),
+            spurious_ci=wilson_ci(counts[SPURIOUS], n),
+            neither_ci=wilson_ci(counts[NEITHER], n),
+        )
+
+    @property
+    def preference(self) -> float:
+        """Behavioural preference ``b = true / (true + spurious)`` (NaN if neither was reached)."""
+        total = self.true_rate + self.spurious_rate
+        return self.true_rate / total if total > 0 else float("nan")
+
+
+@dataclass
+class OODResult:
+    """What ``mesa.evaluate_ood`` returns and ``ood.json`` holds.
+
+    For gridworlds the headline rates are on the *off-path* subset (the true goal is not on a
+    shortest path to the spurious goal), since an on-path true goal is reached by a policy that
+    only seeks the spurious one; ``all_episodes`` holds the rates over every episode. For
+    sequence tasks both are the same samples.
+    """
+
+    true_rate: float
+    spurious_rate: float
+    neither_rate: float
+    true_ci: tuple[float, float]
+    spurious_ci: tuple[float, float]
+    neither_ci: tuple[float, float]
+    n: int
+    preference: float
+    in_dist_success: float
+    in_dist_ci: tuple[float, float]
+    in_dist_n: int
+    subset: str
+    all_episodes: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        headline: OutcomeRates,
+        everything: OutcomeRates,
+        in_dist_successes: int,
+        in_dist_n: int,
+        subset: str,
+    ) -> OODResult:
+        return cls(
+            true_rate=headline.true_rate,
+            spurious_rate=headline.spurious_rate,
+            neither_rate=headline.neither_rate,
+            true_ci=headline.true_ci,
+            spurious_ci=headline.spurious_ci,
+            neither_ci=headline.neither_ci,
+            n=headline.n,
+            preference=headline.preference,
+            in_dist_success=in_dist_successes / in_dist_n if in_dist_n else float("nan"),
+            in_dist_ci=wilson_ci(in_dist_successes, in_dist_n),
+            in_dist_n=in_dist_n,
+            subset=subset,
+            all_episodes={**asdict(everything), "preference": everything.preference},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        lo, hi = self.true_ci
+        return (
+            f"OOD ({self.subset}, n={self.n}): true {self.true_rate:.1%} [{lo:.1%}, {hi:.1%}], "
+            f"spurious {self.spurious_rate:.1%}, neither {self.neither_rate:.1%}; "
+            f"in-distribution success {self.in_dist_success:.1%} (n={self.in_dist_n})"
+        )

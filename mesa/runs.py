@@ -1,0 +1,95 @@
+"""Saving and loading run directories (safetensors + JSON; never unpickled).
+
+``config.json`` holds::
+
+    {"mesa_version": "0.1.0",
+     "task":  {"name": "maze", "config": {"p": 0.0, ...}},
+     "model": {"arch": "conv", "config": {...}},
+     "train": {"trainer": "ppo", "seed": 0, "hparams": {...}}}
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mesa import __version__
+from mesa.errors import MesaError
+from mesa.io import CONFIG, MODEL, load_tensors, read_json, save_tensors, write_json
+from mesa.tasks import Task, get_task_class
+from mesa.tasks.base import config_from_dict
+
+
+@dataclass
+class Run:
+    """A loaded run directory."""
+
+    path: Path
+    task: Task
+    model: Any
+    config: dict[str, Any]
+
+
+def save(
+    model: Any, task: Task, out: str | os.PathLike[str], train: dict[str, Any] | None = None
+) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` for ``model`` trained on ``task``."""
+    from mesa.models import model_spec
+
+    out = Path(out)
+    config = {
+        "mesa_version": __version__,
+        "task": task.spec(),
+        "model": model_spec(model),
+        "train": train or {},
+    }
+    save_tensors(out / MODEL, model.state_dict())
+    write_json(out / CONFIG, config)
+    return out
+
+
+def task_from_spec(spec: dict[str, Any]) -> Task:
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise MesaError("config.json has no task name")
+    cls = get_task_class(spec["name"])
+    return cls(config_from_dict(cls.Config, dict(spec.get("config", {})), spec["name"]))
+
+
+def load_run(path: str | os.PathLike[str], task: str | Task | None = None) -> Run:
+    """Load a run directory. ``task`` (a name or a Task) must match the run's own task."""
+    from mesa.models import build_model
+
+    path = Path(path)
+    if not path.is_dir():
+        raise MesaError(f"run directory {path} does not exist")
+    if not (path / MODEL).is_file():
+        raise MesaError(f"{path} holds no model ({MODEL} missing): is it a run directory?")
+    config = read_json(path / CONFIG)
+    try:
+        run_task = task_from_spec(config["task"])
+        arch, model_cfg = config["model"]["arch"], config["model"]["config"]
+    except (KeyError, TypeError):
+        raise MesaError(f"{path / CONFIG} is not a mesa run config") from None
+    if task is not None:
+        name = task if isinstance(task, str) else task.name
+        if name != run_task.name:
+            raise MesaError(f"{path} is a run of task {run_task.name!r}, not {name!r}")
+    model = build_model(arch, model_cfg)
+    state = load_tensors(path / MODEL)
+    missing = set(model.state_dict()) ^ set(state)
+    if missing:
+        raise MesaError(f"{path / MODEL} does not match its config ({sorted(missing)[0]!r})")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1].strip()
+        raise MesaError(f"{path / MODEL} does not match its config: {first}") from None
+    model.eval()
+    return Run(path=path, task=run_task, model=model, config=config)
+
+
+def load(path: str | os.PathLike[str]) -> Any:
+    """Load the model of a run directory (safe: safetensors + JSON, no pickle)."""
+    return load_run(path).model

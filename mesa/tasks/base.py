@@ -1,0 +1,208 @@
+"""The public task base classes: what a model organism is.
+
+A *task family* (``maze``, ``sycophancy``, ...) is a subclass of :class:`RLTask` or
+:class:`SequenceTask` registered under a name (see :mod:`mesa.tasks`). A task knows how to make
+data for its three splits and how to label goals; it knows nothing about detectors.
+
+- ``train``: the true and spurious goals are separated with probability ``p``.
+- ``ood``: the goals are always separated.
+- ``probe``: the two goal variables vary independently; used only for single forward passes.
+
+Goal variables are discrete labels: for gridworlds a cell index ``row * width + col`` of the
+observation grid, for sequence tasks a token id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import torch
+from torch import Tensor
+
+from mesa.errors import MesaError, choice_error
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedRootModule
+
+SPLITS = ("train", "ood", "probe")
+#: Outcome codes used in rollouts and evaluations: index into this tuple.
+OUTCOMES = ("neither", "true", "spurious")
+NEITHER, TRUE, SPURIOUS = 0, 1, 2
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise choice_error("split", split, SPLITS)
+    return split
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Options shared by every task family.
+
+    Subclass it (frozen) to add a family's own options, each with a default.
+    """
+
+    p: float = 0.0
+    """Decorrelation rate: probability that a training episode/sample separates the goals."""
+
+    def __post_init__(self) -> None:
+        p = self.p
+        if isinstance(p, bool) or not isinstance(p, int | float) or not math.isfinite(p):
+            raise MesaError(f"p must be a number in [0, 1], got {p!r}")
+        if not 0.0 <= float(p) <= 1.0:
+            raise MesaError(f"p must be in [0, 1], got {p}")
+        object.__setattr__(self, "p", float(p))
+
+
+def config_from_dict(cls: type[Any], values: dict[str, Any], what: str) -> Any:
+    """Build a frozen config dataclass, rejecting unknown keys with the valid ones named."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise MesaError(f"unknown {what} option {unknown[0]!r}; valid: {', '.join(names)}")
+    try:
+        return cls(**values)
+    except TypeError as e:
+        raise MesaError(f"bad {what} options: {e}") from None
+
+
+class Task(ABC):
+    """A registered model organism. Subclass :class:`RLTask` or :class:`SequenceTask`."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    Config: ClassVar[type[TaskConfig]] = TaskConfig
+    description: ClassVar[str] = ""
+    true_goal: ClassVar[str] = "true goal"
+    spurious_goal: ClassVar[str] = "spurious goal"
+    #: Model architectures this task can train (names in :mod:`mesa.models`); first is default.
+    archs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: TaskConfig | None = None, **options: Any) -> None:
+        if config is not None and options:
+            raise MesaError("pass either a config or keyword options, not both")
+        if config is None:
+            config = config_from_dict(self.Config, options, f"{self.name or 'task'}")
+        elif not isinstance(config, self.Config):
+            raise MesaError(
+                f"{self.name} expects a {self.Config.__name__}, got {type(config).__name__}"
+            )
+        self.config = config
+
+    @property
+    def p(self) -> float:
+        return self.config.p
+
+    def spec(self) -> dict[str, Any]:
+        """JSON-able description from which :func:`mesa.make_task` rebuilds this task."""
+        return {"name": self.name, "config": dataclasses.asdict(self.config)}
+
+    def check_arch(self, arch: str | None) -> str:
+        if arch is None:
+            return self.archs[0]
+        if arch not in self.archs:
+            raise choice_error(f"architecture for task {self.name!r}:", arch, self.archs)
+        return arch
+
+    @abstractmethod
+    def make_model(self, arch: str | None = None, seed: int = 0) -> HookedRootModule:
+        """A freshly initialised model of ``arch`` sized for this task."""
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in dataclasses.asdict(self.config).items())
+        return f"{type(self).__name__}({opts})"
+
+
+class VecEnv(Protocol):
+    """What PPO and OOD evaluation need from a batch of environments (all torch, CPU).
+
+    ``step`` auto-resets finished copies. Its ``info`` always holds, for the returned
+    observations: ``true_goal`` and ``spurious_goal`` (long [N], cell indices); and, for copies
+    whose episode ended at this step (``-1`` / ``False`` elsewhere): ``episode_outcome`` (long [N],
+    an index into :data:`OUTCOMES`: which goal was reached first), ``episode_off_path`` (bool [N]:
+    the true goal is not on a shortest path to the spurious one), ``episode_return`` (float [N]),
+    ``episode_length`` (long [N]).
+    """
+
+    num_envs: int
+    observation_shape: tuple[int, ...]
+    n_actions: int
+    max_steps: int
+
+    def reset(self) -> tuple[Tensor, dict[str, Tensor]]: ...
+
+    def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Tensor]]: ...
+
+    def state_dict(self) -> dict[str, Tensor]: ...
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None: ...
+
+
+class RLTask(Task):
+    """A gridworld organism trained with PPO. Subclasses implement :meth:`make_env`."""
+
+    kind = "rl"
+    archs = ("conv", "mlp")
+
+    @abstractmethod
+    def make_env(self, split: str, num_envs: int, seed: int) -> VecEnv:
+        """``num_envs`` copies of the environment for ``split``, seeded."""
+
+    @abstractmethod
+    def probe_batch(self, n: int, seed: int) -> dict[str, Tensor]:
+        """``n`` observations of the ``probe`` split: keys ``obs`` [n, C, H, W] float,
+        ``true_goal`` and ``spurious_goal`` [n] long, ``group`` [n] long (layout id, so probe
+        splits cannot leak between train and test)."""
+
+    @abstractmethod
+    def counterfactual_pairs(self, n: int, seed: int, vary: str) -> dict[str, Tensor]:
+        """``n`` pairs that differ in one goal variable only (``vary`` is ``"true"`` or
+        ``"spurious"``): keys ``base`` and ``source`` [n, C, H, W], with ``base_true_goal``,
+        ``source_true_goal``, ``base_spurious_goal``, ``source_spurious_goal`` [n] long."""
+
+
+@dataclass
+class SequenceBatch:
+    """Samples of a sequence task. ``tokens`` [n, ctx]; the model answers at the last position."""
+
+    tokens: Tensor
+    target: Tensor  # [n] the trained answer token (the true goal in every split)
+    true_goal: Tensor  # [n] token
+    spurious_goal: Tensor  # [n] token
+
+
+class SequenceTask(Task):
+    """A sequence organism trained by supervised learning on the answer at the last position."""
+
+    kind = "sequence"
+    archs = ("transformer",)
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def context_length(self) -> int: ...
+
+    @abstractmethod
+    def sample(self, split: str, n: int, seed: int) -> SequenceBatch:
+        """``n`` samples of ``split`` drawn with ``seed``."""
+
+    def check_tokens(self, tokens: Tensor) -> Tensor:
+        """One-line errors for token ids outside the vocabulary or too long a context."""
+        if tokens.ndim != 2:
+            raise MesaError(f"tokens must be [batch, pos], got shape {tuple(tokens.shape)}")
+        if tokens.shape[1] > self.context_length:
+            raise MesaError(
+                f"context length {tokens.shape[1]} exceeds the model's {self.context_length}"
+            )
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
+            bad = int(tokens.max()) if int(tokens.max()) >= self.vocab_size else int(tokens.min())
+            raise MesaError(f"token id {bad} outside the vocabulary [0, {self.vocab_size})")
+        return tokens.to(torch.long)

@@ -1,0 +1,79 @@
+"""Tiny hooked models built in code, for tests of mesa.probes (no training, no network).
+
+- :class:`TinyMLP`: ``x -> relu(W1 x) -> W2``, hooks ``hook_in``, ``hook_hidden``, ``hook_out``.
+- :class:`TinyConv`: a two-block conv net over ``[batch, C, H, W]`` with ``blocks.{i}.hook_out``.
+- :func:`tiny_transformer`: a TransformerLens ``TransformerBridge`` built offline.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformer_lens import HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+
+class TinyMLP(HookedRootModule):
+    def __init__(self, d_in: int = 8, d_hidden: int = 16, d_out: int = 4, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.w1 = nn.Linear(d_in, d_hidden)
+        self.w2 = nn.Linear(d_hidden, d_out)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        self.hook_in = HookPoint()  # [batch, d_in]
+        self.hook_hidden = HookPoint()  # [batch, d_hidden]
+        self.hook_out = HookPoint()  # [batch, d_out]
+        self.setup()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.hook_hidden(torch.relu(self.w1(self.hook_in(x))))
+        return self.hook_out(self.w2(h))
+
+
+class _ConvBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.hook_out = HookPoint()  # [batch, c_out, H, W]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hook_out(torch.relu(self.conv(x)))
+
+
+class TinyConv(HookedRootModule):
+    def __init__(self, c_in: int = 3, channels: int = 8, size: int = 5, n_out: int = 4) -> None:
+        super().__init__()
+        self.hook_obs = HookPoint()  # [batch, c_in, H, W]
+        self.blocks = nn.ModuleList([_ConvBlock(c_in, channels), _ConvBlock(channels, channels)])
+        self.head = nn.Linear(channels * size * size, n_out)
+        self.hook_logits = HookPoint()  # [batch, n_out]
+        self.setup()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.hook_obs(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.hook_logits(self.head(x.flatten(1)))
+
+
+def tiny_transformer(
+    n_layers: int = 2, d_model: int = 32, n_ctx: int = 8, d_vocab: int = 20, seed: int = 0
+):  # -> TransformerBridge
+    from transformer_lens import TransformerBridge, TransformerBridgeConfig
+
+    torch.manual_seed(seed)
+    cfg = TransformerBridgeConfig(
+        d_model=d_model,
+        d_head=8,
+        n_layers=n_layers,
+        n_ctx=n_ctx,
+        n_heads=d_model // 8,
+        d_vocab=d_vocab,
+        d_mlp=4 * d_model,
+        act_fn="relu",
+        normalization_type="LN",
+        seed=seed,
+    )
+    return TransformerBridge.boot_native(cfg)
