@@ -82,6 +82,8 @@ class Task(ABC):
     spurious_goal: ClassVar[str] = "spurious goal"
     #: Model architectures this task can train (names in :mod:`mesa.models`); first is default.
     archs: ClassVar[tuple[str, ...]] = ()
+    #: Default grid of ``p`` for ``mesa zoo``: it should span the family's transition.
+    zoo_ps: ClassVar[tuple[float, ...]] = (0.0, 0.05, 0.1, 0.2, 0.4)
 
     def __init__(self, config: TaskConfig | None = None, **options: Any) -> None:
         if config is not None and options:

@@ -1,0 +1,5 @@
+import sys
+
+from mesa.cli import main
+
+sys.exit(main())

@@ -1,0 +1,172 @@
+"""The ``mesa`` command line.
+
+Every subcommand imports what it needs when it runs, so ``mesa --help`` answers at once.
+User mistakes print one line (``mesa: error: ...``) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def _parse_assignments(items: Sequence[str] | None, what: str) -> dict[str, Any]:
+    """``["lr=3e-4", "size=7"]`` -> ``{"lr": 0.0003, "size": 7}`` (values read as JSON if they
+    parse, else kept as strings)."""
+    from mesa.errors import MesaError
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise MesaError(f"{what} must look like KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _cmd_tasks(args: argparse.Namespace) -> None:
+    from mesa.tasks import get_task_class, list_tasks
+
+    for name in list_tasks():
+        cls = get_task_class(name)
+        print(f"{name:<12} {cls.kind:<9} {cls.description}")
+        print(f"{'':<22} true goal: {cls.true_goal}; spurious goal: {cls.spurious_goal}")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    import mesa
+
+    task = mesa.make_task(args.task, p=args.p, **_parse_assignments(args.opt, "--opt"))
+    hparams = _parse_assignments(args.hp, "--hp")
+    mesa.train(task, seed=args.seed, out=args.out, arch=args.arch, progress=True, **hparams)
+    print(f"trained {args.task} (p={args.p}, seed={args.seed}); run directory: {args.out}")
+    if not args.no_eval:
+        ood = mesa.evaluate_ood(mesa.load(args.out), task, out=args.out, seed=args.eval_seed)
+        print(ood.summary())
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    import mesa
+    from mesa.runs import load_run
+
+    run = load_run(args.run)
+    ood = mesa.evaluate_ood(run.model, run.task, n=args.n, seed=args.seed, out=args.run)
+    print(ood.summary())
+    print(f"wrote {run.path / 'ood.json'}")
+
+
+def _cmd_detect(args: argparse.Namespace) -> None:
+    import mesa
+    from mesa.runs import load_run
+
+    run = load_run(args.run)
+    verdict = mesa.detect(run.model, run.task, out=args.run, seed=args.seed)
+    print(verdict.summary())
+    print(f"wrote {run.path / 'verdict.json'}")
+
+
+def _cmd_zoo(args: argparse.Namespace) -> None:
+    from mesa.zoo import ZooConfig, run_zoo
+
+    config = ZooConfig(
+        family=args.family,
+        ps=tuple(args.p) if args.p else ZooConfig.ps,
+        seeds=tuple(range(args.seeds)),
+        workers=args.workers,
+        backend=args.backend,
+    )
+    result = run_zoo(config, out=args.out)
+    print(result.summary())
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from mesa.report import write_report
+
+    html, md = write_report(args.dir)
+    print(f"wrote {html}\nwrote {md}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from mesa.demo import run_demo
+
+    run_demo(out=args.out, quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mesa",
+        description="Model organisms of goal misgeneralization, and mechanistic detection of "
+        "the objective a model actually learned.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("tasks", help="list the registered task families")
+    p.set_defaults(func=_cmd_tasks)
+
+    p = sub.add_parser("train", help="train a model on a task (PPO or supervised)")
+    p.add_argument("task", help="task family, e.g. maze (see `mesa tasks`)")
+    p.add_argument("--p", type=float, default=0.0, help="decorrelation rate in [0, 1]")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="run directory (resumed if it has a checkpoint)")
+    p.add_argument("--arch", default=None, help="model architecture (default: the task's first)")
+    p.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options, e.g. size=7")
+    p.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="trainer hyperparameters")
+    p.add_argument("--no-eval", action="store_true", help="skip the OOD evaluation at the end")
+    p.add_argument("--eval-seed", type=int, default=12345)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="OOD-evaluate a run directory; writes ood.json")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--n", type=int, default=None, help="episodes/samples per split")
+    p.add_argument("--seed", type=int, default=12345)
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("detect", help="mechanistic verdict for a run directory; writes verdict.json")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_detect)
+
+    p = sub.add_parser("zoo", help="train, evaluate and detect a population over p and seeds")
+    p.add_argument("family", help="task family")
+    p.add_argument("--out", required=True, help="zoo directory (resumed if it exists)")
+    p.add_argument("--p", type=float, nargs="+", help="grid of p values")
+    p.add_argument("--seeds", type=int, default=4, help="seeds per p")
+    p.add_argument("--workers", type=int, default=2, help="parallel local processes")
+    p.add_argument("--backend", choices=["local", "ray"], default="local")
+    p.set_defaults(func=_cmd_zoo)
+
+    p = sub.add_parser("report", help="write report.html and report.md for a zoo or demo directory")
+    p.add_argument("dir")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("demo", help="the main job: small zoos on maze and sycophancy, then a report")
+    p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    p.add_argument("--quick", action="store_true", help="a smaller, faster demo (for smoke tests)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from mesa.errors import MesaError
+
+    try:
+        args.func(args)
+    except MesaError as e:
+        print(f"mesa: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mesa: interrupted (finished work is kept; rerun to resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

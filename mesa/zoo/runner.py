@@ -1,0 +1,270 @@
+"""A zoo: one task family trained over a grid of ``p`` and seeds, each member OOD-tested and
+detected, then scored for agreement (:mod:`mesa.zoo.agreement`).
+
+Layout of a zoo directory::
+
+    zoo.json          settings, agreement and baselines (written last)
+    zoo_config.json   the settings (a rerun with other settings is refused)
+    results.csv       one row per finished member
+    members/<family>_p<p>_s<seed>/   a run directory each (config.json, model.safetensors,
+                                     metrics.jsonl, ood.json, verdict.json)
+
+Each member's steps are skipped when their file exists and training resumes from its last
+checkpoint, so a killed sweep, rerun, redoes no finished work and loses none. Members run in
+parallel local processes (``backend="local"``) or as Ray tasks (``backend="ray"``, the optional
+``mesa[ray]`` extra).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from mesa.errors import MesaError
+from mesa.io import CONFIG, MODEL, OOD, VERDICT, atomic_write_bytes, read_json, write_json
+
+RESULT_FIELDS = (
+    "member",
+    "family",
+    "p",
+    "seed",
+    "score",
+    "verdict",
+    "probe_score",
+    "b",
+    "true_rate",
+    "spurious_rate",
+    "neither_rate",
+    "in_dist_success",
+)
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    """Settings of a zoo."""
+
+    family: str
+    """Task family name (see ``mesa tasks``)."""
+    ps: tuple[float, ...] = ()
+    """Grid of decorrelation rates; empty means the family's own ``zoo_ps``."""
+    seeds: tuple[int, ...] = (0, 1, 2, 3)
+    """Training seeds per ``p``."""
+    task_options: dict[str, Any] = field(default_factory=dict)
+    """Family options passed to :func:`mesa.make_task`."""
+    hparams: dict[str, Any] = field(default_factory=dict)
+    """Trainer hyperparameter overrides for every member."""
+    arch: str | None = None
+    """Model architecture (default: the family's first)."""
+    ood_episodes: int = 1000
+    """OOD episodes (RL) or samples (sequence) per member."""
+    workers: int = 2
+    """Parallel local processes."""
+    backend: str = "local"
+    """``local`` (processes on this machine) or ``ray``."""
+
+    def resolved(self) -> ZooConfig:
+        """Validate, filling the family's default ``ps``; one-line errors for bad settings."""
+        from mesa.tasks import get_task_class
+
+        cls = get_task_class(self.family)
+        ps = self.ps or tuple(getattr(cls, "zoo_ps", ()))
+        if not ps:
+            raise MesaError("empty p grid: give at least one value of p")
+        if not self.seeds:
+            raise MesaError("no seeds: give at least one seed")
+        if len(ps) * len(self.seeds) < 2:
+            raise MesaError(
+                "a zoo of one model has no agreement to measure: give several p values or seeds"
+            )
+        if self.backend not in ("local", "ray"):
+            raise MesaError(f"unknown backend {self.backend!r}; valid: local, ray")
+        if self.workers < 1:
+            raise MesaError(f"workers must be at least 1, got {self.workers}")
+        for p in ps:  # validate each p (and the options) before any work starts
+            cls(p=p, **self.task_options)
+        return ZooConfig(**{**asdict(self), "ps": tuple(float(p) for p in ps)})
+
+    def members(self) -> list[tuple[str, float, int]]:
+        return [(f"{self.family}_p{p:g}_s{s}", p, s) for p in self.ps for s in self.seeds]
+
+
+def run_member(
+    zoo_dir: str, name: str, p: float, seed: int, config: dict[str, Any]
+) -> dict[str, Any]:
+    """Train (or resume), OOD-evaluate and detect one member; return its result row."""
+    import torch
+
+    import mesa
+    from mesa.runs import load_run
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, config["workers"])))
+    run_dir = Path(zoo_dir) / "members" / name
+    task = mesa.make_task(config["family"], p=p, **config["task_options"])
+    if not (run_dir / MODEL).is_file() or not (run_dir / CONFIG).is_file():
+        mesa.train(
+            task, seed=seed, out=run_dir, arch=config["arch"], progress=False, **config["hparams"]
+        )
+    run = load_run(run_dir, task=task)
+    if not (run_dir / OOD).is_file():
+        mesa.evaluate_ood(run.model, run.task, n=config["ood_episodes"], out=run_dir)
+    if not (run_dir / VERDICT).is_file():
+        mesa.detect(run.model, run.task, out=run_dir)
+    return member_row(run_dir, name, config["family"], p, seed)
+
+
+def member_row(run_dir: Path, name: str, family: str, p: float, seed: int) -> dict[str, Any]:
+    ood, verdict = read_json(run_dir / OOD), read_json(run_dir / VERDICT)
+    return {
+        "member": name,
+        "family": family,
+        "p": p,
+        "seed": seed,
+        "score": verdict["score"],
+        "verdict": verdict["verdict"],
+        "probe_score": verdict["probe_score"],
+        "b": ood["preference"],
+        "true_rate": ood["true_rate"],
+        "spurious_rate": ood["spurious_rate"],
+        "neither_rate": ood["neither_rate"],
+        "in_dist_success": ood["in_dist_success"],
+    }
+
+
+def write_results_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RESULT_FIELDS)
+    writer.writeheader()
+    for r in sorted(rows, key=lambda r: (r["p"], r["seed"])):
+        writer.writerow({k: r[k] for k in RESULT_FIELDS})
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def _check_same_settings(out: Path, config: ZooConfig) -> None:
+    saved_path = out / "zoo_config.json"
+    settings = _json_settings(config)
+    if saved_path.is_file():
+        saved = read_json(saved_path)
+        if saved != settings:
+            diff = sorted(k for k in settings if saved.get(k) != settings[k])
+            raise MesaError(
+                f"{out} holds a zoo made with other settings ({', '.join(diff)}); "
+                "use another --out or the same settings"
+            )
+    else:
+        write_json(saved_path, settings)
+
+
+def _json_settings(config: ZooConfig) -> dict[str, Any]:
+    d = asdict(config)
+    d["ps"], d["seeds"] = list(d["ps"]), list(d["seeds"])
+    for k in ("workers", "backend"):  # how a zoo is run does not change its results
+        d.pop(k)
+    return d
+
+
+def _run_local(out: Path, config: ZooConfig, todo: list[tuple[str, float, int]], on_done: Callable):
+    cfg = asdict(config)
+    if config.workers == 1 or len(todo) == 1:
+        for name, p, seed in todo:
+            on_done(name, lambda n=name, p=p, s=seed: run_member(str(out), n, p, s, cfg))
+        return
+    with ProcessPoolExecutor(config.workers, mp_context=get_context("spawn")) as pool:
+        futures = {
+            pool.submit(run_member, str(out), name, p, seed, cfg): name for name, p, seed in todo
+        }
+        for fut in as_completed(futures):
+            on_done(futures[fut], fut.result)
+
+
+def _run_ray(out: Path, config: ZooConfig, todo: list[tuple[str, float, int]], on_done: Callable):
+    try:
+        import ray
+    except ImportError:
+        raise MesaError("backend 'ray' needs Ray: pip install 'mesa[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(num_cpus=config.workers, include_dashboard=False, log_to_driver=False)
+    remote = ray.remote(num_cpus=1)(run_member)
+    cfg = asdict(config)
+    refs = {remote.remote(str(out), n, p, s, cfg): n for n, p, s in todo}
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        on_done(refs[done[0]], lambda ref=done[0]: ray.get(ref))
+
+
+@dataclass
+class ZooResult:
+    path: Path
+    rows: list[dict[str, Any]]
+    failed: dict[str, str]
+    agreement: dict[str, Any]
+
+    def summary(self) -> str:
+        lines = [f"zoo {self.path}: {len(self.rows)} members, {len(self.failed)} failed"]
+        for a in self.agreement.get("overall", []):
+            lines.append(
+                f"  {a['score']:<20} Spearman {_fmt(a['spearman'])} "
+                f"AUROC {_fmt(a['auroc'])}  partial rho | p {_fmt(a['partial_spearman_given_p'])}"
+            )
+        for name, err in self.failed.items():
+            lines.append(f"  failed: {name}: {err}")
+        return "\n".join(lines)
+
+
+def _fmt(x: float) -> str:
+    return "  n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.2f}"
+
+
+def run_zoo(
+    config: ZooConfig, out: str | os.PathLike[str], progress: bool = True
+) -> ZooResult:
+    """Train, evaluate and detect every member not yet finished, then compute agreement."""
+    from tqdm.auto import tqdm
+
+    from mesa.zoo.agreement import zoo_agreement
+
+    config = config.resolved()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_same_settings(out, config)
+    rows: dict[str, dict[str, Any]] = {}
+    todo = []
+    for name, p, seed in config.members():
+        run_dir = out / "members" / name
+        if (run_dir / OOD).is_file() and (run_dir / VERDICT).is_file():
+            rows[name] = member_row(run_dir, name, config.family, p, seed)
+        else:
+            todo.append((name, p, seed))
+    failed: dict[str, str] = {}
+    bar = tqdm(total=len(todo), desc=f"zoo {config.family}", disable=not progress or not todo)
+
+    def on_done(name: str, get: Callable[[], dict[str, Any]]) -> None:
+        try:
+            rows[name] = get()
+        except MesaError as e:
+            failed[name] = str(e)
+        bar.update(1)
+        write_results_csv(out / "results.csv", list(rows.values()))
+
+    if config.backend == "ray":
+        _run_ray(out, config, todo, on_done)
+    else:
+        _run_local(out, config, todo, on_done)
+    bar.close()
+    all_rows = list(rows.values())
+    write_results_csv(out / "results.csv", all_rows)
+    agree = zoo_agreement(all_rows) if len(all_rows) >= 2 else {}
+    write_json(
+        out / "zoo.json",
+        {"settings": _json_settings(config), "n_members": len(all_rows), "failed": failed,
+         "agreement": agree},
+    )
+    return ZooResult(path=out, rows=all_rows, failed=failed, agreement=agree)
