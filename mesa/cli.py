@@ -127,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=12345)
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("detect", help="mechanistic verdict for a run directory; writes verdict.json")
+    p = sub.add_parser(
+        "detect", help="mechanistic verdict for a run directory; writes verdict.json"
+    )
     p.add_argument("run", help="run directory")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_detect)
@@ -145,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("demo", help="the main job: small zoos on maze and sycophancy, then a report")
+    p = sub.add_parser(
+        "demo", help="the main job: small zoos on maze and sycophancy, then a report"
+    )
     p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     p.add_argument("--quick", action="store_true", help="a smaller, faster demo (for smoke tests)")
     p.set_defaults(func=_cmd_demo)

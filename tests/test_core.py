@@ -77,7 +77,9 @@ def test_p_is_validated():
 
 
 def test_unknown_option_names_valid_ones():
-    with pytest.raises(MesaError, match=r"unknown toy_seq_for_tests option 'size'; valid: p, width"):
+    with pytest.raises(
+        MesaError, match=r"unknown toy_seq_for_tests option 'size'; valid: p, width"
+    ):
         ToySeq(size=3)
 
 
@@ -186,7 +188,11 @@ def test_cli_errors_are_one_line(tmp_path: Path):
     ]
     for argv in cases:
         proc = subprocess.run(
-            [sys.executable, "-c", f"import sys, tests.test_core, mesa.cli; sys.exit(mesa.cli.main({argv!r}))"],
+            [
+                sys.executable,
+                "-c",
+                f"import sys, tests.test_core, mesa.cli; sys.exit(mesa.cli.main({argv!r}))",
+            ],
             capture_output=True,
             text=True,
         )

@@ -223,9 +223,7 @@ def _fmt(x: float) -> str:
     return "  n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.2f}"
 
 
-def run_zoo(
-    config: ZooConfig, out: str | os.PathLike[str], progress: bool = True
-) -> ZooResult:
+def run_zoo(config: ZooConfig, out: str | os.PathLike[str], progress: bool = True) -> ZooResult:
     """Train, evaluate and detect every member not yet finished, then compute agreement."""
     from tqdm.auto import tqdm
 
@@ -264,7 +262,11 @@ def run_zoo(
     agree = zoo_agreement(all_rows) if len(all_rows) >= 2 else {}
     write_json(
         out / "zoo.json",
-        {"settings": _json_settings(config), "n_members": len(all_rows), "failed": failed,
-         "agreement": agree},
+        {
+            "settings": _json_settings(config),
+            "n_members": len(all_rows),
+            "failed": failed,
+            "agreement": agree,
+        },
     )
     return ZooResult(path=out, rows=all_rows, failed=failed, agreement=agree)

@@ -1,0 +1,148 @@
+"""The report's figures, one function per figure; each returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+TRUE_COLOUR, SPUR_COLOUR, GREY = "#1b9e77", "#d95f02", "#7f7f7f"
+
+
+def _p_groups(rows: list[dict[str, Any]]) -> dict[float, list[dict[str, Any]]]:
+    groups: dict[float, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[float(r["p"])].append(r)
+    return dict(sorted(groups.items()))
+
+
+def misgeneralization_curve(rows: list[dict[str, Any]], family: str) -> Figure:
+    """OOD true-goal and spurious-goal rates against p (after Langosco et al. 2022, Fig. 3)."""
+    fig = Figure(figsize=(5.5, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    groups = _p_groups(rows)
+    ps = np.array(list(groups))
+    for key, colour, label in (
+        ("true_rate", TRUE_COLOUR, "reaches true goal"),
+        ("spurious_rate", SPUR_COLOUR, "reaches spurious goal"),
+    ):
+        means = np.array([np.mean([r[key] for r in g]) for g in groups.values()])
+        sems = np.array(
+            [
+                np.std([r[key] for r in g], ddof=1) / np.sqrt(len(g)) if len(g) > 1 else 0.0
+                for g in groups.values()
+            ]
+        )
+        ax.errorbar(ps, means, yerr=1.96 * sems, color=colour, marker="o", capsize=3, label=label)
+        for p, g in groups.items():
+            ax.scatter([p] * len(g), [r[key] for r in g], color=colour, alpha=0.35, s=12)
+    ax.set_xlabel("p (fraction of training episodes with the goals separated)")
+    ax.set_ylabel("OOD rate")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title(f"{family}: misgeneralization curve\n(mean ± 95% CI; dots: seeds)", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def goodhart_curves(curves: dict[str, list[dict[str, Any]]], family: str) -> Figure:
+    """In-distribution success and OOD true-goal rate over training, one line per member."""
+    fig = Figure(figsize=(5.5, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    for i, (_, recs) in enumerate(sorted(curves.items())):
+        steps = [r["global_step"] for r in recs]
+        ax.plot(
+            steps,
+            [r["in_dist_success"] for r in recs],
+            color=GREY,
+            alpha=0.6,
+            label="in-distribution success" if i == 0 else None,
+        )
+        ax.plot(
+            steps,
+            [r["ood_true_rate"] for r in recs],
+            color=TRUE_COLOUR,
+            alpha=0.6,
+            label="OOD true-goal rate" if i == 0 else None,
+        )
+    ax.set_xlabel("training step")
+    ax.set_ylabel("rate")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title(f"{family}: proxy vs true goal over training")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _evidence_by_p(verdicts: dict[str, dict[str, Any]], rows: list[dict[str, Any]]):
+    by_p: dict[float, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["member"] in verdicts:
+            by_p[float(r["p"])].append(verdicts[r["member"]])
+    return dict(sorted(by_p.items()))
+
+
+def evidence_by_hook(
+    verdicts: dict[str, dict[str, Any]],
+    rows: list[dict[str, Any]],
+    family: str,
+    keys: tuple[str, str],
+    ylabel: str,
+    title: str,
+    baseline: tuple[str, str] | None = None,
+) -> Figure:
+    """A per-hook evidence column (decodability or causal effect) for both goals, per p."""
+    by_p = _evidence_by_p(verdicts, rows)
+    fig = Figure(figsize=(3.0 * max(1, len(by_p)), 3.4), layout="constrained")
+    axes = fig.subplots(1, max(1, len(by_p)), sharey=True, squeeze=False)[0]
+    for ax, (p, vs) in zip(axes, by_p.items(), strict=False):
+        hooks = [e["hook"] for e in vs[0]["evidence"]]
+        x = np.arange(len(hooks))
+        for key, colour, label in (
+            (keys[0], TRUE_COLOUR, "true goal"),
+            (keys[1], SPUR_COLOUR, "spurious goal"),
+        ):
+            vals = np.array([[e[key] for e in v["evidence"]] for v in vs], dtype=float)
+            ax.plot(x, np.nanmean(vals, 0), color=colour, marker="o", label=label)
+        if baseline:
+            for key, colour in ((baseline[0], TRUE_COLOUR), (baseline[1], SPUR_COLOUR)):
+                vals = np.array([[e[key] for e in v["evidence"]] for v in vs], dtype=float)
+                ax.plot(x, np.nanmean(vals, 0), color=colour, ls="--", alpha=0.6)
+            chance = np.array([[e["chance_true"] for e in v["evidence"]] for v in vs], dtype=float)
+            ax.plot(x, np.nanmean(chance, 0), color=GREY, ls=":", label="chance (true)")
+        ax.set_xticks(
+            x,
+            [h.replace("blocks.", "b").replace("hook_", "") for h in hooks],
+            rotation=60,
+            fontsize=7,
+        )
+        ax.set_title(f"p = {p:g} (n = {len(vs)})", fontsize=9)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{family}: {title}", fontsize=10)
+    return fig
+
+
+def score_vs_behaviour(
+    rows: list[dict[str, Any]], family: str, agreement: dict[str, Any]
+) -> Figure:
+    """Each model's mechanistic score against its OOD preference b, coloured by p."""
+    fig = Figure(figsize=(5.0, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    s = np.array([r["score"] for r in rows], dtype=float)
+    b = np.array([r["b"] for r in rows], dtype=float)
+    p = np.array([r["p"] for r in rows], dtype=float)
+    sc = ax.scatter(s, b, c=p, cmap="viridis", s=30, edgecolor="k", linewidth=0.4)
+    fig.colorbar(sc, ax=ax, label="p")
+    ax.axhline(0.5, color=GREY, lw=0.8, ls=":")
+    ax.axvline(0.5, color=GREY, lw=0.8, ls=":")
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("mechanistic score s (no OOD rollouts)")
+    ax.set_ylabel("OOD preference b = true / (true + spurious)")
+    causal = next((a for a in agreement.get("overall", []) if a["score"] == "causal score"), None)
+    if causal:
+        ax.set_title(
+            f"{family}: ρ = {causal['spearman']:.2f}, AUROC = {causal['auroc']:.2f}", fontsize=10
+        )
+    return fig
