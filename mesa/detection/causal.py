@@ -79,7 +79,8 @@ def causal_effects(
 ) -> tuple[float, dict[str, float]]:
     """``(T_v, {hook: C_v(hook)})`` for one set of pairs that differ in goal ``v`` only."""
     probs = output_probs(model, kind)
-    tv_base_src, tv_patch_src = [], {h: [] for h in hooks}
+    tv_base_src: list[Tensor] = []
+    tv_patch_src: dict[str, list[Tensor]] = {h: [] for h in hooks}
     for i in range(0, len(base), batch_size):
         b, s = base[i : i + batch_size], source[i : i + batch_size]
         mask = difference_mask(b, s, kind)
