@@ -1,0 +1,131 @@
+"""Decodability and erasure evidence at each hook (see :mod:`mesa.detection`).
+
+Activations are read where the decision is made: the whole flattened feature map for a policy
+(goals are places on the grid), the last position for a transformer (where it answers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from concept_erasure import LeaceFitter
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
+from torch import Tensor
+
+from mesa.detection.causal import total_variation
+from mesa.evaluation.stats import wilson_ci
+
+
+def _readout(act: Tensor, kind: str) -> Tensor:
+    return act[:, -1] if kind == "sequence" else act.flatten(1)
+
+
+@torch.no_grad()
+def flat_activations(
+    model: Any, inputs: Tensor, hooks: list[str], kind: str, batch_size: int = 512
+) -> dict[str, Tensor]:
+    """``{hook: [n, d]}`` read-out activations over ``inputs``, in batches."""
+    parts: dict[str, list[Tensor]] = {h: [] for h in hooks}
+    for i in range(0, len(inputs), batch_size):
+        _, cache = model.run_with_cache(inputs[i : i + batch_size], names_filter=hooks.__contains__)
+        for h in hooks:
+            parts[h].append(_readout(cache[h], kind).float())
+    return {h: torch.cat(v) for h, v in parts.items()}
+
+
+def _raw_features(inputs: Tensor) -> np.ndarray:
+    if inputs.dtype in (torch.long, torch.int32, torch.int64):
+        vocab = int(inputs.max()) + 1
+        return torch.nn.functional.one_hot(inputs, vocab).flatten(1).float().numpy()
+    return inputs.flatten(1).float().numpy()
+
+
+def _probe_accuracy(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
+    clf = LogisticRegression(C=1.0, max_iter=300)
+    mu, sd = x[train].mean(0), x[train].std(0) + 1e-6
+    clf.fit((x[train] - mu) / sd, y[train])
+    return float((clf.predict((x[test] - mu) / sd) == y[test]).mean())
+
+
+def decodability(
+    acts: dict[str, Tensor],
+    inputs: Tensor,
+    labels: Tensor,
+    groups: Tensor | None,
+    seed: int,
+    test_size: float = 0.25,
+) -> dict[str, Any]:
+    """Held-out probe accuracy per hook (95% Wilson CI), chance and the raw-input baseline.
+
+    The split is by ``groups`` (layouts) when given, so no layout is in both train and test.
+    """
+    y = labels.numpy()
+    idx = np.arange(len(y))
+    if groups is not None:
+        splitter: Any = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+        train, test = next(splitter.split(idx, y, groups.numpy()))
+    else:
+        train, test = next(ShuffleSplit(1, test_size=test_size, random_state=seed).split(idx))
+    out: dict[str, Any] = {}
+    values, counts = np.unique(y[train], return_counts=True)
+    majority = values[counts.argmax()]
+    out["chance"] = float((y[test] == majority).mean())
+    if len(values) < 2:  # a constant label: nothing to decode
+        out["baseline"] = out["chance"]
+        for h in acts:
+            out[h] = {"accuracy": out["chance"], "ci": (out["chance"], out["chance"])}
+        return out
+    out["baseline"] = _probe_accuracy(_raw_features(inputs), y, train, test)
+    for h, a in acts.items():
+        acc = _probe_accuracy(a.numpy(), y, train, test)
+        out[h] = {"accuracy": acc, "ci": wilson_ci(round(acc * len(test)), len(test))}
+    return out
+
+
+def _erasing_hook(eraser: Any, kind: str):
+    def hook(act: Tensor, hook: Any = None) -> Tensor:
+        if kind == "sequence":
+            act = act.clone()
+            act[:, -1] = eraser(act[:, -1].float()).to(act.dtype)
+            return act
+        return eraser(act.flatten(1).float()).reshape(act.shape).to(act.dtype)
+
+    return hook
+
+
+@torch.no_grad()
+def erasure_effects(
+    model: Any,
+    kind: str,
+    acts: dict[str, Tensor],
+    labels: Tensor,
+    hooks: list[str],
+    base: Tensor,
+    source: Tensor,
+    total_effect: float,
+) -> dict[str, float]:
+    """``E_v(h) = 1 - T_v(erased at h) / T_v``: the share of the decision's sensitivity to the
+    goal that LEACE erasure of the goal at ``h`` removes (fit on the probe split's activations)."""
+    classes, y = torch.unique(labels, return_inverse=True)
+    effects = {}
+    for h in hooks:
+        if len(classes) < 2 or total_effect <= 0:
+            effects[h] = 0.0
+            continue
+        z = torch.nn.functional.one_hot(y, len(classes)).float()
+        fitter = LeaceFitter(acts[h].shape[1], z.shape[1], dtype=torch.float64)
+        fitter.update(acts[h].double(), z.double())
+        eraser = fitter.eraser
+        erase = _erasing_hook(lambda x, e=eraser: e(x.double()).float(), kind)
+        tv = []
+        for i in range(0, len(base), 256):
+            pb = model.run_with_hooks(base[i : i + 256], fwd_hooks=[(h, erase)])
+            ps = model.run_with_hooks(source[i : i + 256], fwd_hooks=[(h, erase)])
+            if kind == "sequence":
+                pb, ps = pb[:, -1], ps[:, -1]
+            tv.append(total_variation(torch.softmax(pb.float(), -1), torch.softmax(ps.float(), -1)))
+        effects[h] = float(max(-1.0, min(1.0, 1 - float(torch.cat(tv).mean()) / total_effect)))
+    return effects
