@@ -1,0 +1,113 @@
+"""Level layouts for the gridworlds, generated once per environment into a seeded pool.
+
+Every gridworld step is a table look-up, so all the geometry is precomputed here per layout:
+
+- ``walls``      bool  [L, H*W]        the layout (cells outside the level are walls);
+- ``next_cell``  int64 [L, H*W, 4]     where each action leads from each cell (walls block);
+- ``dist``       uint8 [L, H*W, H*W]   all-pairs shortest-path lengths (255 = unreachable);
+- ``start``, ``end`` int64 [L]         the agent's start cell and the level's end cell
+  (the maze's top-right corner, the coin level's right end).
+
+Generation loops in Python (it runs once per pool, a second or two); stepping never does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import shortest_path
+from torch import Tensor
+
+#: Action order: up, down, left, right (as row/column offsets).
+ACTIONS = ((-1, 0), (1, 0), (0, -1), (0, 1))
+ACTION_NAMES = ("up", "down", "left", "right")
+UNREACHABLE = 255
+
+
+@dataclass
+class LevelPool:
+    height: int
+    width: int
+    walls: Tensor
+    next_cell: Tensor
+    dist: Tensor
+    start: Tensor
+    end: Tensor
+
+    def __len__(self) -> int:
+        return int(self.walls.shape[0])
+
+
+def carve_maze(rows: int, cols: int, rng: np.random.Generator, loop_fraction: float) -> np.ndarray:
+    """A ``rows x cols`` (odd sizes) maze as a bool wall grid: randomized depth-first search over
+    the cells at even coordinates, then a fraction of the remaining inner walls knocked out to
+    make loops (perfect mazes are much harder for PPO to learn; DESIGN.md)."""
+    walls = np.ones((rows, cols), dtype=bool)
+    cr, cc = (rows + 1) // 2, (cols + 1) // 2
+    seen = np.zeros((cr, cc), dtype=bool)
+    stack = [(cr - 1, 0)]
+    seen[cr - 1, 0] = True
+    walls[2 * (cr - 1), 0] = False
+    while stack:
+        r, c = stack[-1]
+        options = [
+            (r + dr, c + dc)
+            for dr, dc in ACTIONS
+            if 0 <= r + dr < cr and 0 <= c + dc < cc and not seen[r + dr, c + dc]
+        ]
+        if not options:
+            stack.pop()
+            continue
+        nr, nc = options[rng.integers(len(options))]
+        seen[nr, nc] = True
+        walls[2 * nr, 2 * nc] = False
+        walls[r + nr, c + nc] = False  # the wall between the two cells
+        stack.append((nr, nc))
+    inner = [
+        (r, c)
+        for r in range(rows)
+        for c in range(cols)
+        if walls[r, c] and (r % 2) != (c % 2)  # walls between two cells
+    ]
+    for i in rng.permutation(len(inner))[: int(loop_fraction * len(inner))]:
+        walls[inner[i]] = False
+    return walls
+
+
+def build_pool(layouts: list[tuple[np.ndarray, int, int]], height: int, width: int) -> LevelPool:
+    """Precompute the tables of :class:`LevelPool` for ``(walls [H, W], start, end)`` layouts."""
+    n_cells = height * width
+    rows, cols = np.divmod(np.arange(n_cells), width)
+    walls_all, next_all, dist_all, starts, ends = [], [], [], [], []
+    for walls, start, end in layouts:
+        flat = walls.reshape(-1)
+        nxt = np.empty((n_cells, 4), dtype=np.int64)
+        for a, (dr, dc) in enumerate(ACTIONS):
+            r2, c2 = rows + dr, cols + dc
+            inside = (r2 >= 0) & (r2 < height) & (c2 >= 0) & (c2 < width)
+            target = np.where(inside, r2.clip(0, height - 1) * width + c2.clip(0, width - 1), 0)
+            ok = inside & ~flat[target] & ~flat
+            nxt[:, a] = np.where(ok, target, np.arange(n_cells))
+        src = np.repeat(np.arange(n_cells), 4)
+        dst = nxt.reshape(-1)
+        keep = src != dst
+        graph = csr_matrix((np.ones(keep.sum()), (src[keep], dst[keep])), (n_cells, n_cells))
+        d = shortest_path(graph, unweighted=True)
+        d[~np.isfinite(d)] = UNREACHABLE
+        walls_all.append(flat)
+        next_all.append(nxt)
+        dist_all.append(np.minimum(d, UNREACHABLE).astype(np.uint8))
+        starts.append(start)
+        ends.append(end)
+    return LevelPool(
+        height=height,
+        width=width,
+        walls=torch.from_numpy(np.stack(walls_all)),
+        next_cell=torch.from_numpy(np.stack(next_all)),
+        dist=torch.from_numpy(np.stack(dist_all)),
+        start=torch.tensor(starts, dtype=torch.long),
+        end=torch.tensor(ends, dtype=torch.long),
+    )

@@ -1,0 +1,61 @@
+"""OOD evaluation of gridworld policies by vectorized rollouts.
+
+``n`` copies run until each has finished its *first* episode (later episodes of fast copies are
+ignored, so short episodes are not over-counted). Actions are sampled from the policy with a
+seeded generator — the policy as trained, not its greedy caricature. An episode's outcome is the
+goal it reached first; the headline rates are on the off-path episodes (the true goal not on a
+shortest path to the spurious one), where reaching the true goal cannot happen on the way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mesa.evaluation.stats import OODResult, OutcomeRates
+from mesa.tasks.base import RLTask
+
+
+@torch.no_grad()
+def rollout_first_episodes(
+    model: Any, task: RLTask, split: str, n: int, seed: int, progress: bool = False
+) -> dict[str, np.ndarray]:
+    """Outcome, off-path flag and success of the first episode of each of ``n`` copies."""
+    env = task.make_env(split, n, seed)
+    g = torch.Generator().manual_seed(seed)
+    obs, _ = env.reset()
+    done = torch.zeros(n, dtype=torch.bool)
+    outcome = torch.zeros(n, dtype=torch.long)
+    off_path = torch.zeros(n, dtype=torch.bool)
+    success = torch.zeros(n, dtype=torch.bool)
+    for _ in tqdm(range(env.max_steps), desc=f"rollouts ({split})", disable=not progress):
+        probs = torch.softmax(model(obs), dim=-1)
+        actions = torch.multinomial(probs, 1, generator=g).squeeze(1)
+        obs, _, terminated, truncated, info = env.step(actions)
+        new = (terminated | truncated) & ~done
+        outcome[new] = info["episode_outcome"][new]
+        off_path[new] = info["episode_off_path"][new]
+        success[new] = info["episode_success"][new]
+        done |= new
+        if bool(done.all()):
+            break
+    return {"outcome": outcome.numpy(), "off_path": off_path.numpy(), "success": success.numpy()}
+
+
+def evaluate_rl(
+    model: Any, task: RLTask, n: int = 1000, seed: int = 12345, progress: bool = False
+) -> OODResult:
+    """OOD outcome rates (headline: off-path episodes) and in-distribution success."""
+    model.eval()
+    ood = rollout_first_episodes(model, task, "ood", n, seed, progress)
+    train = rollout_first_episodes(model, task, "train", n, seed + 1, progress)
+    return OODResult.build(
+        headline=OutcomeRates.from_outcomes(ood["outcome"][ood["off_path"]]),
+        everything=OutcomeRates.from_outcomes(ood["outcome"]),
+        in_dist_successes=int(train["success"].sum()),
+        in_dist_n=n,
+        subset="off-path",
+    )

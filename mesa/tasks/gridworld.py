@@ -1,0 +1,192 @@
+"""The shared base of the gridworld organisms (``maze``, ``coin``, ``lookalike``).
+
+A family says how to draw a layout, where the goals go, and how its objects look; this base
+turns that into seeded environments for each split (:class:`mesa.envs.grid.GridEnv`), probe
+observations and counterfactual pairs. Layout pools are seeded apart per split: ``train`` from
+the seed, ``ood`` and ``probe`` from seeds offset by fixed constants, so no split sees another's
+layouts for the same seed.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mesa.envs.grid import GridEnv
+from mesa.envs.levels import LevelPool, build_pool
+from mesa.errors import MesaError
+from mesa.tasks.base import RLTask, TaskConfig, check_split
+
+_SPLIT_OFFSET = {"train": 0, "ood": 1_000_003, "probe": 2_000_003}
+
+
+@dataclass(frozen=True)
+class GridConfig(TaskConfig):
+    max_steps: int = 48
+    """Episode time limit (steps)."""
+    n_levels: int = 1000
+    """Layouts in each environment's pool (drawn once, seeded)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_steps < 1:
+            raise MesaError(f"max_steps must be at least 1, got {self.max_steps}")
+        if self.n_levels < 1:
+            raise MesaError(f"n_levels must be at least 1, got {self.n_levels}")
+
+
+def random_cells(walls: Tensor, exclude: list[Tensor], generator: torch.Generator) -> Tensor:
+    """One uniformly random open cell per row of ``walls`` [k, HW], avoiding ``exclude`` cells."""
+    scores = torch.rand(walls.shape, generator=generator)
+    scores[walls] = -1.0
+    rows = torch.arange(len(walls))
+    for cells in exclude:
+        scores[rows, cells] = -1.0
+    return scores.argmax(dim=1)
+
+
+@lru_cache(maxsize=16)
+def _cached_pool(task_key: Any, seed: int, n_levels: int, make: Any) -> LevelPool:
+    rng = np.random.default_rng(seed)
+    layouts = [make(rng) for _ in range(n_levels)]
+    h, w = layouts[0][0].shape
+    return build_pool(layouts, h, w)
+
+
+class GridTask(RLTask):
+    """Base of the gridworld families. Subclasses fill in the layout, goals and objects."""
+
+    Config = GridConfig
+    object_channels: tuple[str, ...] = ()
+
+    # -- what a family provides ------------------------------------------------------------
+    @abstractmethod
+    def make_layout(self, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
+        """``(walls [H, W] bool, start cell, end cell)`` of one random level."""
+
+    @abstractmethod
+    def render(self, objects: Tensor, true_cell: Tensor, spur_cell: Tensor) -> None:
+        """Draw the objects into ``objects`` [N, len(object_channels), H*W] (zeros) in place."""
+
+    def place_goals(
+        self, split: str, pool: LevelPool, level: Tensor, g: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """Goal cells for new episodes. Default: the spurious goal is the level's end cell; the
+        true goal sits on it unless the episode separates them (always in ``ood``, with
+        probability ``p`` in ``train``, independently in ``probe``)."""
+        walls, start, end = pool.walls[level], pool.start[level], pool.end[level]
+        if split == "probe":
+            return random_cells(walls, [start], g), end
+        elsewhere = random_cells(walls, [start, end], g)
+        if split == "ood":
+            return elsewhere, end
+        separate = torch.rand(len(level), generator=g) < self.p
+        return torch.where(separate, elsewhere, end), end
+
+    @abstractmethod
+    def move_spurious(
+        self, walls: Tensor, pos: Tensor, true_cell: Tensor, spur_cell: Tensor, g: torch.Generator
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """For counterfactual pairs: ``(walls', spur_cell', ok)`` with the spurious goal moved
+        and the agent and true goal left where they are; ``ok`` [n] marks the states where that
+        was possible (the others are not used)."""
+
+    # -- what the base does ---------------------------------------------------------------
+    def pool(self, split: str, seed: int) -> LevelPool:
+        split = check_split(split)
+        key = (type(self).__name__, tuple(sorted(vars(self.config).items())))
+        return _cached_pool(
+            key, seed + _SPLIT_OFFSET[split], self.config.n_levels, self.make_layout
+        )
+
+    def make_env(self, split: str, num_envs: int, seed: int) -> GridEnv:
+        split = check_split(split)
+        return GridEnv(
+            self.pool(split, seed),
+            num_envs,
+            seed + _SPLIT_OFFSET[split],
+            lambda pool, level, g: self.place_goals(split, pool, level, g),
+            self.render,
+            self.object_channels,
+            self.config.max_steps,
+        )
+
+    def make_model(self, arch: str | None = None, seed: int = 0) -> Any:
+        from mesa.models.policies import make_policy
+
+        env = self.make_env("train", 1, 0)
+        return make_policy(self.check_arch(arch), env.observation_shape, env.n_actions, seed)
+
+    def observe(self, walls: Tensor, pos: Tensor, true_cell: Tensor, spur_cell: Tensor) -> Tensor:
+        """Observations [n, C, H, W] of arbitrary states (for probes and counterfactual pairs)."""
+        pool = self.pool("probe", 0)
+        n, hw = len(pos), pool.height * pool.width
+        obs = torch.zeros(n, 2 + len(self.object_channels), hw)
+        obs[:, 0] = walls.float()
+        obs[torch.arange(n), 1, pos] = 1.0
+        self.render(obs[:, 2:], true_cell, spur_cell)
+        return obs.view(n, -1, pool.height, pool.width)
+
+    def _probe_states(self, n: int, seed: int) -> dict[str, Tensor]:
+        env = self.make_env("probe", n, seed)
+        env.reset()
+        walls = env.pool.walls[env.level]
+        pos = random_cells(walls, [env.true_cell, env.spur_cell], env.generator)
+        return {
+            "walls": walls,
+            "pos": pos,
+            "true": env.true_cell.clone(),
+            "spur": env.spur_cell.clone(),
+            "level": env.level.clone(),
+            "g": env.generator,  # type: ignore[dict-item]
+        }
+
+    def probe_batch(self, n: int, seed: int) -> dict[str, Tensor]:
+        """Probe-split observations with the agent at a random open cell (not on a goal)."""
+        s = self._probe_states(n, seed)
+        return {
+            "obs": self.observe(s["walls"], s["pos"], s["true"], s["spur"]),
+            "true_goal": s["true"],
+            "spurious_goal": s["spur"],
+            "group": s["level"],
+        }
+
+    def counterfactual_pairs(self, n: int, seed: int, vary: str) -> dict[str, Tensor]:
+        if vary not in ("true", "spurious"):
+            raise MesaError(f"unknown goal {vary!r} to vary; valid: true, spurious")
+        s = self._probe_states(2 * n, seed)  # oversampled: some states allow no move
+        g: torch.Generator = s["g"]  # type: ignore[assignment]
+        walls, pos, true, spur = s["walls"], s["pos"], s["true"], s["spur"]
+        if vary == "true":
+            walls2, spur2 = walls, spur
+            true2 = random_cells(walls, [pos, true, spur], g)
+            ok = true2 != true
+        else:
+            walls2, spur2, ok = self.move_spurious(walls, pos, true, spur, g)
+            true2 = true
+        keep = ok.nonzero().squeeze(1)[:n]
+        if len(keep) < n:
+            raise MesaError(f"could not make {n} counterfactual pairs for {self.name}")
+        walls, walls2, pos, true, true2, spur, spur2 = (
+            t[keep] for t in (walls, walls2, pos, true, true2, spur, spur2)
+        )
+        return {
+            "base": self.observe(walls, pos, true, spur),
+            "source": self.observe(walls2, pos, true2, spur2),
+            "base_true_goal": true,
+            "source_true_goal": true2,
+            "base_spurious_goal": spur,
+            "source_spurious_goal": spur2,
+        }
+
+    def gym_env(self, split: str = "train", seed: int = 0) -> Any:
+        """A single-copy gymnasium ``Env`` of this task (numpy observations)."""
+        from mesa.envs.gym_api import GridGymEnv
+
+        return GridGymEnv(self, split, seed)

@@ -1,0 +1,100 @@
+"""Training checkpoints for exact resume: safetensors for tensors, JSON for the rest.
+
+A checkpoint is ``checkpoint.safetensors`` (model, optimizer state, RNG states and any extra
+tensors such as the environments' state, under prefixed keys) and ``checkpoint.json`` (counters,
+the optimizer's param groups, and a fingerprint of the run's settings). Each file is written
+atomically; both carry the step, and a pair from different steps (a kill between the two
+writes) is refused rather than resumed wrongly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mesa.errors import MesaError
+from mesa.io import load_tensors, read_json, save_tensors, write_json
+
+TENSORS, META = "checkpoint.safetensors", "checkpoint.json"
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, state in sd["state"].items():
+        for k, v in state.items():
+            if isinstance(v, Tensor):
+                tensors[f"{pid}.{k}"] = v
+            else:
+                scalars.setdefault(str(pid), {})[k] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generators: dict[str, torch.Generator],
+    extra_tensors: dict[str, Tensor],
+    meta: dict[str, Any],
+) -> None:
+    opt_tensors, opt_meta = _optimizer_tensors(optimizer)
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors |= {f"optim.{k}": v for k, v in opt_tensors.items()}
+    tensors |= {f"rng.{k}": g.get_state() for k, g in generators.items()}
+    tensors |= {f"extra.{k}": v for k, v in extra_tensors.items()}
+    tensors["step"] = torch.tensor(step)
+    save_tensors(run_dir / TENSORS, tensors, metadata={"step": str(step)})
+    write_json(run_dir / META, {"step": step, "optimizer": opt_meta, **meta})
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return (run_dir / META).is_file() and (run_dir / TENSORS).is_file()
+
+
+def load_checkpoint(
+    run_dir: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generators: dict[str, torch.Generator],
+    fingerprint: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Restore model, optimizer and generators; return ``(meta, extra tensors)``.
+
+    Refuses a checkpoint whose run settings (task, seed, hyperparameters) differ.
+    """
+    meta = read_json(run_dir / META)
+    if meta.get("fingerprint") != fingerprint:
+        saved = meta.get("fingerprint") or {}
+        diff = sorted(
+            k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k)
+        )
+        raise MesaError(
+            f"{run_dir} holds a checkpoint of another run (differs in {', '.join(diff)}); "
+            "use another --out"
+        )
+    tensors = load_tensors(run_dir / TENSORS)
+    if int(tensors.get("step", torch.tensor(-1))) != meta.get("step"):
+        raise MesaError(f"{run_dir} holds a half-written checkpoint; delete {META} to restart")
+    model_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(model_sd)
+    except RuntimeError:
+        raise MesaError(f"{run_dir / TENSORS} does not match the model") from None
+    state: dict[int, dict[str, Any]] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            pid, name = k[6:].split(".", 1)
+            state.setdefault(int(pid), {})[name] = v
+    for pid, extra in meta["optimizer"]["scalars"].items():
+        state.setdefault(int(pid), {}).update(extra)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    for k, g in generators.items():
+        g.set_state(tensors[f"rng.{k}"])
+    extras = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return meta, extras
