@@ -62,6 +62,9 @@ class GridEnv:
         self.first = torch.zeros(n, dtype=torch.long)
         self.t = torch.zeros(n, dtype=torch.long)
         self._arange = torch.arange(n)
+        #: Also return the last observation of finished episodes as ``info["final_obs"]``
+        #: (costs one more render on steps where an episode ends; the gymnasium wrappers need it).
+        self.record_final_obs = False
 
     # -- state ---------------------------------------------------------------------------
     _STATE = ("level", "pos", "true_cell", "spur_cell", "first", "t")
@@ -150,6 +153,8 @@ class GridEnv:
             "episode_length": torch.where(done, self.t, 0),
             "episode_success": terminated.clone(),
         }
+        if self.record_final_obs:
+            info["final_obs"] = self.observe()
         self._reset_copies(done.nonzero().squeeze(1))
         info.update(self.labels())
         return self.observe(), reward, terminated, truncated, info

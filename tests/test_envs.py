@@ -1,0 +1,163 @@
+"""The vectorized gridworld engine and the three RL organisms."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+import mesa
+from mesa.envs.grid import GridEnv
+from mesa.envs.levels import build_pool
+from mesa.errors import MesaError
+from mesa.tasks.base import NEITHER, SPURIOUS, TRUE
+
+FAMILIES = ("maze", "coin", "lookalike")
+
+
+def _corridor_env(true_cell: int, spur_cell: int) -> GridEnv:
+    """A 1 x 5 corridor (start at cell 0) with a wall at cell 4... plus a hand-placed wall."""
+    walls = np.zeros((1, 5), dtype=bool)
+    walls[0, 4] = True
+    pool = build_pool([(walls, 0, spur_cell)], 1, 5)
+
+    def place(pool, level, g):
+        return torch.full_like(level, true_cell), torch.full_like(level, spur_cell)
+
+    def render(objects, true, spur):
+        objects[torch.arange(len(true)), 0, true] = 1.0
+
+    return GridEnv(pool, 2, 0, place, render, ("goal",), max_steps=6)
+
+
+RIGHT, LEFT = 3, 2
+
+
+def test_walls_block_and_outcome_is_the_first_goal_reached():
+    env = _corridor_env(true_cell=3, spur_cell=1)
+    env.reset()
+    obs, r, term, trunc, info = env.step(torch.tensor([LEFT, RIGHT]))  # left edge blocks
+    assert env.pos.tolist() == [0, 1] and not term.any()
+    env.step(torch.tensor([RIGHT, RIGHT]))
+    obs, r, term, trunc, info = env.step(torch.tensor([RIGHT, RIGHT]))
+    assert term.tolist() == [False, True] and r.tolist() == [0.0, 1.0]
+    assert info["episode_outcome"].tolist() == [-1, SPURIOUS]  # passed the spurious goal first
+    assert info["episode_off_path"].tolist() == [False, True]
+    assert env.pos.tolist() == [2, 0]  # the finished copy was reset to the start
+    env2 = _corridor_env(true_cell=3, spur_cell=1)
+    env2.reset()
+    for _ in range(6):  # walk into the wall at cell 4 and stay there: never reaches cell 4
+        obs, r, term, trunc, info = env2.step(torch.tensor([LEFT, LEFT]))
+    assert trunc.all() and info["episode_outcome"].tolist() == [NEITHER, NEITHER]
+
+
+def test_off_path_flag_on_hand_made_layout():
+    env = _corridor_env(true_cell=1, spur_cell=3)
+    env.reset()
+    assert not env.off_path().any()  # cell 1 is on the way from 0 to 3
+    env = _corridor_env(true_cell=3, spur_cell=1)
+    env.reset()
+    assert env.off_path().all()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_same_seed_same_episodes_and_state_round_trip(family):
+    task = mesa.make_task(family, p=0.3, n_levels=50)
+    runs = []
+    for _ in range(2):
+        env = task.make_env("train", 16, seed=5)
+        obs, info = env.reset()
+        g = torch.Generator().manual_seed(0)
+        trace = [obs]
+        for _ in range(30):
+            obs, r, te, tr, info = env.step(torch.randint(0, 4, (16,), generator=g))
+            trace.append(obs)
+        runs.append(torch.stack(trace))
+    assert torch.equal(runs[0], runs[1])
+    env = task.make_env("train", 16, seed=5)
+    env.reset()
+    state = env.state_dict()
+    actions = torch.randint(0, 4, (20, 16), generator=torch.Generator().manual_seed(1))
+    first = [env.step(a)[0] for a in actions]
+    env.load_state_dict(state)
+    again = [env.step(a)[0] for a in actions]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_splits_separate_goals_as_documented(family):
+    n = 2000
+    for p, lo, hi in ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), (0.3, 0.3 - 0.045, 0.3 + 0.045)):
+        # 0.045 is over 4 binomial standard deviations at n = 2000
+        _, info = mesa.make_task(family, p=p, n_levels=200).make_env("train", n, 0).reset()
+        separated = (info["true_goal"] != info["spurious_goal"]).float().mean().item()
+        assert lo <= separated <= hi, (p, separated)
+    _, info = mesa.make_task(family, p=0.0, n_levels=200).make_env("ood", n, 0).reset()
+    assert (info["true_goal"] != info["spurious_goal"]).all()
+    batch = mesa.make_task(family, n_levels=200).probe_batch(n, 0)
+    t, s = batch["true_goal"], batch["spurious_goal"]
+    assert len(t.unique()) > 5 and len(s.unique()) >= 3
+    # the true goal is not tied to the spurious one: rarely equal, and free given its value
+    # (a maze's cheese still has to lie inside that maze, so full independence is impossible)
+    assert (t == s).float().mean() < 0.2
+    common = s.mode().values
+    assert len(t[s == common].unique()) > 5
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("vary", ["true", "spurious"])
+def test_counterfactual_pairs_differ_in_one_goal(family, vary):
+    pairs = mesa.make_task(family, n_levels=200).counterfactual_pairs(200, 0, vary)
+    changed_true = pairs["base_true_goal"] != pairs["source_true_goal"]
+    changed_spur = pairs["base_spurious_goal"] != pairs["source_spurious_goal"]
+    assert (changed_true if vary == "true" else changed_spur).all()
+    assert not (changed_spur if vary == "true" else changed_true).any()
+    agent = 1
+    assert torch.equal(pairs["base"][:, agent], pairs["source"][:, agent])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_optimal_action_walks_a_shortest_path(family):
+    task = mesa.make_task(family, p=1.0, n_levels=100)
+    env = task.make_env("train", 64, 3)
+    env.reset()
+    level, start, goal = env.level.clone(), env.pos.clone(), env.true_cell.clone()
+    dist = env.pool.dist[level, start, goal].long()
+    steps = torch.zeros(64, dtype=torch.long)
+    done = torch.zeros(64, dtype=torch.bool)
+    for t in range(1, env.max_steps + 1):
+        _, _, term, trunc, _ = env.step(env.optimal_action("true"))
+        steps[term & ~done] = t
+        done |= term | trunc
+    assert torch.equal(steps[dist < env.max_steps], dist[dist < env.max_steps])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gymnasium_env_checker(family):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the checker reports problems as warnings
+        check_env(mesa.make_task(family, n_levels=20).gym_env("train", 0), skip_render_check=True)
+
+
+def test_bad_input():
+    with pytest.raises(MesaError, match="unknown split 'test'; valid: ood, probe, train"):
+        mesa.make_task("maze").make_env("test", 4, 0)
+    with pytest.raises(MesaError, match=r"p must be in \[0, 1\]"):
+        mesa.make_task("coin", p=-0.5)
+    with pytest.raises(MesaError, match="maze size must be an odd integer"):
+        mesa.make_task("maze", size=4)
+    with pytest.raises(MesaError, match="coin width must be"):
+        mesa.make_task("coin", width=100)
+    with pytest.raises(MesaError, match="unknown maze option 'colour'"):
+        mesa.make_task("maze", colour="red")
+    env = mesa.make_task("maze", n_levels=10).make_env("train", 4, 0)
+    env.reset()
+    with pytest.raises(MesaError, match=r"actions must have shape \(4,\)"):
+        env.step(torch.zeros(3, dtype=torch.long))
+    with pytest.raises(MesaError, match="actions must be integers in 0..3"):
+        env.step(torch.tensor([0, 1, 2, 7]))
+    with pytest.raises(MesaError, match="unknown goal 'both'"):
+        mesa.make_task("maze", n_levels=10).counterfactual_pairs(4, 0, "both")
