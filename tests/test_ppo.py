@@ -1,0 +1,94 @@
+"""PPO: bit-identical for a seed, exact resume after a kill, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import mesa
+import mesa.training.ppo as ppo
+from mesa.errors import MesaError
+
+TINY = {
+    "num_envs": 8,
+    "num_steps": 16,
+    "total_timesteps": 8 * 16 * 6,
+    "eval_every": 2,
+    "eval_episodes": 8,
+    "stop_at_success": None,
+}
+
+
+def _task():
+    return mesa.make_task("maze", p=0.1, n_levels=20)
+
+
+def _weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _same(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_same_seed_bit_identical_and_other_seed_differs(tmp_path: Path):
+    a = _weights(mesa.train(_task(), seed=1, out=tmp_path / "a", progress=False, **TINY))
+    b = _weights(mesa.train(_task(), seed=1, progress=False, **TINY))
+    c = _weights(mesa.train(_task(), seed=2, progress=False, **TINY))
+    assert _same(a, b)
+    assert not _same(a, c)
+    records = mesa.io.MetricsLog(tmp_path / "a" / "metrics.jsonl").read()
+    assert [r["global_step"] for r in records] == [128 * i for i in range(1, 7)]
+    assert all("eval/ood_true_rate" in r for r in records[1::2])
+    for key in ("charts/success_rate", "losses/value_loss", "losses/entropy", "charts/sps"):
+        assert key in records[0]
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path: Path, monkeypatch):
+    reference = _weights(mesa.train(_task(), seed=0, progress=False, **TINY))
+    real_save = ppo.save_checkpoint
+    saves = []
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        saves.append(1)
+        if len(saves) == 2:
+            raise KeyboardInterrupt  # killed after the second checkpoint (update 4 of 6)
+
+    monkeypatch.setattr(ppo, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        mesa.train(_task(), seed=0, out=tmp_path / "run", progress=False, **TINY)
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    monkeypatch.setattr(ppo, "save_checkpoint", real_save)
+    resumed = mesa.train(_task(), seed=0, out=tmp_path / "run", progress=False, **TINY)
+    assert _same(_weights(resumed), reference)
+    steps = [
+        r["global_step"] for r in mesa.io.MetricsLog(tmp_path / "run" / "metrics.jsonl").read()
+    ]
+    assert steps == sorted(set(steps)) and steps[-1] == 768  # no duplicated records
+    loaded = mesa.load(tmp_path / "run")
+    obs = _task().probe_batch(16, 0)["obs"]
+    assert torch.equal(loaded(obs), resumed(obs))
+
+
+def test_errors(tmp_path: Path):
+    with pytest.raises(MesaError, match="unknown PPO hyperparameter 'lr'; valid: total_timesteps"):
+        mesa.train(_task(), lr=0.1)
+    with pytest.raises(MesaError, match="num_envs must be at least 1"):
+        mesa.train(_task(), num_envs=0)
+    with pytest.raises(MesaError, match="unknown architecture for task 'maze': 'resnet'"):
+        mesa.train(_task(), arch="resnet")
+    with pytest.raises(MesaError, match="seed must be a non-negative integer"):
+        mesa.train(_task(), seed=-1)
+    small = {**TINY, "total_timesteps": 8 * 16 * 2}
+    mesa.train(_task(), seed=0, out=tmp_path / "run", progress=False, **small)
+    coin = mesa.make_task("coin", n_levels=20)
+    with pytest.raises(MesaError, match="checkpoint of another run"):
+        mesa.train(coin, seed=0, out=tmp_path / "run", progress=False, **small)
+    (tmp_path / "run" / "checkpoint.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(MesaError, match="corrupt safetensors"):
+        mesa.train(_task(), seed=0, out=tmp_path / "run", progress=False, **small)
