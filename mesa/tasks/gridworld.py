@@ -30,8 +30,9 @@ _SPLIT_OFFSET = {"train": 0, "ood": 1_000_003, "probe": 2_000_003}
 class GridConfig(TaskConfig):
     max_steps: int = 48
     """Episode time limit (steps)."""
-    n_levels: int = 1000
-    """Layouts in each environment's pool (drawn once, seeded)."""
+    n_levels: int = 5000
+    """Layouts in each environment's pool (drawn once, seeded; 1000 left a generalization gap:
+    96% success on the training pool but 92.5% on fresh layouts for maze at p = 0)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
