@@ -1,0 +1,96 @@
+"""The sycophancy organism, its transformer, the supervised trainer and sequence evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import mesa
+import mesa.training.supervised as supervised
+from mesa.errors import MesaError
+from mesa.runs import load_run
+
+TINY = {
+    "steps": 40,
+    "batch_size": 64,
+    "eval_every": 10,
+    "eval_samples": 64,
+    "stop_at_accuracy": None,
+}
+
+
+def _task(p: float = 0.1):
+    return mesa.make_task("sycophancy", p=p, P=7, d_model=32, n_layers=1)
+
+
+def test_splits_and_labels():
+    task = _task(0.3)
+    for split, lo, hi in (("ood", 1.0, 1.0), ("train", 0.3 - 0.03, 0.3 + 0.03)):
+        b = task.sample(split, 4000, 0)  # 0.03 is over 4 standard deviations at n = 4000
+        assert torch.equal(b.true_goal, (b.tokens[:, 0] + b.tokens[:, 2]) % 7)
+        assert torch.equal(b.spurious_goal, b.tokens[:, 4])
+        wrong = (b.true_goal != b.spurious_goal).float().mean().item()
+        assert lo <= wrong <= hi, (split, wrong)
+    assert (
+        _task(0.0).sample("train", 500, 1).true_goal
+        == _task(0.0).sample("train", 500, 1).spurious_goal
+    ).all()
+    probe = task.sample("probe", 4000, 2)
+    assert abs((probe.true_goal == probe.spurious_goal).float().mean().item() - 1 / 7) < 0.03
+    for vary in ("true", "spurious"):
+        pairs = task.counterfactual_pairs(300, 0, vary)
+        ct = pairs["base_true_goal"] != pairs["source_true_goal"]
+        cs = pairs["base_spurious_goal"] != pairs["source_spurious_goal"]
+        assert (ct if vary == "true" else cs).all() and not (cs if vary == "true" else ct).any()
+
+
+def test_checkpoint_round_trip_gives_identical_logits(tmp_path: Path):
+    task = _task()
+    model = mesa.train(task, seed=3, out=tmp_path / "run", progress=False, **TINY)
+    run = load_run(tmp_path / "run", task="sycophancy")
+    tokens = task.sample("probe", 50, 0).tokens
+    assert torch.equal(run.model(tokens), model(tokens))
+    ood = mesa.evaluate_ood(run.model, task, n=200, out=tmp_path / "run")
+    assert ood.subset == "all" and ood.n == 200
+    assert abs(ood.true_rate + ood.spurious_rate + ood.neither_rate - 1) < 1e-9
+    assert (tmp_path / "run" / "ood.json").is_file()
+
+
+@pytest.mark.slow
+def test_resume_after_kill_is_bit_identical(tmp_path: Path, monkeypatch):
+    reference = mesa.train(_task(), seed=0, progress=False, **TINY).state_dict()
+    real = supervised.save_checkpoint
+    calls = []
+
+    def die_after_second(*args, **kwargs):
+        real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(supervised, "save_checkpoint", die_after_second)
+    with pytest.raises(KeyboardInterrupt):
+        mesa.train(_task(), seed=0, out=tmp_path / "r", progress=False, **TINY)
+    monkeypatch.setattr(supervised, "save_checkpoint", real)
+    resumed = mesa.train(_task(), seed=0, out=tmp_path / "r", progress=False, **TINY).state_dict()
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+
+
+def test_bad_inputs(tmp_path: Path):
+    from mesa.evaluation.sequence import answers
+
+    task = _task()
+    model = task.make_model(seed=0)
+    with pytest.raises(MesaError, match="outside the vocabulary"):
+        answers(model, task, torch.full((2, 6), 99))
+    with pytest.raises(MesaError, match="context length 7 exceeds"):
+        answers(model, task, torch.zeros(2, 7, dtype=torch.long))
+    with pytest.raises(MesaError, match="P must be an integer"):
+        mesa.make_task("sycophancy", P=1)
+    with pytest.raises(MesaError, match="unknown supervised hyperparameter 'epochs'"):
+        mesa.train(task, epochs=3)
+    mesa.runs.save(model, task, tmp_path / "run")
+    with pytest.raises(MesaError, match="is a run of task 'sycophancy', not 'maze'"):
+        load_run(tmp_path / "run", task="maze")
