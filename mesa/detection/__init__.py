@@ -89,11 +89,13 @@ def detect(
     total: dict[str, float] = {}
     causal: dict[str, dict[str, float]] = {}
     erased: dict[str, dict[str, float]] = {}
+    local: set[str] = set()
     for i, (vary, labels) in enumerate((("true", y_true), ("spurious", y_spur))):
         pairs = task.counterfactual_pairs(n_pairs, seed + 1 + i, vary)  # type: ignore[attr-defined]
-        total[vary], causal[vary] = causal_effects(
+        total[vary], causal[vary], local_v = causal_effects(
             model, kind, pairs["base"], pairs["source"], hooks
         )
+        local |= local_v
         erased[vary] = erasure_effects(
             model, kind, acts, labels, hooks, pairs["base"], pairs["source"], total[vary]
         )
@@ -116,8 +118,10 @@ def detect(
         )
         for h in hooks
     ]
+    scored = [h for h in hooks if h in local] or hooks
     used_effect = {
-        v: total[v] * max(0.0, min(1.0, max(causal[v].values()))) for v in ("true", "spurious")
+        v: total[v] * max(0.0, min(1.0, max(causal[v][h] for h in scored)))
+        for v in ("true", "spurious")
     }
     score = ratio_score(used_effect["true"], used_effect["spurious"])
 
@@ -139,13 +143,19 @@ def detect(
         used_at={
             v: [
                 h
-                for h in hooks
-                if total[v] > 0 and causal[v][h] >= USED_SHARE * max(causal[v].values())
+                for h in scored
+                if total[v] > 0 and causal[v][h] >= USED_SHARE * max(causal[v][k] for k in scored)
             ]
             for v in ("true", "spurious")
         },
         evidence=evidence,
-        settings={"seed": seed, "n_probe": n_probe, "n_pairs": n_pairs, "hooks": hooks},
+        settings={
+            "seed": seed,
+            "n_probe": n_probe,
+            "n_pairs": n_pairs,
+            "hooks": hooks,
+            "localised_hooks": scored,
+        },
     )
     if out is not None:
         from mesa.io import VERDICT, write_json

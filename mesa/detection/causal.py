@@ -55,14 +55,22 @@ def difference_mask(base: Tensor, source: Tensor, kind: str) -> Tensor:
     return (base != source).any(dim=1)
 
 
+def localizable(act: Tensor, mask: Tensor, kind: str) -> bool:
+    """Whether a hook's activation has the grid cells / positions of the input as an axis."""
+    if kind == "sequence":
+        return act.ndim >= 3 and act.shape[:2] == mask.shape
+    return act.ndim == 4 and act.shape[-2:] == mask.shape[-2:]
+
+
 def _patch_hook(mask: Tensor, source_act: Tensor, kind: str) -> Callable[[Tensor, Any], Tensor]:
     def hook(act: Tensor, hook: Any = None) -> Tensor:
-        if kind == "sequence" and act.ndim >= 2 and act.shape[:2] == mask.shape:
-            m = mask.reshape(*mask.shape, *([1] * (act.ndim - 2)))
-        elif kind == "rl" and act.ndim == 4 and act.shape[-2:] == mask.shape[-2:]:
-            m = mask[:, None]
-        else:
+        if not localizable(act, mask, kind):
             return source_act
+        m = (
+            mask.reshape(*mask.shape, *([1] * (act.ndim - 2)))
+            if kind == "sequence"
+            else mask[:, None]
+        )
         return torch.where(m, source_act, act)
 
     return hook
@@ -76,8 +84,13 @@ def causal_effects(
     source: Tensor,
     hooks: list[str],
     batch_size: int = 256,
-) -> tuple[float, dict[str, float]]:
-    """``(T_v, {hook: C_v(hook)})`` for one set of pairs that differ in goal ``v`` only."""
+) -> tuple[float, dict[str, float], set[str]]:
+    """``(T_v, {hook: C_v(hook)}, localised hooks)`` for pairs that differ in goal ``v`` only.
+
+    Hooks without a cell or position axis are patched whole; they restore the whole effect
+    whenever they cut the network, so they are reported but marked as not localised.
+    """
+    local: set[str] = set()
     probs = output_probs(model, kind)
     tv_base_src: list[Tensor] = []
     tv_patch_src: dict[str, list[Tensor]] = {h: [] for h in hooks}
@@ -89,6 +102,8 @@ def causal_effects(
         p_src = probs(s)
         tv_base_src.append(total_variation(p_base, p_src))
         for h in hooks:
+            if i == 0 and localizable(cache[h], mask, kind):
+                local.add(h)
             logits = model.run_with_hooks(b, fwd_hooks=[(h, _patch_hook(mask, cache[h], kind))])
             if kind == "sequence":
                 logits = logits[:, -1]
@@ -100,4 +115,4 @@ def causal_effects(
     for h in hooks:
         remaining = torch.cat(tv_patch_src[h])
         effects[h] = float(((d - remaining).sum() / d.sum()).clamp(-1, 1)) if total > 0 else 0.0
-    return total, effects
+    return total, effects, local

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 from concept_erasure import LeaceFitter
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
 from torch import Tensor
 
 from mesa.detection.causal import total_variation
 from mesa.evaluation.stats import wilson_ci
+from mesa.probes.linear import LinearProbe
 
 
 def _readout(act: Tensor, kind: str) -> Tensor:
@@ -44,10 +44,8 @@ def _raw_features(inputs: Tensor) -> np.ndarray:
 
 
 def _probe_accuracy(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
-    clf = LogisticRegression(C=1.0, max_iter=300)
-    mu, sd = x[train].mean(0), x[train].std(0) + 1e-6
-    clf.fit((x[train] - mu) / sd, y[train])
-    return float((clf.predict((x[test] - mu) / sd) == y[test]).mean())
+    probe = LinearProbe(C=1.0, max_iter=100).fit(x[train], y[train])
+    return float(probe.score(x[test], y[test]))
 
 
 def decodability(
@@ -116,10 +114,9 @@ def erasure_effects(
             effects[h] = 0.0
             continue
         z = torch.nn.functional.one_hot(y, len(classes)).float()
-        fitter = LeaceFitter(acts[h].shape[1], z.shape[1], dtype=torch.float64)
-        fitter.update(acts[h].double(), z.double())
-        eraser = fitter.eraser
-        erase = _erasing_hook(lambda x, e=eraser: e(x.double()).float(), kind)
+        fitter = LeaceFitter(acts[h].shape[1], z.shape[1], dtype=torch.float32)
+        fitter.update(acts[h].float(), z)
+        erase = _erasing_hook(fitter.eraser, kind)
         tv = []
         for i in range(0, len(base), 256):
             pb = model.run_with_hooks(base[i : i + 256], fwd_hooks=[(h, erase)])
