@@ -76,10 +76,11 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
 
     config = ZooConfig(
         family=args.family,
-        ps=tuple(args.p) if args.p else ZooConfig.ps,
+        ps=tuple(args.p) if args.p else (),
         seeds=tuple(range(args.seeds)),
         workers=args.workers,
         backend=args.backend,
+        threads_per_worker=args.threads,
     )
     result = run_zoo(config, out=args.out)
     print(result.summary())
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=4, help="seeds per p")
     p.add_argument("--workers", type=int, default=2, help="parallel local processes")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per worker")
     p.set_defaults(func=_cmd_zoo)
 
     p = sub.add_parser("report", help="write report.html and report.md for a zoo or demo directory")

@@ -66,8 +66,9 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                 f"labels have one class only ({self.classes_[0]!r}); a probe needs at least two"
             )
         if self.solver == "sklearn":
-            clf = LogisticRegression(C=self.C, max_iter=self.max_iter, tol=self.tol,
-                                     fit_intercept=self.fit_intercept).fit(X, y_idx)
+            clf = LogisticRegression(
+                C=self.C, max_iter=self.max_iter, tol=self.tol, fit_intercept=self.fit_intercept
+            ).fit(X, y_idx)
             coef, intercept = clf.coef_, clf.intercept_
             self.n_iter_ = clf.n_iter_
             if len(self.classes_) == 2:  # sklearn's binary form: one row for class 1
@@ -92,9 +93,15 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         w = torch.zeros(X.shape[1], n_classes, requires_grad=True)
         b = torch.zeros(n_classes, requires_grad=self.fit_intercept)
         params = [w, b] if self.fit_intercept else [w]
-        opt = torch.optim.LBFGS(params, lr=1, max_iter=self.max_iter, tolerance_grad=self.tol,
-                                tolerance_change=1e-12, history_size=10,
-                                line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS(
+            params,
+            lr=1,
+            max_iter=self.max_iter,
+            tolerance_grad=self.tol,
+            tolerance_change=1e-12,
+            history_size=10,
+            line_search_fn="strong_wolfe",
+        )
 
         def closure() -> torch.Tensor:
             opt.zero_grad()

@@ -11,12 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 from concept_erasure import LeaceFitter
-from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
 from torch import Tensor
 
 from mesa.detection.causal import total_variation
-from mesa.evaluation.stats import wilson_ci
-from mesa.probes.linear import LinearProbe
+from mesa.probes.stats import wilson
+from mesa.probes.sweep import held_out_accuracy, split_indices
 
 
 def _readout(act: Tensor, kind: str) -> Tensor:
@@ -43,11 +42,6 @@ def _raw_features(inputs: Tensor) -> np.ndarray:
     return inputs.flatten(1).float().numpy()
 
 
-def _probe_accuracy(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
-    probe = LinearProbe(C=1.0, max_iter=100).fit(x[train], y[train])
-    return float(probe.score(x[test], y[test]))
-
-
 def decodability(
     acts: dict[str, Tensor],
     inputs: Tensor,
@@ -61,12 +55,7 @@ def decodability(
     The split is by ``groups`` (layouts) when given, so no layout is in both train and test.
     """
     y = labels.numpy()
-    idx = np.arange(len(y))
-    if groups is not None:
-        splitter: Any = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-        train, test = next(splitter.split(idx, y, groups.numpy()))
-    else:
-        train, test = next(ShuffleSplit(1, test_size=test_size, random_state=seed).split(idx))
+    train, test = split_indices(len(y), None if groups is None else groups.numpy(), test_size, seed)
     out: dict[str, Any] = {}
     values, counts = np.unique(y[train], return_counts=True)
     majority = values[counts.argmax()]
@@ -76,10 +65,10 @@ def decodability(
         for h in acts:
             out[h] = {"accuracy": out["chance"], "ci": (out["chance"], out["chance"])}
         return out
-    out["baseline"] = _probe_accuracy(_raw_features(inputs), y, train, test)
+    out["baseline"] = held_out_accuracy(_raw_features(inputs), y, train, test)
     for h, a in acts.items():
-        acc = _probe_accuracy(a.numpy(), y, train, test)
-        out[h] = {"accuracy": acc, "ci": wilson_ci(round(acc * len(test)), len(test))}
+        acc = held_out_accuracy(a.numpy(), y, train, test)
+        out[h] = {"accuracy": acc, "ci": wilson(round(acc * len(test)), len(test))}
     return out
 
 

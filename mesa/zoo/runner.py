@@ -69,6 +69,8 @@ class ZooConfig:
     """Parallel local processes."""
     backend: str = "local"
     """``local`` (processes on this machine) or ``ray``."""
+    threads_per_worker: int | None = None
+    """torch threads per member (None: the machine's cores shared evenly among workers)."""
 
     def resolved(self) -> ZooConfig:
         """Validate, filling the family's default ``ps``; one-line errors for bad settings."""
@@ -105,7 +107,8 @@ def run_member(
     import mesa
     from mesa.runs import load_run
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, config["workers"])))
+    threads = config["threads_per_worker"] or (os.cpu_count() or 1) // max(1, config["workers"])
+    torch.set_num_threads(max(1, threads))
     run_dir = Path(zoo_dir) / "members" / name
     task = mesa.make_task(config["family"], p=p, **config["task_options"])
     if not (run_dir / MODEL).is_file() or not (run_dir / CONFIG).is_file():
@@ -165,7 +168,7 @@ def _check_same_settings(out: Path, config: ZooConfig) -> None:
 def _json_settings(config: ZooConfig) -> dict[str, Any]:
     d = asdict(config)
     d["ps"], d["seeds"] = list(d["ps"]), list(d["seeds"])
-    for k in ("workers", "backend"):  # how a zoo is run does not change its results
+    for k in ("workers", "backend", "threads_per_worker"):  # how it runs leaves results alone
         d.pop(k)
     return d
 

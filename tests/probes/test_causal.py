@@ -1,0 +1,197 @@
+"""Patching (equal to TransformerLens), DAS, LEACE erasure and steering, on tiny models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from mesa.errors import MesaError
+from mesa.probes import (
+    collect_activations,
+    erasure_effect,
+    fit_das,
+    fit_eraser,
+    interchange_accuracy,
+    logit_diff,
+    patch_sweep,
+    steer,
+    target_prob,
+)
+from tests.probes.conftest import VOCAB, CopyFirst
+from tests.tiny_models import TinyConv, TinyMLP, tiny_transformer
+
+
+@pytest.mark.parametrize("name", ["resid_pre", "attn_out", "mlp_out"])
+def test_patching_equals_transformer_lens(name):
+    import transformer_lens.patching as tlp
+
+    model = tiny_transformer(n_layers=4).eval()
+    g = torch.Generator().manual_seed(0)
+    clean, corrupted = (torch.randint(0, 20, (4, 8), generator=g) for _ in range(2))
+    _, clean_cache = model.run_with_cache(clean)
+    metric = logit_diff(3, 7)
+    reference = getattr(tlp, f"get_act_patch_{name}")(model, corrupted, clean_cache, metric)
+    ours = patch_sweep(
+        model, corrupted, clean, [f"blocks.{i}.hook_{name}" for i in range(4)], metric
+    )
+    # both compute the same float32 forward passes; 1e-5 allows for summation order only
+    assert (ours.values - reference).abs().max() <= 1e-5
+
+
+def _copy_pairs(n: int = 256, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randint(0, VOCAB, (n, 4), generator=g)
+    source = torch.randint(0, VOCAB, (n, 4), generator=g)
+    return base, source
+
+
+def test_patching_finds_the_copied_position():
+    base, source = _copy_pairs()
+    result = patch_sweep(
+        CopyFirst(), base, source, ["blocks.0.hook_out"], target_prob(source[:, 0])
+    )
+    recovery = result.recovery()[0]
+    assert recovery[0] == pytest.approx(1.0, abs=1e-6)  # position 0 carries the answer
+    assert recovery[1:3].abs().max() < 1e-6  # positions 1 and 2 carry nothing
+
+
+@pytest.mark.slow
+def test_das_finds_the_variable_where_it_lives():
+    base, source = _copy_pairs(512)
+    labels = source[:, 0]  # after interchanging token 0's subspace the answer is source's token
+    train, test = slice(0, 384), slice(384, 512)
+    das = fit_das(
+        CopyFirst(),
+        base[train],
+        source[train],
+        labels[train],
+        "blocks.0.hook_out",
+        k=VOCAB - 1,
+        position=0,
+        steps=200,
+        lr=0.05,
+    )
+    iia = interchange_accuracy(
+        CopyFirst(),
+        base[test],
+        source[test],
+        labels[test],
+        "blocks.0.hook_out",
+        das.basis.detach(),
+        position=0,
+    )
+    assert iia >= 0.95
+    wrong = fit_das(
+        CopyFirst(),
+        base[train],
+        source[train],
+        labels[train],
+        "blocks.0.hook_out",
+        k=VOCAB - 1,
+        position=1,
+        steps=200,
+        lr=0.05,
+    )
+    iia_wrong = interchange_accuracy(
+        CopyFirst(),
+        base[test],
+        source[test],
+        labels[test],
+        "blocks.0.hook_out",
+        wrong.basis.detach(),
+        position=1,
+    )
+    assert iia_wrong <= 0.3  # position 1 is not where the answer comes from
+
+
+def test_patching_by_cell_and_whole_on_conv_and_mlp():
+    conv = TinyConv()
+    base, source = torch.zeros(3, 3, 5, 5), torch.zeros(3, 3, 5, 5)
+    source[:, 0, 2, 2] = 5.0
+    result = patch_sweep(
+        conv, base, source, ["hook_obs", "blocks.0.hook_out"], logit_diff(0, 1), by="cell"
+    )
+    assert result.values.shape == (2, 25)
+    rec = result.recovery()
+    assert rec[0, 12] == pytest.approx(1.0, abs=1e-5)  # the input cell that differs
+    assert rec[0, :12].abs().max() < 1e-6
+    whole = patch_sweep(
+        TinyMLP(), torch.zeros(2, 8), torch.ones(2, 8), ["hook_hidden"], logit_diff(0, 1), by=None
+    )
+    assert whole.recovery()[0, 0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_patching_errors():
+    mlp = TinyMLP()
+    with pytest.raises(MesaError, match="base and source inputs differ in shape"):
+        patch_sweep(mlp, torch.zeros(2, 8), torch.zeros(3, 8), ["hook_in"], logit_diff(0, 1))
+    with pytest.raises(MesaError, match="cannot patch hook 'hook_in' of shape"):
+        patch_sweep(
+            mlp, torch.zeros(2, 8), torch.zeros(2, 8), ["hook_in"], logit_diff(0, 1), by="position"
+        )
+    with pytest.raises(MesaError, match="unknown hook"):
+        patch_sweep(mlp, torch.zeros(2, 8), torch.zeros(2, 8), ["nope"], logit_diff(0, 1))
+    with pytest.raises(MesaError, match="NaN activations"):
+        patch_sweep(
+            mlp,
+            torch.zeros(2, 8),
+            torch.full((2, 8), float("nan")),
+            ["hook_in"],
+            logit_diff(0, 1),
+            by=None,
+        )
+
+
+def test_leace_leaves_no_linear_trace():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 8, generator=g)
+    y = (x[:, 0] + 0.5 * x[:, 3] > 0).long()
+    model = TinyMLP()
+    acts = collect_activations(model, x, ["hook_in"])["hook_in"]
+    eraser, _ = fit_eraser(acts[:3000], y[:3000])
+    erased = eraser(acts)
+    before = (
+        LogisticRegression(max_iter=1000).fit(acts[:3000], y[:3000]).score(acts[3000:], y[3000:])
+    )
+    probe = LogisticRegression(max_iter=1000).fit(erased[:3000], y[:3000])
+    chance = max(y[3000:].float().mean().item(), 1 - y[3000:].float().mean().item())
+    assert before > 0.95
+    # LEACE guarantees no linear classifier beats a constant on the fitting distribution; on
+    # 1000 fresh examples, 2 points is about 1.3 binomial standard deviations of slack
+    assert probe.score(erased[3000:], y[3000:]) <= chance + 0.02
+
+
+@pytest.mark.parametrize("model_kind", ["mlp", "conv", "transformer"])
+def test_erasure_and_steering_run_on_every_model(model_kind):
+    if model_kind == "mlp":
+        model, inputs, hook, pos = TinyMLP(), torch.randn(200, 8), "hook_hidden", None
+    elif model_kind == "conv":
+        model, inputs, hook, pos = TinyConv(), torch.randn(200, 3, 5, 5), "blocks.0.hook_out", None
+    else:
+        model = tiny_transformer().eval()
+        inputs, hook, pos = torch.randint(0, 20, (200, 8)), "blocks.1.hook_resid_pre", -1
+    acts = collect_activations(model, inputs, [hook], position=pos)[hook]
+    labels = (acts[:, 0] > acts[:, 0].median()).long()
+    eraser, _ = fit_eraser(acts, labels)
+    metric = logit_diff(0, 1)
+    effect = erasure_effect(model, inputs, hook, eraser, metric, position=pos)
+    assert set(effect) == {"before", "after", "drop"}
+    assert effect["drop"] == pytest.approx(effect["before"] - effect["after"])
+    direction = torch.zeros(acts.shape[1])
+    steered = steer(
+        model, inputs, hook, direction, alpha=3.0, positions=None if pos is None else [pos]
+    )
+    assert torch.allclose(steered, model(inputs), atol=1e-6)  # a zero direction changes nothing
+
+
+def test_steering_moves_output_along_the_direction():
+    model = TinyMLP()
+    x = torch.randn(5, 4 * 2)
+    d = torch.tensor([1.0, 0.0, 0.0, -1.0])
+    out = steer(model, x, "hook_out", d, alpha=2.0)
+    assert torch.allclose(out - model(x), 2.0 * d.expand(5, 4), atol=1e-6)
+    with pytest.raises(MesaError, match="direction has 3 entries"):
+        steer(model, x, "hook_out", torch.ones(3))
+    with pytest.raises(MesaError, match="NaN"):
+        steer(model, x, "hook_out", torch.full((4,), float("nan")))
