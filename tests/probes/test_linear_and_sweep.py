@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from mesa.probes import LinearProbe, collect_activations, probe_sweep
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mesa.errors import MesaError
-from mesa.probes import LinearProbe, collect_activations, probe_sweep
 from tests.tiny_models import TinyConv, TinyMLP, tiny_transformer
 
 
@@ -101,13 +101,14 @@ def test_collect_activations_batches_and_errors():
 
 def test_probe_errors():
     with pytest.raises(MesaError, match="one class only"):
-        LinearProbe().fit(np.random.randn(10, 3), np.zeros(10))
+        LinearProbe().fit(np.random.default_rng(0).normal(size=(10, 3)), np.zeros(10))
     with pytest.raises(ValueError, match="NaN"):
         LinearProbe().fit(np.full((10, 3), np.nan), np.arange(10) % 2)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
-        LinearProbe().fit(np.random.randn(10, 3), np.arange(9) % 2)
+        LinearProbe().fit(np.random.default_rng(0).normal(size=(10, 3)), np.arange(9) % 2)
     with pytest.raises(MesaError, match="unknown solver 'adam'"):
-        LinearProbe(solver="adam").fit(np.random.randn(10, 3), np.arange(10) % 2)
+        x = np.random.default_rng(0).normal(size=(10, 3))
+        LinearProbe(solver="adam").fit(x, np.arange(10) % 2)
     with pytest.raises(MesaError, match="10 inputs but 9 labels"):
         probe_sweep(TinyMLP(), torch.randn(10, 8), torch.arange(9) % 2, hooks=["hook_in"])
     with pytest.raises(MesaError, match="one class only"):
