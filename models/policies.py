@@ -37,6 +37,9 @@ class _Block(nn.Module):
 
 
 class _ActorCritic(HookedRootModule):
+    hook_obs: HookPoint
+    blocks: nn.ModuleList
+
     def _heads(self, d_features: int, n_actions: int) -> None:
         self.actor = _layer_init(nn.Linear(d_features, n_actions), 0.01)
         self.critic = _layer_init(nn.Linear(d_features, 1), 1.0)

@@ -157,16 +157,16 @@ def patch_sweep(
     ``transformer_lens.patching``). Locations are patched in batches of up to ``max_rows`` rows.
     """
     model = check_model(model)
-    hooks = check_hooks(model, hooks)
+    names = check_hooks(model, hooks)
     if by not in BY:
         raise MesaError(f"unknown location {by!r}; valid: position, cell, head, None")
     _check_pair(base_inputs, source_inputs)
-    _, cache = model.run_with_cache(source_inputs, names_filter=lambda n: n in hooks)
+    _, cache = model.run_with_cache(source_inputs, names_filter=lambda n: n in names)
     base_value = float(metric(model(base_inputs)))
     source_value = float(metric(model(source_inputs)))
     batch = len(base_inputs)
     rows: list[Tensor] = []
-    for hook in tqdm(hooks, desc="patching", disable=not progress):
+    for hook in tqdm(names, desc="patching", disable=not progress):
         src = cache[hook]
         if torch.isnan(src).any():
             raise MesaError(f"NaN activations at hook {hook!r}")
@@ -189,7 +189,7 @@ def patch_sweep(
             values += [float(metric(out[j])) for j in range(len(ks))]
         rows.append(torch.tensor(values))
     width = max(len(r) for r in rows)
-    table = torch.full((len(hooks), width), float("nan"))
+    table = torch.full((len(names), width), float("nan"))
     for i, r in enumerate(rows):
         table[i, : len(r)] = r
-    return PatchResult(hooks, by, table, base_value, source_value)
+    return PatchResult(names, by, table, base_value, source_value)

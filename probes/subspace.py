@@ -87,7 +87,8 @@ class DAS(nn.Module):
     @property
     def basis(self) -> Tensor:
         """The learned subspace as ``k`` orthonormal rows."""
-        return self.rotation.weight[: self.k]
+        weight: Tensor = self.rotation.weight  # type: ignore[assignment]
+        return weight[: self.k]
 
 
 def fit_das(

@@ -50,7 +50,11 @@ class GridEnv:
         self.num_envs = num_envs
         self.max_steps = max_steps
         self.channel_names = ("wall", "agent", *object_channels)
-        self.observation_shape = (len(self.channel_names), pool.height, pool.width)
+        self.observation_shape: tuple[int, ...] = (
+            len(self.channel_names),
+            pool.height,
+            pool.width,
+        )
         self._place_goals = place_goals
         self._render = render
         self.generator = torch.Generator().manual_seed(seed)

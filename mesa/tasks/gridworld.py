@@ -64,6 +64,7 @@ class GridTask(RLTask):
     """Base of the gridworld families. Subclasses fill in the layout, goals and objects."""
 
     Config = GridConfig
+    config: GridConfig
     object_channels: tuple[str, ...] = ()
 
     # -- what a family provides ------------------------------------------------------------

@@ -131,7 +131,7 @@ def train_ppo(
         "hparams": dataclasses.asdict(cfg),
     }
     env = task.make_env("train", cfg.num_envs, seed)
-    model = task.make_model(arch, seed)
+    model: Any = task.make_model(arch, seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
     gen = torch.Generator().manual_seed(seed + 7919)  # actions and minibatch order
     batch_size = cfg.num_envs * cfg.num_steps

@@ -100,7 +100,7 @@ def train_supervised(
         "seed": seed,
         "hparams": dataclasses.asdict(cfg),
     }
-    model = task.make_model(arch, seed)
+    model: Any = task.make_model(arch, seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     log = MetricsLog(run_dir / METRICS) if run_dir else None
