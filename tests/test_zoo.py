@@ -1,0 +1,109 @@
+"""The zoo: a killed sweep resumes keeping every finished member; bad settings are refused."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+import mesa.zoo.runner as runner
+from mesa.errors import MesaError
+from mesa.zoo import ZooConfig, run_zoo
+
+OPTS = {"P": 7, "d_model": 32, "n_layers": 1}
+HP = {"steps": 30, "batch_size": 64, "eval_every": 15, "eval_samples": 64}
+
+
+def _config(**kw) -> ZooConfig:
+    base = dict(
+        family="sycophancy",
+        ps=(0.0, 0.5),
+        seeds=(0, 1),
+        task_options=OPTS,
+        hparams=HP,
+        ood_episodes=64,
+        workers=1,
+    )
+    return ZooConfig(**{**base, **kw})
+
+
+@pytest.mark.slow
+def test_killed_zoo_resumes_without_redoing_finished_members(tmp_path: Path, monkeypatch):
+    real = runner.run_member
+    done: list[str] = []
+
+    def die_on_third(zoo_dir, name, p, seed, config):
+        if len(done) == 2:
+            raise KeyboardInterrupt  # the sweep is killed while the third member starts
+        row = real(zoo_dir, name, p, seed, config)
+        done.append(name)
+        return row
+
+    monkeypatch.setattr(runner, "run_member", die_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_zoo(_config(), tmp_path, progress=False)
+    finished = {
+        n: (tmp_path / "members" / n / "model.safetensors").stat().st_mtime_ns for n in done
+    }
+    with (tmp_path / "results.csv").open() as f:
+        assert sorted(r["member"] for r in csv.DictReader(f)) == sorted(done)  # none lost
+
+    calls: list[str] = []
+
+    def counting(zoo_dir, name, p, seed, config):
+        calls.append(name)
+        return real(zoo_dir, name, p, seed, config)
+
+    monkeypatch.setattr(runner, "run_member", counting)
+    result = run_zoo(_config(), tmp_path, progress=False)
+    assert sorted(calls) == sorted(
+        {"sycophancy_p0_s0", "sycophancy_p0_s1", "sycophancy_p0.5_s0", "sycophancy_p0.5_s1"}
+        - set(done)
+    )
+    for name, mtime in finished.items():  # finished members were not retrained
+        assert (tmp_path / "members" / name / "model.safetensors").stat().st_mtime_ns == mtime
+    assert len(result.rows) == 4 and not result.failed
+    zoo = json.loads((tmp_path / "zoo.json").read_text())
+    scores = {a["score"] for a in zoo["agreement"]["overall"]}
+    assert scores == {"causal score", "probe decodability", "predict from p", "chance"}
+    for row in result.rows:
+        assert 0.0 <= row["score"] <= 1.0 and row["verdict"] in ("true", "spurious", "mixed")
+
+
+def test_bad_settings(tmp_path: Path):
+    with pytest.raises(MesaError, match="unknown task 'mze'; valid: coin, lookalike, maze"):
+        run_zoo(_config(family="mze"), tmp_path)
+    with pytest.raises(MesaError, match="zoo of one model"):
+        run_zoo(_config(ps=(0.1,), seeds=(0,)), tmp_path)
+    with pytest.raises(MesaError, match="no seeds"):
+        run_zoo(_config(seeds=()), tmp_path)
+    with pytest.raises(MesaError, match=r"p must be in \[0, 1\]"):
+        run_zoo(_config(ps=(0.1, 2.0)), tmp_path)
+    with pytest.raises(MesaError, match="unknown backend 'slurm'"):
+        run_zoo(_config(backend="slurm"), tmp_path)
+    (tmp_path / "z").mkdir()
+    (tmp_path / "z" / "zoo_config.json").write_text(json.dumps({"family": "maze"}))
+    with pytest.raises(MesaError, match="holds a zoo made with other settings"):
+        run_zoo(_config(), tmp_path / "z")
+
+
+def test_empty_p_grid_is_refused(monkeypatch):
+    from mesa.tasks import get_task_class
+
+    monkeypatch.setattr(get_task_class("sycophancy"), "zoo_ps", ())
+    with pytest.raises(MesaError, match="empty p grid"):
+        _config(ps=()).resolved()
+
+
+def test_cli_detect_on_a_directory_without_model(tmp_path: Path, capsys):
+    from mesa.cli import main
+
+    (tmp_path / "run").mkdir()
+    assert main(["detect", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"mesa: error: {tmp_path / 'run'} holds no model (model.safetensors missing): "
+        "is it a run directory?"
+    ]
