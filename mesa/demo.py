@@ -22,7 +22,8 @@ def demo_zoos(quick: bool = False) -> list[ZooConfig]:
                 "maze",
                 ps=(0.0, 0.5),
                 seeds=(0,),
-                hparams={"total_timesteps": 4096},
+                task_options={"size": 5, "n_levels": 200},
+                hparams={"total_timesteps": 4096, "num_envs": 16},
                 ood_episodes=64,
                 workers=1,
             ),
@@ -30,14 +31,16 @@ def demo_zoos(quick: bool = False) -> list[ZooConfig]:
                 "sycophancy",
                 ps=(0.0, 0.5),
                 seeds=(0,),
-                hparams={"steps": 20},
+                task_options={"P": 7, "d_model": 32, "n_layers": 1},
+                hparams={"steps": 20, "batch_size": 64},
                 ood_episodes=64,
                 workers=1,
             ),
         ]
+    # mazes of side 3 to 5 train in about a minute on one core, so both zoos fit in minutes
     return [
-        ZooConfig("maze", ps=(0.0, 0.1, 0.3), seeds=(0, 1), workers=2),
-        ZooConfig("sycophancy", ps=(0.0, 0.05, 0.2), seeds=(0, 1), workers=2),
+        ZooConfig("maze", ps=(0.0, 0.3), seeds=(0, 1), task_options={"size": 5}, workers=2),
+        ZooConfig("sycophancy", ps=(0.0, 0.2), seeds=(0, 1), workers=2),
     ]
 
 
