@@ -200,7 +200,11 @@ def _figures(zoo: ZooData) -> list[tuple[str, str, Any]]:
         out.append(
             (
                 "causal",
-                "Causal effect by hook (localised interchange interventions)",
+                (
+                    "Causal effect by hook (localised interchange interventions; hooks without a "
+                    "cell or position axis, such as a policy's dense features, are patched whole, "
+                    "restore everything by construction and are left out of the score)"
+                ),
                 F.evidence_by_hook(
                     zoo.verdicts,
                     zoo.rows,
