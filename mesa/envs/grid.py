@@ -102,7 +102,7 @@ class GridEnv:
     def observe(self) -> Tensor:
         n, hw = self.num_envs, self.pool.height * self.pool.width
         obs = torch.zeros(n, len(self.channel_names), hw)
-        obs[:, 0] = self.pool.walls[self.level].float()
+        torch.index_select(self.pool.walls_float, 0, self.level, out=obs[:, 0])
         obs[self._arange, 1, self.pos] = 1.0
         self._render(obs[:, 2:], self.true_cell, self.spur_cell)
         return obs.view(n, *self.observation_shape)
@@ -114,12 +114,15 @@ class GridEnv:
         self._reset_copies(self._arange)
         return self.observe(), self.labels()
 
-    def off_path(self) -> Tensor:
-        """True goal not on any shortest path from the start to the spurious goal."""
-        d, lv = self.pool.dist, self.level
-        start = self.pool.start[lv]
-        via = d[lv, start, self.true_cell].long() + d[lv, self.true_cell, self.spur_cell].long()
-        return via != d[lv, start, self.spur_cell].long()
+    def off_path(self, idx: Tensor | None = None) -> Tensor:
+        """True goal not on any shortest path from the start to the spurious goal (for the copies
+        ``idx``, default all)."""
+        lv = self.level if idx is None else self.level[idx]
+        true = self.true_cell if idx is None else self.true_cell[idx]
+        spur = self.spur_cell if idx is None else self.spur_cell[idx]
+        d, start = self.pool.dist, self.pool.start[lv]
+        via = d[lv, start, true].long() + d[lv, true, spur].long()
+        return via != d[lv, start, spur].long()
 
     def optimal_action(self, target: str = "true") -> Tensor:
         """An action on a shortest path from each copy's cell to its true or spurious goal
@@ -150,15 +153,18 @@ class GridEnv:
         terminated = at_true
         truncated = ~terminated & (self.t >= self.max_steps)
         done = terminated | truncated
+        finished = done.nonzero().squeeze(1)
+        off_path = torch.zeros_like(done)
+        off_path[finished] = self.off_path(finished)  # only where an episode ended: cheaper
         info = {
             "episode_outcome": torch.where(done, self.first, -1),
-            "episode_off_path": done & self.off_path(),
+            "episode_off_path": off_path,
             "episode_return": torch.where(done, reward, 0.0),
             "episode_length": torch.where(done, self.t, 0),
             "episode_success": terminated.clone(),
         }
         if self.record_final_obs:
             info["final_obs"] = self.observe()
-        self._reset_copies(done.nonzero().squeeze(1))
+        self._reset_copies(finished)
         info.update(self.labels())
         return self.observe(), reward, terminated, truncated, info

@@ -37,6 +37,13 @@ class LevelPool:
     start: Tensor
     end: Tensor
 
+    @property
+    def walls_float(self) -> Tensor:
+        """``walls`` as float32 (cached: observations copy it every step)."""
+        if not hasattr(self, "_walls_float"):
+            self._walls_float = self.walls.float()
+        return self._walls_float
+
     def __len__(self) -> int:
         return int(self.walls.shape[0])
 
