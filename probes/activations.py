@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 import torch
 from jaxtyping import Float
-from mesa.probes.hooks import HookedModel, check_hooks, check_model
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from mesa.errors import MesaError
+from mesa.probes.hooks import HookedModel, check_hooks, check_model
 
 
 @torch.no_grad()

@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from concept_erasure import LeaceEraser, LeaceFitter
 from jaxtyping import Float, Int
-from mesa.probes.hooks import HookedModel, check_hooks, check_model
 from torch import Tensor
 
 from mesa.errors import MesaError
+from mesa.probes.hooks import HookedModel, check_hooks, check_model
 
 
 class ErasureFitter:

@@ -22,11 +22,11 @@ from typing import Any
 
 import torch
 from jaxtyping import Float
-from mesa.probes.hooks import HookedModel, check_hooks, check_model
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from mesa.errors import MesaError
+from mesa.probes.hooks import HookedModel, check_hooks, check_model
 
 Metric = Callable[[Tensor], Tensor]
 BY = ("position", "cell", "head", None)

@@ -9,10 +9,10 @@ from typing import Any
 
 import torch
 from jaxtyping import Float
-from mesa.probes.hooks import HookedModel, check_hooks, check_model
 from torch import Tensor
 
 from mesa.errors import MesaError
+from mesa.probes.hooks import HookedModel, check_hooks, check_model
 
 
 def steering_hook(direction: Tensor, alpha: float, positions: list[int] | None = None):

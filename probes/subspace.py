@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 from jaxtyping import Float
-from mesa.probes.hooks import HookedModel, check_hooks, check_model
 from torch import Tensor, nn
 
 from mesa.errors import MesaError
+from mesa.probes.hooks import HookedModel, check_hooks, check_model
 
 
 def _orthonormal(basis: Tensor) -> Tensor:

@@ -22,14 +22,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from mesa.probes.activations import collect_activations
-from mesa.probes.hooks import HookedModel, check_model, hook_names
-from mesa.probes.linear import LinearProbe
-from mesa.probes.stats import wilson
 from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
 from torch import Tensor
 
 from mesa.errors import MesaError
+from mesa.probes.activations import collect_activations
+from mesa.probes.hooks import HookedModel, check_model, hook_names
+from mesa.probes.linear import LinearProbe
+from mesa.probes.stats import wilson
 
 
 def split_indices(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sklearn.linear_model import LogisticRegression
+
+from mesa.errors import MesaError
 from mesa.probes import (
     collect_activations,
     erasure_effect,
@@ -15,9 +18,6 @@ from mesa.probes import (
     steer,
     target_prob,
 )
-from sklearn.linear_model import LogisticRegression
-
-from mesa.errors import MesaError
 from tests.probes.conftest import VOCAB, CopyFirst
 from tests.tiny_models import TinyConv, TinyMLP, tiny_transformer
 

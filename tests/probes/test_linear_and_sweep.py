@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mesa.probes import LinearProbe, collect_activations, probe_sweep
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mesa.errors import MesaError
+from mesa.probes import LinearProbe, collect_activations, probe_sweep
 from tests.tiny_models import TinyConv, TinyMLP, tiny_transformer
 
 
-@parametrize_with_checks([LinearProbe(), LinearProbe(solver="sklearn")])
+@parametrize_with_checks(
+    [LinearProbe(), LinearProbe(solver="torch"), LinearProbe(solver="sklearn")]
+)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
