@@ -40,12 +40,9 @@ def build_model(arch: str, config: dict[str, Any], seed: int | None = None) -> A
 
     With ``seed``, initialisation is deterministic and leaves the global RNG untouched.
     """
-    cls = config_class(arch)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(config) - set(names))
-    if unknown:
-        raise MesaError(f"unknown {arch} config key {unknown[0]!r}; valid: {', '.join(names)}")
-    cfg = cls(**config)
+    from mesa.tasks.base import config_from_dict
+
+    cfg = config_from_dict(config_class(arch), config, arch, noun="config key")
     if seed is None:
         model = cfg.build()
     else:

@@ -9,33 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from transformer_lens import HookedRootModule
-from transformer_lens.hook_points import HookPoint
 
 import mesa
 from mesa.errors import MesaError
 from mesa.tasks import register_task
 from mesa.tasks.base import SequenceBatch, SequenceTask
+from tests.tiny_models import CopyModel
 
 VOCAB = 8
-
-
-class CopyModel(HookedRootModule):
-    """Reads tokens ``[true, spurious]`` and answers at the last position with ``tokens[copy]``."""
-
-    def __init__(self, copy: int) -> None:
-        super().__init__()
-        self.copy = copy
-        self.blocks = nn.ModuleList([nn.Module(), nn.Module()])
-        for block in self.blocks:
-            block.hook_out = HookPoint()  # [batch, pos, vocab]
-        self.setup()
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.blocks[0].hook_out(nn.functional.one_hot(tokens, VOCAB).float())
-        y = torch.zeros_like(x)
-        y[:, -1] = 10 * x[:, self.copy]
-        return self.blocks[1].hook_out(y)
 
 
 @register_task("toy_copy_for_tests")
@@ -77,7 +58,7 @@ class ToyCopy(SequenceTask):
 @pytest.mark.parametrize(("copy", "expected"), [(0, "true"), (1, "spurious")])
 def test_detect_tells_true_from_spurious(copy: int, expected: str, tmp_path: Path):
     task = ToyCopy()
-    verdict = mesa.detect(CopyModel(copy), task, out=tmp_path, n_probe=400, n_pairs=100)
+    verdict = mesa.detect(CopyModel(copy, VOCAB), task, out=tmp_path, n_probe=400, n_pairs=100)
     assert verdict.verdict == expected
     assert verdict.score == pytest.approx(1.0 if copy == 0 else 0.0, abs=1e-3)
     used, unused = ("true", "spurious") if copy == 0 else ("spurious", "true")
@@ -98,6 +79,6 @@ def test_detect_tells_true_from_spurious(copy: int, expected: str, tmp_path: Pat
 
 def test_detect_bad_input():
     with pytest.raises(MesaError, match="n_probe must be"):
-        mesa.detect(CopyModel(0), ToyCopy(), n_probe=3)
+        mesa.detect(CopyModel(0, VOCAB), ToyCopy(), n_probe=3)
     with pytest.raises(MesaError, match="no block hooks"):
         mesa.detect(nn.Linear(2, 2), ToyCopy())

@@ -58,6 +58,25 @@ class TinyConv(HookedRootModule):
         return self.hook_logits(self.head(x.flatten(1)))
 
 
+class CopyModel(HookedRootModule):
+    """Answers at the last position with the token at position ``copy`` (a known mechanism): the
+    answer's information flows through ``blocks.0.hook_out`` at that position only."""
+
+    def __init__(self, copy: int = 0, vocab: int = 10) -> None:
+        super().__init__()
+        self.copy, self.vocab = copy, vocab
+        self.blocks = nn.ModuleList([nn.Module(), nn.Module()])
+        for block in self.blocks:
+            block.hook_out = HookPoint()  # [batch, pos, vocab]
+        self.setup()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.blocks[0].hook_out(nn.functional.one_hot(tokens, self.vocab).float())
+        y = torch.zeros_like(x)
+        y[:, -1] = 10 * x[:, self.copy]
+        return self.blocks[1].hook_out(y)
+
+
 def tiny_transformer(
     n_layers: int = 2, d_model: int = 32, n_ctx: int = 8, d_vocab: int = 20, seed: int = 0
 ):  # -> TransformerBridge

@@ -59,12 +59,14 @@ class TaskConfig:
         object.__setattr__(self, "p", float(p))
 
 
-def config_from_dict(cls: type[Any], values: dict[str, Any], what: str) -> Any:
+def config_from_dict(
+    cls: type[Any], values: dict[str, Any], what: str, noun: str = "option"
+) -> Any:
     """Build a frozen config dataclass, rejecting unknown keys with the valid ones named."""
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(names))
     if unknown:
-        raise MesaError(f"unknown {what} option {unknown[0]!r}; valid: {', '.join(names)}")
+        raise MesaError(f"unknown {what} {noun} {unknown[0]!r}; valid: {', '.join(names)}")
     try:
         return cls(**values)
     except TypeError as e:

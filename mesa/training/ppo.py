@@ -17,16 +17,15 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from mesa.errors import MesaError
-from mesa.io import METRICS, MetricsLog
 from mesa.tasks.base import SPURIOUS, TRUE, RLTask
 from mesa.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from mesa.training.common import setup_run
 
 
 @dataclass(frozen=True)
@@ -86,14 +85,6 @@ class PPOConfig:
             raise MesaError("num_envs * num_steps must be divisible by num_minibatches")
 
 
-def _config(overrides: dict[str, Any]) -> PPOConfig:
-    names = [f.name for f in dataclasses.fields(PPOConfig)]
-    unknown = sorted(set(overrides) - set(names))
-    if unknown:
-        raise MesaError(f"unknown PPO hyperparameter {unknown[0]!r}; valid: {', '.join(names)}")
-    return PPOConfig(**overrides)
-
-
 def _evaluate(model: Any, task: RLTask, cfg: PPOConfig, seed: int) -> dict[str, float]:
     from mesa.evaluation.rollout import rollout_first_episodes
 
@@ -119,17 +110,9 @@ def train_ppo(
     """Train a policy on ``task`` with PPO; resume from ``out`` if it holds a checkpoint."""
     from mesa.runs import save
 
-    cfg = _config(hparams)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    arch = task.check_arch(arch)
-    run_dir = Path(out) if out is not None else None
-    fingerprint = {
-        "task": task.spec(),
-        "arch": arch,
-        "seed": seed,
-        "hparams": dataclasses.asdict(cfg),
-    }
+    run = setup_run(task, seed, out, arch, PPOConfig, hparams, "PPO")
+    cfg: PPOConfig = run.cfg
+    arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
     env = task.make_env("train", cfg.num_envs, seed)
     model: Any = task.make_model(arch, seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
@@ -139,7 +122,6 @@ def train_ppo(
     num_updates = max(1, cfg.total_timesteps // batch_size)
     recent: deque[float] = deque(maxlen=500)
     start_update, global_step = 0, 0
-    log = MetricsLog(run_dir / METRICS) if run_dir else None
     if run_dir and has_checkpoint(run_dir):
         meta, extra = load_checkpoint(run_dir, model, opt, {"policy": gen}, fingerprint)
         env.load_state_dict({k[4:]: v for k, v in extra.items() if k.startswith("env.")})

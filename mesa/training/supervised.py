@@ -13,16 +13,15 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from mesa.errors import MesaError
-from mesa.io import METRICS, MetricsLog
 from mesa.tasks.base import SPURIOUS, TRUE, SequenceTask
 from mesa.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from mesa.training.common import setup_run
 
 
 @dataclass(frozen=True)
@@ -56,16 +55,6 @@ class SupervisedConfig:
                 raise MesaError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
-def _config(overrides: dict[str, Any]) -> SupervisedConfig:
-    names = [f.name for f in dataclasses.fields(SupervisedConfig)]
-    unknown = sorted(set(overrides) - set(names))
-    if unknown:
-        raise MesaError(
-            f"unknown supervised hyperparameter {unknown[0]!r}; valid: {', '.join(names)}"
-        )
-    return SupervisedConfig(**overrides)
-
-
 def _evaluate(model: Any, task: SequenceTask, n: int, seed: int) -> dict[str, float]:
     from mesa.evaluation.sequence import outcomes
 
@@ -89,21 +78,12 @@ def train_supervised(
     """Train a transformer on ``task``; resume from ``out`` if it holds a checkpoint."""
     from mesa.runs import save
 
-    cfg = _config(hparams)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    arch = task.check_arch(arch)
-    run_dir = Path(out) if out is not None else None
-    fingerprint = {
-        "task": task.spec(),
-        "arch": arch,
-        "seed": seed,
-        "hparams": dataclasses.asdict(cfg),
-    }
+    run = setup_run(task, seed, out, arch, SupervisedConfig, hparams, "supervised")
+    cfg: SupervisedConfig = run.cfg
+    arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
     model: Any = task.make_model(arch, seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    log = MetricsLog(run_dir / METRICS) if run_dir else None
     start = 0
     if run_dir and has_checkpoint(run_dir):
         meta, _ = load_checkpoint(run_dir, model, opt, {}, fingerprint)

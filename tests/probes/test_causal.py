@@ -18,8 +18,13 @@ from mesa.probes import (
     steer,
     target_prob,
 )
-from tests.probes.conftest import VOCAB, CopyFirst
-from tests.tiny_models import TinyConv, TinyMLP, tiny_transformer
+from tests.tiny_models import CopyModel, TinyConv, TinyMLP, tiny_transformer
+
+VOCAB = 10
+
+
+def _copier() -> CopyModel:
+    return CopyModel(copy=0, vocab=VOCAB)
 
 
 @pytest.mark.parametrize("name", ["resid_pre", "attn_out", "mlp_out"])
@@ -49,7 +54,11 @@ def _copy_pairs(n: int = 256, seed: int = 0):
 def test_patching_finds_the_copied_position():
     base, source = _copy_pairs()
     result = patch_sweep(
-        CopyFirst(), base, source, ["blocks.0.hook_out"], target_prob(source[:, 0])
+        _copier(),
+        base,
+        source,
+        ["blocks.0.hook_out"],
+        target_prob(source[:, 0]),
     )
     recovery = result.recovery()[0]
     assert recovery[0] == pytest.approx(1.0, abs=1e-6)  # position 0 carries the answer
@@ -62,7 +71,7 @@ def test_das_finds_the_variable_where_it_lives():
     labels = source[:, 0]  # after interchanging token 0's subspace the answer is source's token
     train, test = slice(0, 384), slice(384, 512)
     das = fit_das(
-        CopyFirst(),
+        _copier(),
         base[train],
         source[train],
         labels[train],
@@ -73,7 +82,7 @@ def test_das_finds_the_variable_where_it_lives():
         lr=0.05,
     )
     iia = interchange_accuracy(
-        CopyFirst(),
+        _copier(),
         base[test],
         source[test],
         labels[test],
@@ -83,7 +92,7 @@ def test_das_finds_the_variable_where_it_lives():
     )
     assert iia >= 0.95
     wrong = fit_das(
-        CopyFirst(),
+        _copier(),
         base[train],
         source[train],
         labels[train],
@@ -94,7 +103,7 @@ def test_das_finds_the_variable_where_it_lives():
         lr=0.05,
     )
     iia_wrong = interchange_accuracy(
-        CopyFirst(),
+        _copier(),
         base[test],
         source[test],
         labels[test],
