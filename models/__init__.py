@@ -24,7 +24,6 @@ ARCHS: dict[str, str] = {
     "conv": "mesa.models.policies:ConvPolicyConfig",
     "mlp": "mesa.models.policies:MLPPolicyConfig",
     "transformer": "mesa.models.transformer:SequenceTransformerConfig",
-    "transformer_policy": "mesa.models.transformer:TransformerPolicyConfig",
 }
 
 
