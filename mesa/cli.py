@@ -44,7 +44,15 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     task = mesa.make_task(args.task, p=args.p, **_parse_assignments(args.opt, "--opt"))
     hparams = _parse_assignments(args.hp, "--hp")
-    mesa.train(task, seed=args.seed, out=args.out, arch=args.arch, progress=True, **hparams)
+    mesa.train(
+        task,
+        seed=args.seed,
+        out=args.out,
+        arch=args.arch,
+        trainer=args.trainer,
+        progress=True,
+        **hparams,
+    )
     print(f"trained {args.task} (p={args.p}, seed={args.seed}); run directory: {args.out}")
     if not args.no_eval:
         ood = mesa.evaluate_ood(mesa.load(args.out), task, out=args.out, seed=args.eval_seed)
@@ -81,6 +89,10 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
         workers=args.workers,
         backend=args.backend,
         threads_per_worker=args.threads,
+        arch=args.arch,
+        trainer=args.trainer,
+        task_options=_parse_assignments(args.opt, "--opt"),
+        hparams=_parse_assignments(args.hp, "--hp"),
     )
     result = run_zoo(config, out=args.out)
     print(result.summary())
@@ -99,6 +111,18 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     run_demo(out=args.out, quick=args.quick)
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", default=None, help="model architecture (default: the task's first)")
+    p.add_argument(
+        "--trainer",
+        default=None,
+        help="ppo or bc for gridworlds (default ppo; bc for cell_transformer), supervised for "
+        "sequence tasks",
+    )
+    p.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options, e.g. size=7")
+    p.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="trainer hyperparameters")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mesa",
@@ -110,14 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tasks", help="list the registered task families")
     p.set_defaults(func=_cmd_tasks)
 
-    p = sub.add_parser("train", help="train a model on a task (PPO or supervised)")
+    p = sub.add_parser("train", help="train a model on a task (PPO, BC or supervised)")
     p.add_argument("task", help="task family, e.g. maze (see `mesa tasks`)")
     p.add_argument("--p", type=float, default=0.0, help="decorrelation rate in [0, 1]")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="run directory (resumed if it has a checkpoint)")
-    p.add_argument("--arch", default=None, help="model architecture (default: the task's first)")
-    p.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options, e.g. size=7")
-    p.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="trainer hyperparameters")
+    _add_model_options(p)
     p.add_argument("--no-eval", action="store_true", help="skip the OOD evaluation at the end")
     p.add_argument("--eval-seed", type=int, default=12345)
     p.set_defaults(func=_cmd_train)
@@ -143,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="parallel local processes")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     p.add_argument("--threads", type=int, default=None, help="torch threads per worker")
+    _add_model_options(p)
     p.set_defaults(func=_cmd_zoo)
 
     p = sub.add_parser("report", help="write report.html and report.md for a zoo or demo directory")

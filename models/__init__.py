@@ -24,6 +24,7 @@ ARCHS: dict[str, str] = {
     "conv": "mesa.models.policies:ConvPolicyConfig",
     "mlp": "mesa.models.policies:MLPPolicyConfig",
     "transformer": "mesa.models.transformer:SequenceTransformerConfig",
+    "cell_transformer": "mesa.models.cell_transformer:CellTransformerPolicyConfig",
 }
 
 

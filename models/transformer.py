@@ -32,6 +32,8 @@ class SequenceTransformerConfig:
     """MLP hidden width."""
     act_fn: str = "relu"
     """MLP activation."""
+    d_vocab_out: int | None = None
+    """Output classes (None: ``d_vocab``, logits over the vocabulary)."""
 
     def build(self) -> Any:
         # imported here: transformer_lens costs seconds to import
@@ -45,6 +47,7 @@ class SequenceTransformerConfig:
             n_heads=self.n_heads,
             d_vocab=self.d_vocab,
             d_mlp=self.d_mlp,
+            d_vocab_out=self.d_vocab if self.d_vocab_out is None else self.d_vocab_out,
             act_fn=self.act_fn,
             normalization_type="LN",
             # the bridge seeds torch itself when given a seed; build_model already forked and

@@ -45,7 +45,8 @@ def detection_hooks(model: Any) -> list[str]:
     hooks = [n for n in names if any(re.fullmatch(p, n) for p in _HOOK_PATTERNS)]
     last_resid = [n for n in names if re.fullmatch(r"blocks\.\d+\.hook_resid_post", n)]
     if last_resid and any("resid_pre" in h for h in hooks):
-        hooks.append(last_resid[-1])
+        # a transformer: its blocks' hook_out aliases are the next block's resid_pre
+        hooks = [h for h in hooks if not h.endswith(".hook_out")] + [last_resid[-1]]
     if not hooks:
         raise MesaError(f"{type(model).__name__} has no block hooks to detect on")
     return hooks

@@ -8,9 +8,9 @@ corner stays; the user's claim changes while the sum stays). For each goal ``v``
   source — how much the decision depends on that goal at all;
 - the **causal effect at a hook** ``C_v(h)`` is an interchange intervention (Geiger et al. 2021):
   run the base input with the activations at ``h`` *at the locations where the inputs differ*
-  (grid cells for a conv hook, token positions for a transformer hook; the last position too,
-  where transformers gather information) taken from the source run, and report the normalised
-  share of the output change that this restores,
+  (grid cells for a conv hook, token positions for a transformer hook, cell tokens for a
+  cell-token policy; the last position too, where transformers gather information) taken from
+  the source run, and report the normalised share of the output change that this restores,
   ``1 - TV(patched, source) / TV(base, source)``, averaged over pairs weighted by their
   ``TV(base, source)``. Hooks without a spatial or position axis are patched whole.
 
@@ -55,23 +55,37 @@ def difference_mask(base: Tensor, source: Tensor, kind: str) -> Tensor:
     return (base != source).any(dim=1)
 
 
+def site_mask(act: Tensor, mask: Tensor, kind: str) -> Tensor | None:
+    """``mask`` shaped to broadcast against a hook's activation ``act``, or None where ``act`` has
+    no axis for the input's grid cells or positions (the hook is then patched whole).
+
+    Three layouts are recognised: token positions ``[batch, pos, ...]`` of a sequence model;
+    grid cells ``[batch, channels, H, W]`` of a conv policy; and cell tokens
+    ``[batch, H*W + 1, ...]`` of a cell-token transformer policy (cells in row-major order, then
+    the read-out token, which is always patched: it is where the decision is gathered).
+    """
+    if kind == "sequence":
+        if act.ndim >= 3 and act.shape[:2] == mask.shape:
+            return mask.reshape(*mask.shape, *([1] * (act.ndim - 2)))
+        return None
+    if act.ndim == 4 and act.shape[-2:] == mask.shape[-2:]:
+        return mask[:, None]
+    cells = mask.flatten(1)
+    if act.ndim >= 3 and act.shape[1] == cells.shape[1] + 1:
+        tokens = torch.cat([cells, torch.ones_like(cells[:, :1])], dim=1)
+        return tokens.reshape(*tokens.shape, *([1] * (act.ndim - 2)))
+    return None
+
+
 def localizable(act: Tensor, mask: Tensor, kind: str) -> bool:
     """Whether a hook's activation has the grid cells / positions of the input as an axis."""
-    if kind == "sequence":
-        return act.ndim >= 3 and act.shape[:2] == mask.shape
-    return act.ndim == 4 and act.shape[-2:] == mask.shape[-2:]
+    return site_mask(act, mask, kind) is not None
 
 
 def _patch_hook(mask: Tensor, source_act: Tensor, kind: str) -> Callable[[Tensor, Any], Tensor]:
     def hook(act: Tensor, hook: Any = None) -> Tensor:
-        if not localizable(act, mask, kind):
-            return source_act
-        m = (
-            mask.reshape(*mask.shape, *([1] * (act.ndim - 2)))
-            if kind == "sequence"
-            else mask[:, None]
-        )
-        return torch.where(m, source_act, act)
+        m = site_mask(act, mask, kind)
+        return source_act if m is None else torch.where(m, source_act, act)
 
     return hook
 

@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mesa.evaluation.stats import OODResult, OutcomeRates
-from mesa.tasks.base import RLTask
+from mesa.tasks.base import SPURIOUS, TRUE, RLTask
 
 
 @torch.no_grad()
@@ -59,3 +59,17 @@ def evaluate_rl(
         in_dist_n=n,
         subset="off-path",
     )
+
+
+def training_eval(model: Any, task: RLTask, n: int, seed: int) -> dict[str, float]:
+    """The per-checkpoint metrics RL trainers log: in-distribution success and the off-path OOD
+    rates of ``n`` episodes each (the Goodhart curve over training)."""
+    ood = rollout_first_episodes(model, task, "ood", n, seed)
+    train = rollout_first_episodes(model, task, "train", n, seed + 1)
+    off = ood["off_path"]
+    n_off = max(1, int(off.sum()))
+    return {
+        "eval/in_dist_success": float(train["success"].mean()),
+        "eval/ood_true_rate": float((ood["outcome"][off] == TRUE).sum() / n_off),
+        "eval/ood_spurious_rate": float((ood["outcome"][off] == SPURIOUS).sum() / n_off),
+    }

@@ -146,16 +146,22 @@ class VecEnv(Protocol):
 
     def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Tensor]]: ...
 
+    def optimal_action(self, target: str = "true") -> Tensor:
+        """An action on a shortest path to each copy's true (or spurious) goal: the expert that
+        behaviour cloning imitates."""
+        ...
+
     def state_dict(self) -> dict[str, Tensor]: ...
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None: ...
 
 
 class RLTask(Task):
-    """A gridworld organism trained with PPO. Subclasses implement :meth:`make_env`."""
+    """A gridworld organism trained with PPO or behaviour cloning. Subclasses implement
+    :meth:`make_env`."""
 
     kind = "rl"
-    archs = ("conv", "mlp")
+    archs = ("conv", "mlp", "cell_transformer")
 
     @abstractmethod
     def make_env(self, split: str, num_envs: int, seed: int) -> VecEnv:

@@ -23,7 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 from mesa.errors import MesaError
-from mesa.tasks.base import SPURIOUS, TRUE, RLTask
+from mesa.evaluation.rollout import training_eval
+from mesa.tasks.base import RLTask
 from mesa.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from mesa.training.common import setup_run
 
@@ -83,20 +84,6 @@ class PPOConfig:
                 raise MesaError(f"{name} must be at least 1, got {getattr(self, name)}")
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise MesaError("num_envs * num_steps must be divisible by num_minibatches")
-
-
-def _evaluate(model: Any, task: RLTask, cfg: PPOConfig, seed: int) -> dict[str, float]:
-    from mesa.evaluation.rollout import rollout_first_episodes
-
-    ood = rollout_first_episodes(model, task, "ood", cfg.eval_episodes, seed)
-    train = rollout_first_episodes(model, task, "train", cfg.eval_episodes, seed + 1)
-    off = ood["off_path"]
-    n_off = max(1, int(off.sum()))
-    return {
-        "eval/in_dist_success": float(train["success"].mean()),
-        "eval/ood_true_rate": float((ood["outcome"][off] == TRUE).sum() / n_off),
-        "eval/ood_spurious_rate": float((ood["outcome"][off] == SPURIOUS).sum() / n_off),
-    }
 
 
 def train_ppo(
@@ -241,7 +228,7 @@ def train_ppo(
         )
         last_update = update + 1 == num_updates or stopped
         if (update + 1) % cfg.eval_every == 0 or last_update:
-            record |= _evaluate(model, task, cfg, seed=10_000 + update)
+            record |= training_eval(model, task, cfg.eval_episodes, seed=10_000 + update)
             model.train()
             if run_dir:
                 log.append(record)  # type: ignore[union-attr]

@@ -63,6 +63,8 @@ class ZooConfig:
     """Trainer hyperparameter overrides for every member."""
     arch: str | None = None
     """Model architecture (default: the family's first)."""
+    trainer: str | None = None
+    """Trainer (default: the one ``mesa.train`` picks for the family and architecture)."""
     ood_episodes: int = 1000
     """OOD episodes (RL) or samples (sequence) per member."""
     workers: int = 2
@@ -113,7 +115,13 @@ def run_member(
     task = mesa.make_task(config["family"], p=p, **config["task_options"])
     if not (run_dir / MODEL).is_file() or not (run_dir / CONFIG).is_file():
         mesa.train(
-            task, seed=seed, out=run_dir, arch=config["arch"], progress=False, **config["hparams"]
+            task,
+            seed=seed,
+            out=run_dir,
+            arch=config["arch"],
+            trainer=config.get("trainer"),
+            progress=False,
+            **config["hparams"],
         )
     run = load_run(run_dir, task=task)
     if not (run_dir / OOD).is_file():

@@ -1,0 +1,172 @@
+"""Behaviour cloning of gridworld policies from shortest-path demonstrations.
+
+The expert is the environment itself: :meth:`mesa.envs.grid.GridEnv.optimal_action` gives an
+action on a shortest path to each copy's *true* goal, so at ``p = 0`` the demonstrations head for
+the cheese that always sits in the corner — the same confound as PPO's reward, and the same knob
+``p``. Every step trains on the current observations of all copies against the expert's actions,
+then steps the copies with a mix of the learner's own sampled action and the expert's (each copy
+follows the expert with probability ``expert_prob``), so the states visited include the learner's
+mistakes and their corrections (DAgger, Ross et al. 2011, with a constant mixing rate).
+
+It trains any policy whose ``forward(obs)`` returns action logits — the cell-token transformer,
+which has no value head for PPO, and the conv and MLP policies too, so architectures can be
+compared under one trainer. Same conventions as PPO: a dataclass of hyperparameters, a progress
+bar, ``metrics.jsonl`` with periodic in-distribution success and OOD rates, atomic safetensors
+checkpoints holding the environments' and generators' states, exact resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from mesa.errors import MesaError
+from mesa.evaluation.rollout import training_eval
+from mesa.tasks.base import RLTask
+from mesa.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from mesa.training.common import setup_run
+
+
+@dataclass(frozen=True)
+class BCConfig:
+    """Hyperparameters of behaviour cloning."""
+
+    steps: int = 3000
+    """Optimiser steps (upper bound when ``stop_at_success`` is set)."""
+    num_envs: int = 128
+    """Environment copies; each step trains on one observation of each."""
+    learning_rate: float = 1e-3
+    """AdamW step size (constant after a linear warm-up)."""
+    warmup_steps: int = 100
+    """Linear learning-rate warm-up."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Global gradient-norm clip."""
+    expert_prob: float = 0.5
+    """Probability that a copy follows the expert's action instead of the learner's."""
+    eval_every: int = 250
+    """Steps between evaluations (in-distribution success, OOD rates) and checkpoints."""
+    eval_episodes: int = 128
+    """Episodes per evaluation split."""
+    stop_at_success: float | None = 0.98
+    """Stop at an evaluation where in-distribution success reaches this (None: never)."""
+    num_threads: int | None = None
+    """torch threads (None: leave torch's setting)."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "num_envs", "eval_every", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise MesaError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.expert_prob <= 1.0:
+            raise MesaError(f"expert_prob must be in [0, 1], got {self.expert_prob}")
+
+
+def train_bc(
+    task: RLTask,
+    seed: int = 0,
+    out: str | os.PathLike[str] | None = None,
+    arch: str | None = None,
+    progress: bool = True,
+    **hparams: Any,
+) -> Any:
+    """Clone the shortest-path expert on ``task``; resume from ``out`` if it holds a checkpoint."""
+    from mesa.runs import save
+
+    run = setup_run(task, seed, out, arch, BCConfig, hparams, "behaviour cloning")
+    cfg: BCConfig = run.cfg
+    arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
+    env = task.make_env("train", cfg.num_envs, seed)
+    model: Any = task.make_model(arch, seed)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(seed + 7919)  # the acting mix and the learner's samples
+    start = 0
+    if run_dir and has_checkpoint(run_dir):
+        meta, extra = load_checkpoint(run_dir, model, opt, {"acting": gen}, fingerprint)
+        env.load_state_dict({k[4:]: v for k, v in extra.items() if k.startswith("env.")})
+        start = meta["step"]
+        if log:
+            log.truncate_after(start)
+        obs = env.observe()
+    else:
+        if log and log.path.exists():
+            log.path.unlink()
+        obs, _ = env.reset()
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start,
+        disable=not progress,
+        desc=f"bc {task.name} p={task.p:g} seed={seed}",
+    )
+    stopped = False
+    step = start
+    for step in range(start + 1, cfg.steps + 1):
+        t0 = time.perf_counter()
+        opt.param_groups[0]["lr"] = cfg.learning_rate * min(1.0, step / max(1, cfg.warmup_steps))
+        expert = env.optimal_action("true")
+        logits = model(obs)
+        loss = torch.nn.functional.cross_entropy(logits, expert)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        opt.step()
+        with torch.no_grad():
+            learner = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(1)
+            follow = torch.rand(cfg.num_envs, generator=gen) < cfg.expert_prob
+            obs, *_ = env.step(torch.where(follow, expert, learner))
+        record: dict[str, Any] = {
+            "global_step": step,
+            "losses/train": loss.item(),
+            "charts/train_acc": (logits.argmax(-1) == expert).float().mean().item(),
+            "charts/learning_rate": opt.param_groups[0]["lr"],
+            "charts/steps_per_s": 1.0 / (time.perf_counter() - t0),
+        }
+        bar.update(1)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            model.eval()
+            record |= training_eval(model, task, cfg.eval_episodes, seed=30_000 + step)
+            model.train()
+            bar.set_postfix(success=f"{record['eval/in_dist_success']:.3f}")
+            stopped = (
+                cfg.stop_at_success is not None
+                and record["eval/in_dist_success"] >= cfg.stop_at_success
+            )
+            if run_dir:
+                log.append(record)  # type: ignore[union-attr]
+                save_checkpoint(
+                    run_dir,
+                    step,
+                    model,
+                    opt,
+                    {"acting": gen},
+                    {f"env.{k}": v for k, v in env.state_dict().items()},
+                    {"fingerprint": fingerprint, "step": step},
+                )
+        elif log and step % 10 == 0:
+            log.append(record)
+        if stopped:
+            break
+    bar.close()
+    model.eval()
+    if run_dir:
+        save(
+            model,
+            task,
+            run_dir,
+            train={
+                "trainer": "bc",
+                "seed": seed,
+                "arch": arch,
+                "hparams": dataclasses.asdict(cfg),
+                "global_step": step,
+                "stopped_early": stopped,
+            },
+        )
+    return model
