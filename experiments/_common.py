@@ -36,6 +36,20 @@ def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]
     return statistics.median(times), times
 
 
+def paired_times(
+    fns: dict[str, Callable[[], Any]], repeats: int
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Medians and all times of several functions, run interleaved (A B A B ...) so that a
+    shared machine's load drifts over all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}, times
+
+
 def write_json(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"

@@ -1,10 +1,11 @@
 """Benchmark: a full layer x position activation-patching sweep, mesa.probes vs TransformerLens.
 
-On a 4-layer TransformerBridge (d_model 64, 16 positions, batch 8), patch ``resid_pre`` at every
-layer and position from a clean run into a corrupted one: ``transformer_lens.patching.
-get_act_patch_resid_pre`` (one forward pass per layer and position) against
-``mesa.probes.patch_sweep`` (one batched forward pass per layer), in the same run, after checking
-that the two agree. Medians of several repeats. See ``bench_patching.md``.
+On a 4-layer TransformerBridge (d_model 64, 16 positions, batch 8), patch ``resid_pre``,
+``attn_out`` and ``mlp_out`` at every layer and position from a clean run into a corrupted one:
+``transformer_lens.patching.get_act_patch_*`` (one forward pass per layer and position) against
+``mesa.probes.patch_sweep`` (one batched forward pass per layer, starting at the patched block
+from the corrupted run's cached residual stream), in the same run, after checking that the two
+agree. Medians of several interleaved repeats. See ``bench_patching.md``.
 
     python experiments/bench_patching.py       # writes experiments/results/bench_patching.json
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import median_time, write_json
+from _common import paired_times, write_json
 
 
 def main() -> None:
@@ -48,31 +49,39 @@ def main() -> None:
     clean, corrupted = (torch.randint(0, 50, (8, 16), generator=g) for _ in range(2))
     _, cache = model.run_with_cache(clean)
     metric = logit_diff(1, 2)
-    hooks = [f"blocks.{layer}.hook_resid_pre" for layer in range(4)]
+    cases = {}
+    for name in ("resid_pre", "attn_out", "mlp_out"):
+        hooks = [f"blocks.{layer}.hook_{name}" for layer in range(4)]
+        tl_fn = getattr(tlp, f"get_act_patch_{name}")
 
-    def theirs() -> torch.Tensor:
-        return tlp.get_act_patch_resid_pre(model, corrupted, cache, metric)
+        def theirs(tl_fn=tl_fn) -> torch.Tensor:
+            return tl_fn(model, corrupted, cache, metric)
 
-    def ours() -> torch.Tensor:
-        return patch_sweep(model, corrupted, clean, hooks, metric).values
+        def ours(hooks=hooks) -> torch.Tensor:
+            return patch_sweep(model, corrupted, clean, hooks, metric).values
 
-    max_diff = float((theirs() - ours()).abs().max())
-    t_theirs, all_theirs = median_time(theirs, args.repeats)
-    t_ours, all_ours = median_time(ours, args.repeats)
-    print(
-        f"transformer_lens.patching: {t_theirs:.3f} s; mesa.probes: {t_ours:.3f} s; "
-        f"speed-up {t_theirs / t_ours:.1f}x; max |difference| {max_diff:.2e}"
-    )
+        max_diff = float((theirs() - ours()).abs().max())
+        medians, times = paired_times({"tl": theirs, "mesa": ours}, args.repeats)
+        speedup = medians["tl"] / medians["mesa"]
+        print(
+            f"{name}: transformer_lens.patching {medians['tl']:.3f} s; mesa.probes "
+            f"{medians['mesa']:.3f} s; speed-up {speedup:.2f}x; max |difference| {max_diff:.2e}"
+        )
+        cases[name] = {
+            "transformer_lens_s": times["tl"],
+            "mesa_s": times["mesa"],
+            "median_transformer_lens_s": medians["tl"],
+            "median_mesa_s": medians["mesa"],
+            "speedup": speedup,
+            "max_abs_difference": max_diff,
+        }
     write_json(
         "bench_patching",
         {
-            "case": "resid_pre, 4 layers x 16 positions, batch 8, d_model 64",
-            "transformer_lens_s": all_theirs,
-            "mesa_s": all_ours,
-            "median_transformer_lens_s": t_theirs,
-            "median_mesa_s": t_ours,
-            "speedup": t_theirs / t_ours,
-            "max_abs_difference": max_diff,
+            "case": "4 layers x 16 positions, batch 8, d_model 64; repeats run interleaved",
+            "cases": cases,
+            "min_speedup": min(c["speedup"] for c in cases.values()),
+            "max_abs_difference": max(c["max_abs_difference"] for c in cases.values()),
             "repeats": args.repeats,
             "threads": args.threads,
         },

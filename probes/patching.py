@@ -10,12 +10,17 @@ GPT"; Heimersheim & Nanda 2024, "How to use and interpret activation patching").
 :func:`patch_sweep` gives the same numbers as ``transformer_lens.patching`` (e.g.
 ``get_act_patch_resid_pre``) on the cases it covers, but runs every position of a hook in one
 batched forward pass (the base input is repeated once per position and each copy patches its own
-position) instead of one forward pass per position. Normalised recovery
+position) instead of one forward pass per position, and on transformers with TransformerLens's
+layout (``blocks``, ``ln_final``, ``unembed``) it reuses the base run's prefix: a hook in block
+``L`` is patched by running blocks ``L..`` only, from the base input's cached residual stream
+entering block ``L``. (The bridge's own ``start_at_layer`` still computes blocks ``0..L-1`` and
+discards them, so it would save nothing.) Normalised recovery
 ``(patched - base) / (source - base)`` is :meth:`PatchResult.recovery`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -133,6 +138,33 @@ def _locations(act: Tensor, by: str | None, hook: str) -> tuple[int, Callable[[i
     return shape[axis], along
 
 
+def _start_block(hook: str) -> int | None:
+    """The block ``L`` whose incoming residual stream ``hook`` lies downstream of, or None."""
+    match = re.fullmatch(r"blocks\.(\d+)\.(.+)", hook)
+    return None if match is None or match.group(2) == "hook_in" else int(match.group(1))
+
+
+def _suffix_runner(model: Any) -> Callable[[Tensor, int, list[Any]], Tensor] | None:
+    """A function running blocks ``L..`` of a transformer from the residual stream entering block
+    ``L`` (with hooks), or None for models without TransformerLens's ``blocks`` / ``ln_final`` /
+    ``unembed`` layout. Its use is checked against a whole forward pass before any sweep."""
+    blocks, ln_final, unembed = (getattr(model, n, None) for n in ("blocks", "ln_final", "unembed"))
+    if not isinstance(blocks, torch.nn.ModuleList) or ln_final is None or unembed is None:
+        return None
+    if not callable(getattr(model, "hooks", None)):
+        return None
+
+    def run(resid: Tensor, start: int, fwd_hooks: list[Any]) -> Tensor:
+        with model.hooks(fwd_hooks=fwd_hooks):
+            x = resid
+            for block in blocks[start:]:
+                x = block(x)
+                x = x[0] if isinstance(x, tuple) else x
+            return unembed(ln_final(x))  # type: ignore[no-any-return]
+
+    return run
+
+
 def _check_pair(base: Tensor, source: Tensor) -> None:
     if base.shape != source.shape:
         raise MesaError(
@@ -161,9 +193,25 @@ def patch_sweep(
     if by not in BY:
         raise MesaError(f"unknown location {by!r}; valid: position, cell, head, None")
     _check_pair(base_inputs, source_inputs)
-    _, cache = model.run_with_cache(source_inputs, names_filter=lambda n: n in names)
-    base_value = float(metric(model(base_inputs)))
-    source_value = float(metric(model(source_inputs)))
+    source_out, cache = model.run_with_cache(source_inputs, names_filter=lambda n: n in names)
+    # reuse the base run's prefix: a hook in block L needs blocks L.. only, from the base's
+    # residual stream entering block L (where the model's layout allows it and reproduces the
+    # whole forward pass exactly)
+    suffix = _suffix_runner(model)
+    starts = {h: _start_block(h) if suffix else None for h in names}
+    prefix = {f"blocks.{b}.hook_resid_pre" for b in starts.values() if b}
+    base_out, base_cache = model.run_with_cache(base_inputs, names_filter=lambda n: n in prefix)
+    for name in prefix:
+        block = int(name.split(".")[1])
+        try:
+            ok = torch.equal(suffix(base_cache[name], block, []), base_out)  # type: ignore[misc]
+        except Exception:  # a layout that cannot be run block by block: run it whole
+            ok = False
+        if not ok:
+            starts = {h: None for h in names}
+            break
+    base_value = float(metric(base_out))
+    source_value = float(metric(source_out))
     batch = len(base_inputs)
     rows: list[Tensor] = []
     for hook in tqdm(names, desc="patching", disable=not progress):
@@ -183,8 +231,15 @@ def patch_sweep(
                 act = act.view(len(masks), batch, *act.shape[1:])
                 return torch.where(masks[:, None], src[None], act).flatten(0, 1)
 
-            reps = [len(ks)] + [1] * (base_inputs.ndim - 1)
-            out = model.run_with_hooks(base_inputs.repeat(*reps), fwd_hooks=[(hook, patch)])
+            block = starts[hook]
+            if block:  # run blocks L.. only, from the base's residual stream entering block L
+                resid = base_cache[f"blocks.{block}.hook_resid_pre"]
+                out = suffix(  # type: ignore[misc]
+                    resid.repeat(len(ks), *[1] * (resid.ndim - 1)), block, [(hook, patch)]
+                )
+            else:
+                reps = [len(ks)] + [1] * (base_inputs.ndim - 1)
+                out = model.run_with_hooks(base_inputs.repeat(*reps), fwd_hooks=[(hook, patch)])
             out = out.view(len(ks), batch, *out.shape[1:])
             values += [float(metric(out[j])) for j in range(len(ks))]
         rows.append(torch.tensor(values))

@@ -45,7 +45,7 @@ def test_walls_block_and_outcome_is_the_first_goal_reached():
     obs, r, term, trunc, info = env.step(torch.tensor([RIGHT, RIGHT]))
     assert term.tolist() == [False, True] and r.tolist() == [0.0, 1.0]
     assert info["episode_outcome"].tolist() == [-1, SPURIOUS]  # passed the spurious goal first
-    assert info["episode_off_path"].tolist() == [False, True]
+    assert info["episode_off_path"].tolist() == [False, False]  # cell 1 is on the way to 3
     assert env.pos.tolist() == [2, 0]  # the finished copy was reset to the start
     env2 = _corridor_env(true_cell=3, spur_cell=1)
     env2.reset()
@@ -55,12 +55,23 @@ def test_walls_block_and_outcome_is_the_first_goal_reached():
 
 
 def test_off_path_flag_on_hand_made_layout():
-    env = _corridor_env(true_cell=1, spur_cell=3)
-    env.reset()
-    assert not env.off_path().any()  # cell 1 is on the way from 0 to 3
-    env = _corridor_env(true_cell=3, spur_cell=1)
-    env.reset()
-    assert env.off_path().all()
+    # in a corridor one goal is always on the way to the other, whichever it is
+    for true_cell, spur_cell in ((1, 3), (3, 1)):
+        env = _corridor_env(true_cell=true_cell, spur_cell=spur_cell)
+        env.reset()
+        assert not env.off_path().any()
+    # a T: start at the bottom of the stem (cell 7); the arms' ends (0 and 2) are off each
+    # other's paths, while the stem's top (1) is on the way to both
+    walls = np.array([[0, 0, 0], [1, 0, 1], [1, 0, 1]], dtype=bool)
+    pool = build_pool([(walls, 7, 2)], 3, 3)
+    for true_cell, off in ((0, True), (1, False)):
+
+        def place(pool, level, g, true_cell=true_cell):
+            return torch.full_like(level, true_cell), torch.full_like(level, 2)
+
+        env = GridEnv(pool, 1, 0, place, lambda o, t, s: None, (), max_steps=6)
+        env.reset()
+        assert env.off_path().tolist() == [off]
 
 
 @pytest.mark.parametrize("family", FAMILIES)

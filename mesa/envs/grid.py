@@ -115,14 +115,21 @@ class GridEnv:
         return self.observe(), self.labels()
 
     def off_path(self, idx: Tensor | None = None) -> Tensor:
-        """True goal not on any shortest path from the start to the spurious goal (for the copies
-        ``idx``, default all)."""
+        """Neither goal lies on a shortest path from the start to the other (for the copies
+        ``idx``, default all): only then does reaching one goal first say which one the agent
+        was heading for. A corner-seeker passes an on-path cheese on its way, and a cheese-seeker
+        passes a corner that lies on its way to the cheese (a corner cell with two open
+        neighbours is a corridor in a maze with loops)."""
         lv = self.level if idx is None else self.level[idx]
         true = self.true_cell if idx is None else self.true_cell[idx]
         spur = self.spur_cell if idx is None else self.spur_cell[idx]
         d, start = self.pool.dist, self.pool.start[lv]
-        via = d[lv, start, true].long() + d[lv, true, spur].long()
-        return via != d[lv, start, spur].long()
+        to_true, to_spur, between = (
+            d[lv, start, true].long(),
+            d[lv, start, spur].long(),
+            d[lv, true, spur].long(),
+        )
+        return (to_true + between != to_spur) & (to_spur + between != to_true)
 
     def optimal_action(self, target: str = "true") -> Tensor:
         """An action on a shortest path from each copy's cell to its true or spurious goal

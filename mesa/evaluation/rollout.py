@@ -3,8 +3,9 @@
 ``n`` copies run until each has finished its *first* episode (later episodes of fast copies are
 ignored, so short episodes are not over-counted). Actions are sampled from the policy with a
 seeded generator — the policy as trained, not its greedy caricature. An episode's outcome is the
-goal it reached first; the headline rates are on the off-path episodes (the true goal not on a
-shortest path to the spurious one), where reaching the true goal cannot happen on the way.
+goal it reached first; the headline rates are on the off-path episodes (neither goal on a
+shortest path from the start to the other), where neither goal can be reached on the way to the
+other.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def rollout_first_episodes(
 
 
 def evaluate_rl(
-    model: Any, task: RLTask, n: int = 1000, seed: int = 12345, progress: bool = False
+    model: Any, task: RLTask, n: int = 4000, seed: int = 12345, progress: bool = False
 ) -> OODResult:
     """OOD outcome rates (headline: off-path episodes) and in-distribution success."""
     model.eval()

@@ -50,9 +50,10 @@ class OutcomeRates:
 class OODResult:
     """What ``mesa.evaluate_ood`` returns and ``ood.json`` holds.
 
-    For gridworlds the headline rates are on the *off-path* subset (the true goal is not on a
-    shortest path to the spurious goal), since an on-path true goal is reached by a policy that
-    only seeks the spurious one; ``all_episodes`` holds the rates over every episode. For
+    For gridworlds the headline rates are on the *off-path* subset (neither goal is on a shortest
+    path from the start to the other), since an on-path true goal is reached by a policy that
+    only seeks the spurious one, and an on-path spurious goal by one that seeks the true goal;
+    ``all_episodes`` holds the rates over every episode. For
     sequence tasks both are the same samples.
     """
 

@@ -129,7 +129,7 @@ class VecEnv(Protocol):
     observations: ``true_goal`` and ``spurious_goal`` (long [N], cell indices); and, for copies
     whose episode ended at this step (``-1`` / ``False`` elsewhere): ``episode_outcome`` (long [N],
     an index into :data:`OUTCOMES`: which goal was reached first), ``episode_off_path`` (bool [N]:
-    the true goal is not on a shortest path to the spurious one), ``episode_return`` (float [N]),
+    neither goal is on a shortest path from the start to the other), ``episode_return`` (float [N]),
     ``episode_length`` (long [N]).
     """
 

@@ -65,8 +65,8 @@ class ZooConfig:
     """Model architecture (default: the family's first)."""
     trainer: str | None = None
     """Trainer (default: the one ``mesa.train`` picks for the family and architecture)."""
-    ood_episodes: int = 1000
-    """OOD episodes (RL) or samples (sequence) per member."""
+    ood_episodes: int | None = None
+    """OOD episodes (RL) or samples (sequence) per member (None: ``evaluate_ood``'s default)."""
     workers: int = 2
     """Parallel local processes."""
     backend: str = "local"

@@ -44,6 +44,29 @@ def test_patching_equals_transformer_lens(name):
     assert (ours.values - reference).abs().max() <= 1e-5
 
 
+def test_patching_starts_at_the_patched_block_on_a_bridge():
+    model = tiny_transformer(n_layers=4).eval()
+    g = torch.Generator().manual_seed(0)
+    clean, corrupted = (torch.randint(0, 20, (4, 8), generator=g) for _ in range(2))
+    calls = {"block0": 0, "block3": 0}
+
+    def count(name):
+        def hook(act, hook=None):
+            calls[name] += 1
+
+        return hook
+
+    model.add_hook("blocks.0.hook_resid_pre", count("block0"))
+    model.add_hook("blocks.3.hook_resid_pre", count("block3"))
+    try:
+        patch_sweep(model, corrupted, clean, ["blocks.3.hook_mlp_out"], logit_diff(3, 7))
+    finally:
+        model.reset_hooks()
+    # block 0 runs only in the source and base runs; block 3 also in the check that running
+    # from block 3 reproduces the base output, and in the one batched patched pass
+    assert calls == {"block0": 2, "block3": 4}
+
+
 def _copy_pairs(n: int = 256, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     base = torch.randint(0, VOCAB, (n, 4), generator=g)
