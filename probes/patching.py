@@ -231,11 +231,11 @@ def patch_sweep(
                 act = act.view(len(masks), batch, *act.shape[1:])
                 return torch.where(masks[:, None], src[None], act).flatten(0, 1)
 
-            block = starts[hook]
-            if block:  # run blocks L.. only, from the base's residual stream entering block L
-                resid = base_cache[f"blocks.{block}.hook_resid_pre"]
+            first = starts[hook]
+            if first:  # run blocks L.. only, from the base's residual stream entering block L
+                resid = base_cache[f"blocks.{first}.hook_resid_pre"]
                 out = suffix(  # type: ignore[misc]
-                    resid.repeat(len(ks), *[1] * (resid.ndim - 1)), block, [(hook, patch)]
+                    resid.repeat(len(ks), *[1] * (resid.ndim - 1)), first, [(hook, patch)]
                 )
             else:
                 reps = [len(ks)] + [1] * (base_inputs.ndim - 1)
