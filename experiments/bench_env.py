@@ -21,8 +21,9 @@ from _common import median_time, write_json
 import mesa
 
 
-def mesa_sps(num_envs: int, steps: int, repeats: int) -> dict[str, float]:
+def mesa_sps(num_envs: int, steps: int, repeats: int, copy_obs: bool) -> dict[str, float]:
     env = mesa.make_task("maze").make_env("train", num_envs, 0)
+    env.copy_obs = copy_obs
     env.reset()
     g = torch.Generator().manual_seed(0)
     actions = torch.randint(0, 4, (steps, num_envs), generator=g)
@@ -32,7 +33,12 @@ def mesa_sps(num_envs: int, steps: int, repeats: int) -> dict[str, float]:
             env.step(a)
 
     med, times = median_time(run, repeats)
-    return {"num_envs": num_envs, "steps_per_s": num_envs * steps / med, "seconds": times}
+    return {
+        "num_envs": num_envs,
+        "copy_obs": copy_obs,
+        "steps_per_s": num_envs * steps / med,
+        "seconds": times,
+    }
 
 
 def minigrid_sps(steps: int, repeats: int) -> dict[str, float]:
@@ -60,19 +66,33 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     baseline = minigrid_sps(20_000, args.repeats)
-    rows = [mesa_sps(n, 50, args.repeats) for n in (1, 1024, 16_384, 65_536)]
+    rows = [
+        mesa_sps(n, 50, args.repeats, copy_obs)
+        for n in (1, 1024, 16_384, 65_536)
+        for copy_obs in (True, False)
+    ]
+    baseline_after = minigrid_sps(20_000, args.repeats)  # the machine's load drifts: bracket it
+    reference = (baseline["steps_per_s"] + baseline_after["steps_per_s"]) / 2
     for r in rows:
-        r["ratio_to_minigrid"] = r["steps_per_s"] / baseline["steps_per_s"]
+        r["ratio_to_minigrid"] = r["steps_per_s"] / reference
         print(
-            f"mesa maze x{r['num_envs']:>6}: {r['steps_per_s']:>12,.0f} steps/s "
-            f"({r['ratio_to_minigrid']:,.0f}x MiniGrid)"
+            f"mesa maze x{r['num_envs']:>6} ({'copied' if r['copy_obs'] else 'live buffer'}): "
+            f"{r['steps_per_s']:>12,.0f} steps/s ({r['ratio_to_minigrid']:,.0f}x MiniGrid)"
         )
-    print(f"MiniGrid-Empty-8x8-v0 x1: {baseline['steps_per_s']:>12,.0f} steps/s")
+    print(
+        f"MiniGrid-Empty-8x8-v0 x1: {baseline['steps_per_s']:>12,.0f} steps/s before, "
+        f"{baseline_after['steps_per_s']:,.0f} after"
+    )
     write_json(
         "bench_env",
         {
             "minigrid_empty_8x8": baseline,
+            "minigrid_empty_8x8_after": baseline_after,
             "mesa_maze": rows,
+            "best_ratio_copied": max(r["ratio_to_minigrid"] for r in rows if r["copy_obs"]),
+            "best_ratio_live_buffer": max(
+                r["ratio_to_minigrid"] for r in rows if not r["copy_obs"]
+            ),
             "repeats": args.repeats,
             "threads": args.threads,
         },

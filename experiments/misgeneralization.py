@@ -6,6 +6,7 @@ then writes the curve as JSON, a PNG and the table of ``misgeneralization.md``.
 
     python experiments/misgeneralization.py --family maze --seeds 3
     python experiments/misgeneralization.py --family sycophancy --seeds 3
+    python experiments/misgeneralization.py --family maze --arch cell_transformer --seeds 3
 """
 
 from __future__ import annotations
@@ -28,14 +29,19 @@ def main() -> None:
     ap.add_argument("--p", type=float, nargs="+", default=[0.0, 0.02, 0.05, 0.1, 0.2])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--zoo", default=None, help="zoo directory (default runs/zoo_FAMILY)")
+    ap.add_argument("--arch", default=None, help="model architecture (default: the family's)")
+    ap.add_argument("--trainer", default=None, help="trainer (default: mesa.train's choice)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    out = Path(args.zoo or f"runs/zoo_{args.family}")
+    tag = args.family + (f"_{args.arch}" if args.arch else "")
+    out = Path(args.zoo or f"runs/zoo_{tag}")
     config = ZooConfig(
         family=args.family,
         ps=tuple(args.p),
         seeds=tuple(range(args.seeds)),
+        arch=args.arch,
+        trainer=args.trainer,
         workers=args.workers,
         threads_per_worker=args.threads,
     )
@@ -69,13 +75,19 @@ def main() -> None:
         for p, rows in sorted(by_p.items())
     ]
     write_json(
-        f"misgeneralization_{args.family}",
-        {"family": args.family, "zoo": str(out), "curve": curve, "agreement": result.agreement},
+        f"misgeneralization_{tag}",
+        {
+            "family": args.family,
+            "arch": args.arch,
+            "zoo": str(out),
+            "curve": curve,
+            "agreement": result.agreement,
+        },
     )
     from mesa.report.figures import misgeneralization_curve
 
     fig = misgeneralization_curve(result.rows, args.family)
-    png = RESULTS / f"misgeneralization_{args.family}.png"
+    png = RESULTS / f"misgeneralization_{tag}.png"
     fig.savefig(png, dpi=110)
     print(f"wrote {png}")
     lines = [
@@ -87,7 +99,7 @@ def main() -> None:
             f"| {c['p']:g} | {c['n_models']} | {c['ood_true_rate_mean']:.2f} | "
             f"{c['ood_spurious_rate_mean']:.2f} | {c['in_dist_success_mean']:.2f} |"
         )
-    (RESULTS / f"misgeneralization_{args.family}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"misgeneralization_{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(json.dumps(result.agreement.get("overall", []), indent=1)[:2000])
 

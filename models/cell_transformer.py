@@ -36,11 +36,12 @@ class CellTransformerPolicyConfig:
     """Number of discrete actions."""
     n_layers: int = 2
     """Transformer blocks."""
-    d_model: int = 64
-    """Residual stream width."""
+    d_model: int = 32
+    """Residual stream width (small: 50 tokens per observation make the bridge's eager
+    attention the cost of training)."""
     n_heads: int = 4
     """Attention heads per block."""
-    d_mlp: int = 256
+    d_mlp: int = 128
     """MLP hidden width."""
 
     def __post_init__(self) -> None:

@@ -44,7 +44,7 @@ def test_cell_tokens_and_hooks():
     assert bool(((tokens[:, :-1] & 1) > 0).eq(walls).all())
     logits, cache = model.run_with_cache(obs)
     assert logits.shape == (8, 4) and torch.allclose(logits, model(obs))
-    assert cache["blocks.0.hook_resid_pre"].shape == (8, h * w + 1, 64)
+    assert cache["blocks.0.hook_resid_pre"].shape == (8, h * w + 1, 32)
     assert "blocks.0.attn.hook_pattern" in model.hook_dict
     # mesa.probes works on it unchanged, like on the conv and MLP policies
     hooks = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"]

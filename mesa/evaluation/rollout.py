@@ -20,12 +20,21 @@ from mesa.evaluation.stats import OODResult, OutcomeRates
 from mesa.tasks.base import SPURIOUS, TRUE, RLTask
 
 
+def live_observations(env: Any) -> Any:
+    """Let ``env`` return its observation buffer instead of a copy each step, where it can
+    (:attr:`mesa.envs.grid.GridEnv.copy_obs`): for loops that use each observation before the
+    next step, the copy is wasted time."""
+    if hasattr(env, "copy_obs"):
+        env.copy_obs = False
+    return env
+
+
 @torch.no_grad()
 def rollout_first_episodes(
     model: Any, task: RLTask, split: str, n: int, seed: int, progress: bool = False
 ) -> dict[str, np.ndarray]:
     """Outcome, off-path flag and success of the first episode of each of ``n`` copies."""
-    env = task.make_env(split, n, seed)
+    env = live_observations(task.make_env(split, n, seed))
     g = torch.Generator().manual_seed(seed)
     obs, _ = env.reset()
     done = torch.zeros(n, dtype=torch.bool)

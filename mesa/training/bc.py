@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mesa.errors import MesaError
-from mesa.evaluation.rollout import training_eval
+from mesa.evaluation.rollout import live_observations, training_eval
 from mesa.tasks.base import RLTask
 from mesa.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from mesa.training.common import setup_run
@@ -39,7 +39,7 @@ class BCConfig:
 
     steps: int = 3000
     """Optimiser steps (upper bound when ``stop_at_success`` is set)."""
-    num_envs: int = 128
+    num_envs: int = 64
     """Environment copies; each step trains on one observation of each."""
     learning_rate: float = 1e-3
     """AdamW step size (constant after a linear warm-up)."""
@@ -83,6 +83,7 @@ def train_bc(
     cfg: BCConfig = run.cfg
     arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
     env = task.make_env("train", cfg.num_envs, seed)
+    live_observations(env)  # each observation is used (and backpropagated) before the next step
     model: Any = task.make_model(arch, seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)

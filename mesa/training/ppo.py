@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mesa.errors import MesaError
-from mesa.evaluation.rollout import training_eval
+from mesa.evaluation.rollout import live_observations, training_eval
 from mesa.tasks.base import RLTask
 from mesa.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from mesa.training.common import setup_run
@@ -101,6 +101,7 @@ def train_ppo(
     cfg: PPOConfig = run.cfg
     arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
     env = task.make_env("train", cfg.num_envs, seed)
+    live_observations(env)
     model: Any = task.make_model(arch, seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
     gen = torch.Generator().manual_seed(seed + 7919)  # actions and minibatch order
