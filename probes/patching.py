@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Shaped
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -175,8 +175,8 @@ def _check_pair(base: Tensor, source: Tensor) -> None:
 @torch.no_grad()
 def patch_sweep(
     model: HookedModel,
-    base_inputs: Float[Tensor, "batch ..."],
-    source_inputs: Float[Tensor, "batch ..."],
+    base_inputs: Shaped[Tensor, "batch ..."],
+    source_inputs: Shaped[Tensor, "batch ..."],
     hooks: str | Sequence[str],
     metric: Metric,
     by: str | None = "position",
