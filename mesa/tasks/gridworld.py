@@ -2,9 +2,11 @@
 
 A family says how to draw a layout, where the goals go, and how its objects look; this base
 turns that into seeded environments for each split (:class:`mesa.envs.grid.GridEnv`), probe
-observations and counterfactual pairs. Layout pools are seeded apart per split: ``train`` from
-the seed, ``ood`` and ``probe`` from seeds offset by fixed constants, so no split sees another's
-layouts for the same seed.
+observations and counterfactual pairs. Layout pools are seeded apart per split: each ``train``
+seed has its own pool (a training run's seed picks its levels), while ``ood`` and ``probe`` have
+one fixed pool each, from which the call's seed draws layouts and goal placements — so no split
+sees another's layouts, and evaluating or detecting with a new seed does not rebuild a pool
+(building one takes seconds; per-call pools once made most of a training run's time).
 """
 
 from __future__ import annotations
@@ -101,11 +103,11 @@ class GridTask(RLTask):
 
     # -- what the base does ---------------------------------------------------------------
     def pool(self, split: str, seed: int) -> LevelPool:
+        """The layouts of ``split``: per seed for ``train``, one fixed pool otherwise."""
         split = check_split(split)
         key = (type(self).__name__, tuple(sorted(vars(self.config).items())))
-        return _cached_pool(
-            key, seed + _SPLIT_OFFSET[split], self.config.n_levels, self.make_layout
-        )
+        pool_seed = (seed if split == "train" else 0) + _SPLIT_OFFSET[split]
+        return _cached_pool(key, pool_seed, self.config.n_levels, self.make_layout)
 
     def make_env(self, split: str, num_envs: int, seed: int) -> GridEnv:
         split = check_split(split)

@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mesa.errors import MesaError
-from mesa.evaluation.rollout import live_observations, training_eval
+from mesa.evaluation.rollout import EVAL_SEED, live_observations, training_eval
 from mesa.tasks.base import RLTask
 from mesa.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from mesa.training.common import setup_run
@@ -132,7 +132,7 @@ def train_bc(
         bar.update(1)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             model.eval()
-            record |= training_eval(model, task, cfg.eval_episodes, seed=30_000 + step)
+            record |= training_eval(model, task, cfg.eval_episodes, seed=EVAL_SEED + seed)
             model.train()
             bar.set_postfix(success=f"{record['eval/in_dist_success']:.3f}")
             stopped = (

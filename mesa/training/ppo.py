@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mesa.errors import MesaError
-from mesa.evaluation.rollout import live_observations, training_eval
+from mesa.evaluation.rollout import EVAL_SEED, live_observations, training_eval
 from mesa.tasks.base import RLTask
 from mesa.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from mesa.training.common import setup_run
@@ -229,7 +229,7 @@ def train_ppo(
         )
         last_update = update + 1 == num_updates or stopped
         if (update + 1) % cfg.eval_every == 0 or last_update:
-            record |= training_eval(model, task, cfg.eval_episodes, seed=10_000 + update)
+            record |= training_eval(model, task, cfg.eval_episodes, seed=EVAL_SEED + seed)
             model.train()
             if run_dir:
                 log.append(record)  # type: ignore[union-attr]
