@@ -3,6 +3,8 @@
 - ``maze`` (conv policy, PPO): time until the rolling success rate over the last 500 training
   episodes reaches 95%, then in-distribution success on 1000 fresh episodes;
 - ``sycophancy`` (transformer, supervised): time until in-distribution accuracy reaches 99.5%;
+- ``maze`` with the cell-token transformer policy (behaviour cloning): time until success on the
+  trainer's evaluation episodes reaches 90%;
 - ``mesa.detect`` on each trained model, as a share of its training time.
 
 Medians over seeds. See ``bench_training.md``.
@@ -29,11 +31,11 @@ from _common import write_json
 import mesa
 
 
-def one(family: str, p: float, seed: int, hparams: dict) -> dict:
+def one(family: str, p: float, seed: int, hparams: dict, arch: str | None = None) -> dict:
     task = mesa.make_task(family, p=p)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        model = mesa.train(task, seed=seed, out=tmp, progress=False, **hparams)
+        model = mesa.train(task, seed=seed, out=tmp, arch=arch, progress=False, **hparams)
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         verdict = mesa.detect(model, task)
@@ -41,6 +43,7 @@ def one(family: str, p: float, seed: int, hparams: dict) -> dict:
     ood = mesa.evaluate_ood(model, task)
     row = {
         "family": family,
+        "arch": arch or task.archs[0],
         "p": p,
         "seed": seed,
         "train_s": train_s,
@@ -66,14 +69,16 @@ def main() -> None:
     for seed in range(args.seeds):
         rows.append(one("maze", 0.0, seed, {"stop_at_success": 0.95}))
         rows.append(one("sycophancy", 0.0, seed, {}))
+        rows.append(one("maze", 0.0, seed, {"stop_at_success": 0.9}, arch="cell_transformer"))
     summary = {}
-    for family in ("maze", "sycophancy"):
-        fam = [r for r in rows if r["family"] == family]
-        summary[family] = {
-            k: statistics.median(r[k] for r in fam)
+    for key in sorted({(r["family"], r["arch"]) for r in rows}):
+        group = [r for r in rows if (r["family"], r["arch"]) == key]
+        name = "/".join(key)
+        summary[name] = {
+            k: statistics.median(r[k] for r in group)
             for k in ("train_s", "detect_s", "detect_share", "in_dist_success")
         }
-        print(family, summary[family])
+        print(name, summary[name])
     write_json("bench_training", {"rows": rows, "median": summary, "threads": args.threads})
 
 

@@ -107,3 +107,23 @@ def test_cli_detect_on_a_directory_without_model(tmp_path: Path, capsys):
         f"mesa: error: {tmp_path / 'run'} holds no model (model.safetensors missing): "
         "is it a run directory?"
     ]
+
+
+@pytest.mark.slow
+def test_ray_backend_matches_local(tmp_path: Path):
+    ray = pytest.importorskip("ray")
+    config = _config(ps=(0.0, 0.5), seeds=(0,), workers=2)
+    local = run_zoo(config, tmp_path / "local", progress=False)
+    try:
+        remote = run_zoo(
+            ZooConfig(**{**config.__dict__, "backend": "ray"}), tmp_path / "ray", progress=False
+        )
+    finally:
+        ray.shutdown()
+    assert not remote.failed and len(remote.rows) == 2
+    key = lambda r: r["member"]  # noqa: E731
+    for a, b in zip(sorted(local.rows, key=key), sorted(remote.rows, key=key), strict=True):
+        # the same seeds give the same models and numbers, whichever backend ran them
+        assert {k: a[k] for k in ("member", "score", "true_rate", "in_dist_success")} == {
+            k: b[k] for k in ("member", "score", "true_rate", "in_dist_success")
+        }

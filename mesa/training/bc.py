@@ -17,7 +17,6 @@ checkpoints holding the environments' and generators' states, exact resume.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -30,40 +29,26 @@ from mesa.errors import MesaError
 from mesa.evaluation.rollout import EVAL_SEED, live_observations, training_eval
 from mesa.tasks.base import RLTask
 from mesa.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from mesa.training.common import setup_run
+from mesa.training.common import AdamWConfig, setup_run
 
 
 @dataclass(frozen=True)
-class BCConfig:
+class BCConfig(AdamWConfig):
     """Hyperparameters of behaviour cloning."""
 
-    steps: int = 3000
-    """Optimiser steps (upper bound when ``stop_at_success`` is set)."""
-    num_envs: int = 64
-    """Environment copies; each step trains on one observation of each."""
-    learning_rate: float = 1e-3
-    """AdamW step size (constant after a linear warm-up)."""
-    warmup_steps: int = 100
-    """Linear learning-rate warm-up."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
-    max_grad_norm: float = 1.0
-    """Global gradient-norm clip."""
+    num_envs: int = 64
+    """Environment copies; each step trains on one observation of each."""
     expert_prob: float = 0.5
     """Probability that a copy follows the expert's action instead of the learner's."""
-    eval_every: int = 250
-    """Steps between evaluations (in-distribution success, OOD rates) and checkpoints."""
     eval_episodes: int = 128
     """Episodes per evaluation split."""
     stop_at_success: float | None = 0.98
     """Stop at an evaluation where in-distribution success reaches this (None: never)."""
-    num_threads: int | None = None
-    """torch threads (None: leave torch's setting)."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "num_envs", "eval_every", "eval_episodes"):
-            if getattr(self, name) < 1:
-                raise MesaError(f"{name} must be at least 1, got {getattr(self, name)}")
+        self._check_positive("num_envs", "eval_episodes")
         if not 0.0 <= self.expert_prob <= 1.0:
             raise MesaError(f"expert_prob must be in [0, 1], got {self.expert_prob}")
 
@@ -77,8 +62,6 @@ def train_bc(
     **hparams: Any,
 ) -> Any:
     """Clone the shortest-path expert on ``task``; resume from ``out`` if it holds a checkpoint."""
-    from mesa.runs import save
-
     run = setup_run(task, seed, out, arch, BCConfig, hparams, "behaviour cloning")
     cfg: BCConfig = run.cfg
     arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
@@ -86,7 +69,7 @@ def train_bc(
     live_observations(env)  # each observation is used (and backpropagated) before the next step
     model: Any = task.make_model(arch, seed)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    opt = cfg.optimizer(model)
     gen = torch.Generator().manual_seed(seed + 7919)  # the acting mix and the learner's samples
     start = 0
     if run_dir and has_checkpoint(run_dir):
@@ -110,14 +93,10 @@ def train_bc(
     step = start
     for step in range(start + 1, cfg.steps + 1):
         t0 = time.perf_counter()
-        opt.param_groups[0]["lr"] = cfg.learning_rate * min(1.0, step / max(1, cfg.warmup_steps))
         expert = env.optimal_action("true")
         logits = model(obs)
         loss = torch.nn.functional.cross_entropy(logits, expert)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        opt.step()
+        cfg.step(model, opt, loss, step)
         with torch.no_grad():
             learner = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(1)
             follow = torch.rand(cfg.num_envs, generator=gen) < cfg.expert_prob
@@ -155,19 +134,4 @@ def train_bc(
         if stopped:
             break
     bar.close()
-    model.eval()
-    if run_dir:
-        save(
-            model,
-            task,
-            run_dir,
-            train={
-                "trainer": "bc",
-                "seed": seed,
-                "arch": arch,
-                "hparams": dataclasses.asdict(cfg),
-                "global_step": step,
-                "stopped_early": stopped,
-            },
-        )
-    return model
+    return run.finish(model, task, "bc", step, stopped)

@@ -1,4 +1,5 @@
-"""What both trainers do before their first step: settings, run directory, resume fingerprint."""
+"""What the trainers share: settings, run directory, resume fingerprint, and the AdamW step of
+the behaviour-cloning and supervised trainers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import torch
 
+from mesa.errors import MesaError
 from mesa.io import METRICS, MetricsLog
 from mesa.tasks.base import Task, config_from_dict
 
@@ -22,6 +24,28 @@ class RunSetup:
     log: MetricsLog | None
     fingerprint: dict[str, Any]
     """What a checkpoint must match to be resumed: task, architecture, seed, hyperparameters."""
+
+    def finish(self, model: Any, task: Task, trainer: str, global_step: int, stopped: bool) -> Any:
+        """Put ``model`` in eval mode and, with a run directory, save it with its training
+        record; return it."""
+        from mesa.runs import save
+
+        model.eval()
+        if self.run_dir:
+            save(
+                model,
+                task,
+                self.run_dir,
+                train={
+                    "trainer": trainer,
+                    "seed": self.fingerprint["seed"],
+                    "arch": self.arch,
+                    "hparams": dataclasses.asdict(self.cfg),
+                    "global_step": global_step,
+                    "stopped_early": stopped,
+                },
+            )
+        return model
 
 
 def setup_run(
@@ -50,3 +74,43 @@ def setup_run(
             "hparams": dataclasses.asdict(cfg),
         },
     )
+
+
+@dataclass(frozen=True)
+class AdamWConfig:
+    """Hyperparameters shared by the trainers that take one AdamW step per batch."""
+
+    steps: int = 3000
+    """Optimiser steps (an upper bound where the trainer stops early)."""
+    learning_rate: float = 1e-3
+    """AdamW step size (constant after a linear warm-up)."""
+    warmup_steps: int = 100
+    """Linear learning-rate warm-up."""
+    weight_decay: float = 0.1
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Global gradient-norm clip."""
+    eval_every: int = 250
+    """Steps between evaluations (in-distribution and OOD rates) and checkpoints."""
+    num_threads: int | None = None
+    """torch threads (None: leave torch's setting)."""
+
+    def _check_positive(self, *names: str) -> None:
+        for name in ("steps", "eval_every", *names):
+            if getattr(self, name) < 1:
+                raise MesaError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+        )
+
+    def step(
+        self, model: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, step: int
+    ) -> None:
+        """One optimiser step on ``loss`` (step numbers count from 1)."""
+        opt.param_groups[0]["lr"] = self.learning_rate * min(1.0, step / max(1, self.warmup_steps))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), self.max_grad_norm)
+        opt.step()

@@ -12,7 +12,6 @@ and resumed ends with the same weights as one never interrupted.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections import deque
@@ -95,8 +94,6 @@ def train_ppo(
     **hparams: Any,
 ) -> Any:
     """Train a policy on ``task`` with PPO; resume from ``out`` if it holds a checkpoint."""
-    from mesa.runs import save
-
     run = setup_run(task, seed, out, arch, PPOConfig, hparams, "PPO")
     cfg: PPOConfig = run.cfg
     arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
@@ -252,19 +249,4 @@ def train_ppo(
         if stopped:
             break
     bar.close()
-    model.eval()
-    if run_dir:
-        save(
-            model,
-            task,
-            run_dir,
-            train={
-                "trainer": "ppo",
-                "seed": seed,
-                "arch": arch,
-                "hparams": dataclasses.asdict(cfg),
-                "global_step": global_step,
-                "stopped_early": stopped,
-            },
-        )
-    return model
+    return run.finish(model, task, "ppo", global_step, stopped)

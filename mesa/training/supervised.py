@@ -9,7 +9,6 @@ one. Same conventions as PPO: a dataclass of hyperparameters, a progress bar, ``
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -18,41 +17,24 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from mesa.errors import MesaError
 from mesa.tasks.base import SPURIOUS, TRUE, SequenceTask
 from mesa.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from mesa.training.common import setup_run
+from mesa.training.common import AdamWConfig, setup_run
 
 
 @dataclass(frozen=True)
-class SupervisedConfig:
+class SupervisedConfig(AdamWConfig):
     """Hyperparameters of the supervised trainer."""
 
-    steps: int = 3000
-    """Optimiser steps (upper bound when ``stop_at_accuracy`` is set)."""
     batch_size: int = 256
     """Samples per step (fresh samples every step)."""
-    learning_rate: float = 1e-3
-    """AdamW step size (constant after a linear warm-up)."""
-    warmup_steps: int = 100
-    """Linear learning-rate warm-up."""
-    weight_decay: float = 0.1
-    """AdamW weight decay."""
-    max_grad_norm: float = 1.0
-    """Global gradient-norm clip."""
-    eval_every: int = 250
-    """Steps between evaluations (in-distribution accuracy, OOD rates) and checkpoints."""
     eval_samples: int = 512
     """Samples per evaluation split."""
     stop_at_accuracy: float | None = 0.995
     """Stop at an evaluation where in-distribution accuracy reaches this (None: never)."""
-    num_threads: int | None = None
-    """torch threads (None: leave torch's setting)."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "eval_every", "eval_samples"):
-            if getattr(self, name) < 1:
-                raise MesaError(f"{name} must be at least 1, got {getattr(self, name)}")
+        self._check_positive("batch_size", "eval_samples")
 
 
 def _evaluate(model: Any, task: SequenceTask, n: int, seed: int) -> dict[str, float]:
@@ -76,14 +58,12 @@ def train_supervised(
     **hparams: Any,
 ) -> Any:
     """Train a transformer on ``task``; resume from ``out`` if it holds a checkpoint."""
-    from mesa.runs import save
-
     run = setup_run(task, seed, out, arch, SupervisedConfig, hparams, "supervised")
     cfg: SupervisedConfig = run.cfg
     arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
     model: Any = task.make_model(arch, seed)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    opt = cfg.optimizer(model)
     start = 0
     if run_dir and has_checkpoint(run_dir):
         meta, _ = load_checkpoint(run_dir, model, opt, {}, fingerprint)
@@ -102,14 +82,10 @@ def train_supervised(
     step = start
     for step in range(start + 1, cfg.steps + 1):
         t0 = time.perf_counter()
-        opt.param_groups[0]["lr"] = cfg.learning_rate * min(1.0, step / max(1, cfg.warmup_steps))
         batch = task.sample("train", cfg.batch_size, seed=seed * 1_000_003 + step)
         logits = model(batch.tokens)[:, -1]
         loss = torch.nn.functional.cross_entropy(logits, batch.target)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        opt.step()
+        cfg.step(model, opt, loss, step)
         record: dict[str, Any] = {
             "global_step": step,
             "losses/train": loss.item(),
@@ -137,19 +113,4 @@ def train_supervised(
         if stopped:
             break
     bar.close()
-    model.eval()
-    if run_dir:
-        save(
-            model,
-            task,
-            run_dir,
-            train={
-                "trainer": "supervised",
-                "seed": seed,
-                "arch": arch,
-                "hparams": dataclasses.asdict(cfg),
-                "global_step": step,
-                "stopped_early": stopped,
-            },
-        )
-    return model
+    return run.finish(model, task, "supervised", step, stopped)
