@@ -80,12 +80,16 @@ def test_patching_finds_the_copied_position():
         _copier(),
         base,
         source,
-        ["blocks.0.hook_out"],
+        ["blocks.0.hook_out", "blocks.1.hook_out"],
         target_prob(source[:, 0]),
     )
-    recovery = result.recovery()[0]
-    assert recovery[0] == pytest.approx(1.0, abs=1e-6)  # position 0 carries the answer
-    assert recovery[1:3].abs().max() < 1e-6  # positions 1 and 2 carry nothing
+    first, second = result.recovery()
+    # layer 0: position 0 carries the answer, the others nothing
+    assert first[0] == pytest.approx(1.0, abs=1e-6)
+    assert first[1:].abs().max() < 1e-6
+    # layer 1: the answer has moved to the last position
+    assert second[-1] == pytest.approx(1.0, abs=1e-6)
+    assert second[:-1].abs().max() < 1e-6
 
 
 @pytest.mark.slow
