@@ -178,7 +178,9 @@ def _figures(zoo: ZooData) -> list[tuple[str, str, Any]]:
             (
                 "goodhart",
                 "Proxy vs true goal over training",
-                F.goodhart_curves(zoo.curves, zoo.family),
+                F.goodhart_curves(
+                    zoo.curves, zoo.family, {r["member"]: float(r["p"]) for r in zoo.rows}
+                ),
             )
         )
     if zoo.verdicts:

@@ -46,26 +46,42 @@ def misgeneralization_curve(rows: list[dict[str, Any]], family: str) -> Figure:
     return fig
 
 
-def goodhart_curves(curves: dict[str, list[dict[str, Any]]], family: str) -> Figure:
-    """In-distribution success and OOD true-goal rate over training, one line per member."""
+def goodhart_curves(
+    curves: dict[str, list[dict[str, Any]]], family: str, p_of: dict[str, float] | None = None
+) -> Figure:
+    """In-distribution success (grey) and OOD true-goal rate (coloured by the member's p) over
+    training, one line per member."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.ticker import EngFormatter
+
+    p_of = p_of or {}
+    ps = [p_of[m] for m in curves if m in p_of]
+    norm = Normalize(min(ps, default=0.0), max(ps, default=1.0) or 1.0)
+    cmap = colormaps["viridis"]
     fig = Figure(figsize=(5.5, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    for i, (_, recs) in enumerate(sorted(curves.items())):
+    for i, (member, recs) in enumerate(sorted(curves.items())):
         steps = [r["global_step"] for r in recs]
         ax.plot(
             steps,
             [r["in_dist_success"] for r in recs],
             color=GREY,
-            alpha=0.6,
+            alpha=0.5,
+            lw=1,
             label="in-distribution success" if i == 0 else None,
         )
         ax.plot(
             steps,
             [r["ood_true_rate"] for r in recs],
-            color=TRUE_COLOUR,
-            alpha=0.6,
+            color=cmap(norm(p_of[member])) if member in p_of else TRUE_COLOUR,
+            alpha=0.8,
             label="OOD true-goal rate" if i == 0 else None,
         )
+    if ps:
+        fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label="p (OOD true-goal rate lines)")
+    ax.xaxis.set_major_formatter(EngFormatter())  # 100k, not 100000
     ax.set_xlabel("training step")
     ax.set_ylabel("rate")
     ax.set_ylim(-0.03, 1.03)
