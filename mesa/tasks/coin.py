@@ -60,7 +60,7 @@ class CoinTask(GridTask):
     true_goal = "coin"
     spurious_goal = "right end of the level"
     object_channels = ("coin",)
-    zoo_ps = (0.0, 0.02, 0.05, 0.1, 0.2)
+    zoo_ps = (0.0, 0.05, 0.1, 0.2, 0.4)
 
     def make_layout(self, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
         h, w = self.config.height, self.config.width
