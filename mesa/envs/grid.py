@@ -202,7 +202,7 @@ class GridEnv:
             "episode_success": terminated.clone(),
         }
         if self.record_final_obs:
-            info["final_obs"] = self._buffer().view(self.num_envs, *self.observation_shape).clone()
+            info["final_obs"] = buf.view(self.num_envs, *self.observation_shape).clone()
         self._reset_copies(finished)
         if len(finished):
             buf.view(self.num_envs, len(self.channel_names), -1)[finished] = self._draw(finished)
