@@ -12,20 +12,13 @@ import mesa
 import mesa.training.bc as bc
 from mesa.errors import MesaError
 from mesa.probes import probe_sweep
+from tests.training_helpers import killed_after_checkpoint, same, weights
 
 TINY = {"steps": 12, "num_envs": 16, "eval_every": 4, "eval_episodes": 8, "stop_at_success": None}
 
 
 def _task(p: float = 0.2):
     return mesa.make_task("maze", p=p, size=5, n_levels=20)
-
-
-def _weights(model) -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in model.state_dict().items()}
-
-
-def _same(a, b) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_cell_tokens_and_hooks():
@@ -59,25 +52,15 @@ def test_cell_tokens_and_hooks():
 @pytest.mark.slow
 def test_bc_bit_identical_and_resume(tmp_path: Path, monkeypatch):
     kw = {"arch": "cell_transformer", "progress": False, **TINY}
-    reference = _weights(mesa.train(_task(), seed=0, **kw))
-    assert _same(reference, _weights(mesa.train(_task(), seed=0, **kw)))
-    assert not _same(reference, _weights(mesa.train(_task(), seed=1, **kw)))
+    reference = weights(mesa.train(_task(), seed=0, **kw))
+    assert same(reference, weights(mesa.train(_task(), seed=0, **kw)))
+    assert not same(reference, weights(mesa.train(_task(), seed=1, **kw)))
 
-    real_save = bc.save_checkpoint
-    saves = []
-
-    def save_then_die(*args, **kwargs):
-        real_save(*args, **kwargs)
-        saves.append(1)
-        if len(saves) == 2:
-            raise KeyboardInterrupt  # killed after the second checkpoint (step 8 of 12)
-
-    monkeypatch.setattr(bc, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    # killed after the second checkpoint (step 8 of 12)
+    with killed_after_checkpoint(monkeypatch, bc, 2), pytest.raises(KeyboardInterrupt):
         mesa.train(_task(), seed=0, out=tmp_path / "run", **kw)
-    monkeypatch.setattr(bc, "save_checkpoint", real_save)
     resumed = mesa.train(_task(), seed=0, out=tmp_path / "run", **kw)
-    assert _same(_weights(resumed), reference)
+    assert same(weights(resumed), reference)
     records = mesa.io.MetricsLog(tmp_path / "run" / "metrics.jsonl").read()
     steps = [r["global_step"] for r in records]
     assert steps == sorted(set(steps)) and steps[-1] == 12

@@ -10,6 +10,7 @@ import torch
 import mesa
 import mesa.training.ppo as ppo
 from mesa.errors import MesaError
+from tests.training_helpers import killed_after_checkpoint, same, weights
 
 TINY = {
     "num_envs": 8,
@@ -25,21 +26,13 @@ def _task():
     return mesa.make_task("maze", p=0.1, n_levels=20)
 
 
-def _weights(model) -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in model.state_dict().items()}
-
-
-def _same(a, b) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
 @pytest.mark.slow
 def test_same_seed_bit_identical_and_other_seed_differs(tmp_path: Path):
-    a = _weights(mesa.train(_task(), seed=1, out=tmp_path / "a", progress=False, **TINY))
-    b = _weights(mesa.train(_task(), seed=1, progress=False, **TINY))
-    c = _weights(mesa.train(_task(), seed=2, progress=False, **TINY))
-    assert _same(a, b)
-    assert not _same(a, c)
+    a = weights(mesa.train(_task(), seed=1, out=tmp_path / "a", progress=False, **TINY))
+    b = weights(mesa.train(_task(), seed=1, progress=False, **TINY))
+    c = weights(mesa.train(_task(), seed=2, progress=False, **TINY))
+    assert same(a, b)
+    assert not same(a, c)
     records = mesa.io.MetricsLog(tmp_path / "a" / "metrics.jsonl").read()
     assert [r["global_step"] for r in records] == [128 * i for i in range(1, 7)]
     assert all("eval/ood_true_rate" in r for r in records[1::2])
@@ -48,24 +41,14 @@ def test_same_seed_bit_identical_and_other_seed_differs(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path: Path, monkeypatch):
-    reference = _weights(mesa.train(_task(), seed=0, progress=False, **TINY))
-    real_save = ppo.save_checkpoint
-    saves = []
-
-    def save_then_die(*args, **kwargs):
-        real_save(*args, **kwargs)
-        saves.append(1)
-        if len(saves) == 2:
-            raise KeyboardInterrupt  # killed after the second checkpoint (update 4 of 6)
-
-    monkeypatch.setattr(ppo, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+def test_killed_and_resumed_run_ends_with_the_sameweights(tmp_path: Path, monkeypatch):
+    reference = weights(mesa.train(_task(), seed=0, progress=False, **TINY))
+    # killed after the second checkpoint (update 4 of 6)
+    with killed_after_checkpoint(monkeypatch, ppo, 2), pytest.raises(KeyboardInterrupt):
         mesa.train(_task(), seed=0, out=tmp_path / "run", progress=False, **TINY)
     assert not (tmp_path / "run" / "model.safetensors").exists()
-    monkeypatch.setattr(ppo, "save_checkpoint", real_save)
     resumed = mesa.train(_task(), seed=0, out=tmp_path / "run", progress=False, **TINY)
-    assert _same(_weights(resumed), reference)
+    assert same(weights(resumed), reference)
     steps = [
         r["global_step"] for r in mesa.io.MetricsLog(tmp_path / "run" / "metrics.jsonl").read()
     ]

@@ -11,6 +11,7 @@ import mesa
 import mesa.training.supervised as supervised
 from mesa.errors import MesaError
 from mesa.runs import load_run
+from tests.training_helpers import killed_after_checkpoint
 
 TINY = {
     "steps": 40,
@@ -61,19 +62,8 @@ def test_checkpoint_round_trip_gives_identical_logits(tmp_path: Path):
 @pytest.mark.slow
 def test_resume_after_kill_is_bit_identical(tmp_path: Path, monkeypatch):
     reference = mesa.train(_task(), seed=0, progress=False, **TINY).state_dict()
-    real = supervised.save_checkpoint
-    calls = []
-
-    def die_after_second(*args, **kwargs):
-        real(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(supervised, "save_checkpoint", die_after_second)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_checkpoint(monkeypatch, supervised, 2), pytest.raises(KeyboardInterrupt):
         mesa.train(_task(), seed=0, out=tmp_path / "r", progress=False, **TINY)
-    monkeypatch.setattr(supervised, "save_checkpoint", real)
     resumed = mesa.train(_task(), seed=0, out=tmp_path / "r", progress=False, **TINY).state_dict()
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
 
