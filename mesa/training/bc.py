@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from mesa.errors import MesaError
 from mesa.evaluation.rollout import EVAL_SEED, live_observations, training_eval
 from mesa.tasks.base import RLTask
-from mesa.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from mesa.training.checkpoint import env_tensors, save_checkpoint
 from mesa.training.common import AdamWConfig, setup_run
 
 
@@ -71,18 +71,9 @@ def train_bc(
     model.train()
     opt = cfg.optimizer(model)
     gen = torch.Generator().manual_seed(seed + 7919)  # the acting mix and the learner's samples
-    start = 0
-    if run_dir and has_checkpoint(run_dir):
-        meta, extra = load_checkpoint(run_dir, model, opt, {"acting": gen}, fingerprint)
-        env.load_state_dict({k[4:]: v for k, v in extra.items() if k.startswith("env.")})
-        start = meta["step"]
-        if log:
-            log.truncate_after(start)
-        obs = env.observe()
-    else:
-        if log and log.path.exists():
-            log.path.unlink()
-        obs, _ = env.reset()
+    meta = run.resume(model, opt, {"acting": gen}, env)
+    start = meta["step"] if meta else 0
+    obs = env.observe() if meta else env.reset()[0]
     bar = tqdm(
         total=cfg.steps,
         initial=start,
@@ -126,7 +117,7 @@ def train_bc(
                     model,
                     opt,
                     {"acting": gen},
-                    {f"env.{k}": v for k, v in env.state_dict().items()},
+                    env_tensors(env),
                     {"fingerprint": fingerprint, "step": step},
                 )
         elif log and step % 10 == 0:

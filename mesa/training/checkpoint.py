@@ -98,3 +98,13 @@ def load_checkpoint(
         g.set_state(tensors[f"rng.{k}"])
     extras = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     return meta, extras
+
+
+def env_tensors(env: Any) -> dict[str, Tensor]:
+    """An environment's state as extra checkpoint tensors (named ``env.*``)."""
+    return {f"env.{k}": v for k, v in env.state_dict().items()}
+
+
+def restore_env(env: Any, extra: dict[str, Tensor]) -> None:
+    """Load into ``env`` the state :func:`env_tensors` put among a checkpoint's extra tensors."""
+    env.load_state_dict({k[4:]: v for k, v in extra.items() if k.startswith("env.")})

@@ -14,6 +14,7 @@ import torch
 from mesa.errors import MesaError
 from mesa.io import METRICS, MetricsLog
 from mesa.tasks.base import Task, config_from_dict
+from mesa.training.checkpoint import has_checkpoint, load_checkpoint, restore_env
 
 
 @dataclass
@@ -24,6 +25,29 @@ class RunSetup:
     log: MetricsLog | None
     fingerprint: dict[str, Any]
     """What a checkpoint must match to be resumed: task, architecture, seed, hyperparameters."""
+
+    def resume(
+        self,
+        model: torch.nn.Module,
+        opt: torch.optim.Optimizer,
+        generators: dict[str, torch.Generator],
+        env: Any = None,
+        step_key: str = "step",
+    ) -> dict[str, Any] | None:
+        """Restore model, optimiser, generators (and ``env``) from the run's checkpoint and cut
+        ``metrics.jsonl`` back to its step (``meta[step_key]``); return the checkpoint's meta.
+        Without a checkpoint, drop the metrics of an earlier run that never checkpointed and
+        return None (a fresh run)."""
+        if self.run_dir and has_checkpoint(self.run_dir):
+            meta, extra = load_checkpoint(self.run_dir, model, opt, generators, self.fingerprint)
+            if env is not None:
+                restore_env(env, extra)
+            if self.log:
+                self.log.truncate_after(meta[step_key])
+            return meta
+        if self.log and self.log.path.exists():
+            self.log.path.unlink()
+        return None
 
     def finish(self, model: Any, task: Task, trainer: str, global_step: int, stopped: bool) -> Any:
         """Put ``model`` in eval mode and, with a run directory, save it with its training

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from mesa.errors import MesaError
 from mesa.evaluation.rollout import EVAL_SEED, live_observations, training_eval
 from mesa.tasks.base import RLTask
-from mesa.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from mesa.training.checkpoint import env_tensors, save_checkpoint
 from mesa.training.common import setup_run
 
 
@@ -107,17 +107,11 @@ def train_ppo(
     num_updates = max(1, cfg.total_timesteps // batch_size)
     recent: deque[float] = deque(maxlen=500)
     start_update, global_step = 0, 0
-    if run_dir and has_checkpoint(run_dir):
-        meta, extra = load_checkpoint(run_dir, model, opt, {"policy": gen}, fingerprint)
-        env.load_state_dict({k[4:]: v for k, v in extra.items() if k.startswith("env.")})
+    meta = run.resume(model, opt, {"policy": gen}, env, step_key="global_step")
+    if meta:
         start_update, global_step = meta["update"], meta["global_step"]
         recent.extend(meta["recent_success"])
-        if log:
-            log.truncate_after(global_step)
         obs = env.observe()
-    elif run_dir and log and log.path.exists():
-        log.path.unlink()  # a fresh run: drop metrics of an earlier run that never checkpointed
-        obs, _ = env.reset()
     else:
         obs, _ = env.reset()
 
@@ -236,7 +230,7 @@ def train_ppo(
                     model,
                     opt,
                     {"policy": gen},
-                    {f"env.{k}": v for k, v in env.state_dict().items()},
+                    env_tensors(env),
                     {
                         "update": update + 1,
                         "global_step": global_step,

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mesa.tasks.base import SPURIOUS, TRUE, SequenceTask
-from mesa.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from mesa.training.checkpoint import save_checkpoint
 from mesa.training.common import AdamWConfig, setup_run
 
 
@@ -64,14 +64,8 @@ def train_supervised(
     model: Any = task.make_model(arch, seed)
     model.train()
     opt = cfg.optimizer(model)
-    start = 0
-    if run_dir and has_checkpoint(run_dir):
-        meta, _ = load_checkpoint(run_dir, model, opt, {}, fingerprint)
-        start = meta["step"]
-        if log:
-            log.truncate_after(start)
-    elif log and log.path.exists():
-        log.path.unlink()
+    meta = run.resume(model, opt, {})
+    start = meta["step"] if meta else 0
     bar = tqdm(
         total=cfg.steps,
         initial=start,
