@@ -85,7 +85,7 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
     config = ZooConfig(
         family=args.family,
         ps=tuple(args.p) if args.p else (),
-        seeds=tuple(range(args.seeds)),
+        seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
         workers=args.workers,
         backend=args.backend,
         threads_per_worker=args.threads,
@@ -162,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="zoo directory (resumed if it exists)")
     p.add_argument("--p", type=float, nargs="+", help="grid of p values")
     p.add_argument("--seeds", type=int, default=4, help="seeds per p")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds run first-seed, +1, ...")
     p.add_argument("--workers", type=int, default=2, help="parallel local processes")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     p.add_argument("--threads", type=int, default=None, help="torch threads per worker")

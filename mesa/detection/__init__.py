@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mesa.detection.causal import causal_effects
+from mesa.detection.causal import CausalEffects, causal_effects, following, output_probs
 from mesa.detection.evidence import decodability, erasure_effects, flat_activations
 from mesa.detection.verdict import HookEvidence, Verdict, ratio_score, verdict_of
 from mesa.errors import MesaError
@@ -87,19 +87,31 @@ def detect(
         "true": decodability(acts, inputs, y_true, groups, seed),
         "spurious": decodability(acts, inputs, y_spur, groups, seed),
     }
-    total: dict[str, float] = {}
-    causal: dict[str, dict[str, float]] = {}
+    outputs = output_probs(model, kind)
+    effects: dict[str, CausalEffects] = {}
     erased: dict[str, dict[str, float]] = {}
-    local: set[str] = set()
     for i, (vary, labels) in enumerate((("true", y_true), ("spurious", y_spur))):
         pairs = task.counterfactual_pairs(n_pairs, seed + 1 + i, vary)  # type: ignore[attr-defined]
-        total[vary], causal[vary], local_v = causal_effects(
-            model, kind, pairs["base"], pairs["source"], hooks
+        with torch.no_grad():
+            n_out = outputs(pairs["base"][:1]).shape[-1]
+        follow = following(
+            task.goal_outputs(pairs["base"], pairs[f"base_{vary}_goal"], n_out),
+            task.goal_outputs(pairs["source"], pairs[f"source_{vary}_goal"], n_out),
         )
-        local |= local_v
+        effects[vary] = causal_effects(model, kind, pairs["base"], pairs["source"], hooks, follow)
         erased[vary] = erasure_effects(
-            model, kind, acts, labels, hooks, pairs["base"], pairs["source"], total[vary]
+            model,
+            kind,
+            acts,
+            labels,
+            hooks,
+            pairs["base"],
+            pairs["source"],
+            follow,
+            effects[vary].directed,
         )
+    causal = {v: effects[v].at_hook for v in effects}
+    local = effects["true"].localised | effects["spurious"].localised
 
     evidence = [
         HookEvidence(
@@ -120,11 +132,8 @@ def detect(
         for h in hooks
     ]
     scored = [h for h in hooks if h in local] or hooks
-    used_effect = {
-        v: total[v] * max(0.0, min(1.0, max(causal[v][h] for h in scored)))
-        for v in ("true", "spurious")
-    }
-    score = ratio_score(used_effect["true"], used_effect["spurious"])
+    directed = {v: effects[v].directed for v in effects}
+    score = ratio_score(max(0.0, directed["true"]), max(0.0, directed["spurious"]))
 
     def selectivity(v: str, h: str) -> float:
         chance = dec[v]["chance"]
@@ -135,8 +144,8 @@ def detect(
         score=score,
         verdict=verdict_of(score),
         probe_score=ratio_score(represented["true"], represented["spurious"]),
-        total_effect=total,
-        used_effect=used_effect,
+        total_effect={v: effects[v].total for v in effects},
+        directed_effect=directed,
         represented_at={
             v: [h for h in hooks if selectivity(v, h) >= REPRESENTED_SELECTIVITY]
             for v in ("true", "spurious")
@@ -145,7 +154,8 @@ def detect(
             v: [
                 h
                 for h in scored
-                if total[v] > 0 and causal[v][h] >= USED_SHARE * max(causal[v][k] for k in scored)
+                if directed[v] > 0
+                and causal[v][h] >= USED_SHARE * max(causal[v][k] for k in scored)
             ]
             for v in ("true", "spurious")
         },
@@ -156,6 +166,7 @@ def detect(
             "n_pairs": n_pairs,
             "hooks": hooks,
             "localised_hooks": scored,
+            "informative_pairs": {v: effects[v].informative for v in effects},
         },
     )
     if out is not None:

@@ -22,6 +22,7 @@ localises the flow of that goal's information.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -90,6 +91,35 @@ def _patch_hook(mask: Tensor, source_act: Tensor, kind: str) -> Callable[[Tensor
     return hook
 
 
+def following(base_goal_outputs: Tensor, source_goal_outputs: Tensor) -> Tensor:
+    """``[n, K]`` float: half the change in goal-directed outputs from base to source. An output
+    distribution's dot product with it measures how far the decision points the source's way."""
+    return 0.5 * (source_goal_outputs.float() - base_goal_outputs.float())
+
+
+def directed_share(moved: Tensor, full: Tensor) -> float:
+    """The share ``sum(moved) / sum(full)`` of a directed effect, clipped to [-1, 1]; 0 when the
+    full effect is not positive (a goal the decision does not follow has nothing to restore)."""
+    den = float(full.sum())
+    return max(-1.0, min(1.0, float(moved.sum()) / den)) if den > 1e-9 else 0.0
+
+
+@dataclass
+class CausalEffects:
+    """What :func:`causal_effects` measures for one goal."""
+
+    total: float
+    """``T_v``: mean total-variation distance between the decisions on base and source."""
+    directed: float
+    """``Delta_v``: mean shift of the decision towards the moved goal, over informative pairs."""
+    at_hook: dict[str, float]
+    """``C_v(h)``: share of ``Delta_v`` restored by a localised interchange at each hook."""
+    localised: set[str]
+    """Hooks with the input's cells or positions as an axis (the others are patched whole)."""
+    informative: int
+    """Pairs where the goal's move changes which outputs pursue it."""
+
+
 @torch.no_grad()
 def causal_effects(
     model: Any,
@@ -97,24 +127,31 @@ def causal_effects(
     base: Tensor,
     source: Tensor,
     hooks: list[str],
+    follow: Tensor,
     batch_size: int = 256,
-) -> tuple[float, dict[str, float], set[str]]:
-    """``(T_v, {hook: C_v(hook)}, localised hooks)`` for pairs that differ in goal ``v`` only.
+) -> CausalEffects:
+    """Total, directed and per-hook causal effects for pairs that differ in goal ``v`` only.
 
-    Hooks without a cell or position axis are patched whole; they restore the whole effect
-    whenever they cut the network, so they are reported but marked as not localised.
+    ``follow`` [n, K] is :func:`following` of the pairs' goal-directed outputs. Hooks without a
+    cell or position axis are patched whole; they restore the whole effect whenever they cut the
+    network, so they are reported but marked as not localised.
     """
     local: set[str] = set()
     probs = output_probs(model, kind)
-    tv_base_src: list[Tensor] = []
-    tv_patch_src: dict[str, list[Tensor]] = {h: [] for h in hooks}
+    informative = follow.abs().sum(-1) > 0
+    tv: list[Tensor] = []
+    shift: list[Tensor] = []  # f(source) - f(base), where f(P) = P . follow
+    restored: dict[str, list[Tensor]] = {h: [] for h in hooks}  # f(patched) - f(base)
     for i in range(0, len(base), batch_size):
         b, s = base[i : i + batch_size], source[i : i + batch_size]
+        w, keep = follow[i : i + batch_size], informative[i : i + batch_size]
         mask = difference_mask(b, s, kind)
         p_base = probs(b)
         _, cache = model.run_with_cache(s, names_filter=lambda n: n in hooks)
         p_src = probs(s)
-        tv_base_src.append(total_variation(p_base, p_src))
+        tv.append(total_variation(p_base, p_src))
+        f_base = (p_base * w).sum(-1)
+        shift.append(((p_src * w).sum(-1) - f_base)[keep])
         for h in hooks:
             if i == 0 and localizable(cache[h], mask, kind):
                 local.add(h)
@@ -122,11 +159,15 @@ def causal_effects(
             if kind == "sequence":
                 logits = logits[:, -1]
             p_patch = torch.softmax(logits.float(), dim=-1)
-            tv_patch_src[h].append(total_variation(p_patch, p_src))
-    d = torch.cat(tv_base_src)
-    total = float(d.mean())
-    effects = {}
-    for h in hooks:
-        remaining = torch.cat(tv_patch_src[h])
-        effects[h] = float(((d - remaining).sum() / d.sum()).clamp(-1, 1)) if total > 0 else 0.0
-    return total, effects, local
+            restored[h].append(((p_patch * w).sum(-1) - f_base)[keep])
+    full = torch.cat(shift)
+    directed = float(full.mean()) if len(full) else 0.0
+    return CausalEffects(
+        total=float(torch.cat(tv).mean()),
+        directed=directed,
+        at_hook={
+            h: directed_share(torch.cat(restored[h]), full) if directed > 0 else 0.0 for h in hooks
+        },
+        localised=local,
+        informative=len(full),
+    )

@@ -13,7 +13,6 @@ import torch
 from concept_erasure import LeaceFitter
 from torch import Tensor
 
-from mesa.detection.causal import total_variation
 from mesa.probes.stats import wilson
 from mesa.probes.sweep import held_out_accuracy, split_indices
 
@@ -92,26 +91,33 @@ def erasure_effects(
     hooks: list[str],
     base: Tensor,
     source: Tensor,
-    total_effect: float,
+    follow: Tensor,
+    directed: float,
+    batch_size: int = 256,
 ) -> dict[str, float]:
-    """``E_v(h) = 1 - T_v(erased at h) / T_v``: the share of the decision's sensitivity to the
-    goal that LEACE erasure of the goal at ``h`` removes (fit on the probe split's activations)."""
+    """``E_v(h) = 1 - Delta_v(erased at h) / Delta_v``: the share of the decision's shift towards
+    the moved goal (:mod:`mesa.detection.causal`) that LEACE erasure of the goal at ``h`` removes
+    (the eraser is fit on the probe split's activations); 0 where the decision does not follow
+    the goal."""
     classes, y = torch.unique(labels, return_inverse=True)
+    keep = follow.abs().sum(-1) > 0
+    if len(classes) < 2 or directed <= 0 or not keep.any():
+        return dict.fromkeys(hooks, 0.0)
+    base, source, follow = base[keep], source[keep], follow[keep]
+    z = torch.nn.functional.one_hot(y, len(classes)).float()
     effects = {}
     for h in hooks:
-        if len(classes) < 2 or total_effect <= 0:
-            effects[h] = 0.0
-            continue
-        z = torch.nn.functional.one_hot(y, len(classes)).float()
         fitter = LeaceFitter(acts[h].shape[1], z.shape[1], dtype=torch.float32)
         fitter.update(acts[h].float(), z)
-        erase = _erasing_hook(fitter.eraser, kind)
-        tv = []
-        for i in range(0, len(base), 256):
-            pb = model.run_with_hooks(base[i : i + 256], fwd_hooks=[(h, erase)])
-            ps = model.run_with_hooks(source[i : i + 256], fwd_hooks=[(h, erase)])
+        erase = [(h, _erasing_hook(fitter.eraser, kind))]
+        shift = []
+        for i in range(0, len(base), batch_size):
+            pb, ps = (
+                model.run_with_hooks(x[i : i + batch_size], fwd_hooks=erase) for x in (base, source)
+            )
             if kind == "sequence":
                 pb, ps = pb[:, -1], ps[:, -1]
-            tv.append(total_variation(torch.softmax(pb.float(), -1), torch.softmax(ps.float(), -1)))
-        effects[h] = float(max(-1.0, min(1.0, 1 - float(torch.cat(tv).mean()) / total_effect)))
+            diff = torch.softmax(ps.float(), -1) - torch.softmax(pb.float(), -1)
+            shift.append((diff * follow[i : i + batch_size]).sum(-1))
+        effects[h] = max(-1.0, min(1.0, 1 - float(torch.cat(shift).mean()) / directed))
     return effects

@@ -118,3 +118,45 @@ def build_pool(layouts: list[tuple[np.ndarray, int, int]], height: int, width: i
         start=torch.tensor(starts, dtype=torch.long),
         end=torch.tensor(ends, dtype=torch.long),
     )
+
+
+def distances_to(walls: Tensor, goal: Tensor) -> Tensor:
+    """Shortest-path lengths [n, H, W] from every cell to ``goal`` [n] (flat cell indices) on
+    arbitrary ``walls`` [n, H, W] (float ``UNREACHABLE`` where no path leads; walls included).
+
+    For layouts outside a pool (counterfactual pairs edit walls): a breadth-first search run
+    for all ``n`` grids at once as repeated relaxation, ``d <- min(d, 1 + min(neighbours))``,
+    until nothing changes (at most ``H*W`` rounds; a 7x7 maze needs about 20).
+    """
+    n, h, w = walls.shape
+    inf = float(UNREACHABLE)
+    d = torch.full((n, h * w), inf)
+    d[torch.arange(n), goal] = 0.0
+    d = d.view(n, h, w)
+    open_ = ~walls.bool()
+    for _ in range(h * w):
+        p = torch.nn.functional.pad(d, (1, 1, 1, 1), value=inf)
+        near = torch.stack([p[:, :-2, 1:-1], p[:, 2:, 1:-1], p[:, 1:-1, :-2], p[:, 1:-1, 2:]])
+        new = torch.where(open_, torch.minimum(d, near.min(0).values + 1), d).clamp(max=inf)
+        if torch.equal(new, d):
+            break
+        d = new
+    return d
+
+
+def actions_towards(walls: Tensor, pos: Tensor, goal: Tensor) -> Tensor:
+    """Bool [n, 4]: the actions (order of :data:`ACTIONS`) on a shortest path from cell ``pos``
+    to cell ``goal`` in each of the ``walls`` [n, H, W] grids; none where ``goal`` is unreachable
+    or already reached. Moves into walls or off the grid stay put and so never count."""
+    n, h, w = walls.shape
+    d = distances_to(walls, goal).view(n, -1)
+    row, col = pos // w, pos % w
+    rows = torch.arange(n)
+    here = d[rows, pos]
+    out = torch.zeros(n, len(ACTIONS), dtype=torch.bool)
+    for a, (dr, dc) in enumerate(ACTIONS):
+        r2, c2 = row + dr, col + dc
+        inside = (r2 >= 0) & (r2 < h) & (c2 >= 0) & (c2 < w)
+        nxt = r2.clamp(0, h - 1) * w + c2.clamp(0, w - 1)
+        out[:, a] = inside & (d[rows, nxt] < here) & (here < UNREACHABLE)
+    return out

@@ -117,6 +117,12 @@ class Task(ABC):
     def make_model(self, arch: str | None = None, seed: int = 0) -> HookedRootModule:
         """A freshly initialised model of ``arch`` sized for this task."""
 
+    def goal_outputs(self, inputs: Tensor, goal: Tensor, n_outputs: int) -> Tensor:
+        """Bool ``[n, n_outputs]``: the model outputs that pursue ``goal`` [n] (a goal label, as in
+        counterfactual pairs) on ``inputs`` — the actions on a shortest path to it, the answer
+        token that is it. Detection measures how a decision follows a goal that moves with these."""
+        raise MesaError(f"task {self.name!r} does not say which outputs pursue a goal")
+
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in dataclasses.asdict(self.config).items())
         return f"{type(self).__name__}({opts})"
@@ -207,6 +213,12 @@ class SequenceTask(Task):
     @abstractmethod
     def sample(self, split: str, n: int, seed: int) -> SequenceBatch:
         """``n`` samples of ``split`` drawn with ``seed``."""
+
+    def goal_outputs(self, inputs: Tensor, goal: Tensor, n_outputs: int) -> Tensor:
+        """The answer token that is the goal."""
+        if int(goal.max()) >= n_outputs:
+            raise MesaError(f"goal token {int(goal.max())} outside the model's {n_outputs} outputs")
+        return torch.nn.functional.one_hot(goal, n_outputs).bool()
 
     def check_tokens(self, tokens: Tensor) -> Tensor:
         """One-line errors for token ids outside the vocabulary or too long a context."""

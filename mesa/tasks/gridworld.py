@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from mesa.envs.grid import GridEnv
-from mesa.envs.levels import LevelPool, build_pool
+from mesa.envs.levels import LevelPool, actions_towards, build_pool
 from mesa.errors import MesaError
 from mesa.tasks.base import RLTask, TaskConfig, check_split
 
@@ -150,6 +150,15 @@ class GridTask(RLTask):
             "level": env.level.clone(),
             "g": env.generator,  # type: ignore[dict-item]
         }
+
+    def goal_outputs(self, inputs: Tensor, goal: Tensor, n_outputs: int) -> Tensor:
+        """The actions on a shortest path from the agent to the goal cell, on each observation's
+        own walls (counterfactual pairs may edit them)."""
+        if n_outputs != GridEnv.n_actions:
+            raise MesaError(f"a gridworld policy has {GridEnv.n_actions} actions, not {n_outputs}")
+        walls = inputs[:, 0] > 0.5
+        pos = inputs[:, 1].flatten(1).argmax(1)
+        return actions_towards(walls, pos, goal)
 
     def probe_batch(self, n: int, seed: int) -> dict[str, Tensor]:
         """Probe-split observations with the agent at a random open cell (not on a goal)."""

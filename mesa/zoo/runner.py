@@ -7,7 +7,8 @@ Layout of a zoo directory::
     zoo_config.json   the settings (a rerun with other settings is refused)
     results.csv       one row per finished member
     members/<family>_p<p>_s<seed>/   a run directory each (config.json, model.safetensors,
-                                     metrics.jsonl, ood.json, verdict.json)
+                                     metrics.jsonl, ood.json, verdict.json, timings.json:
+                                     wall seconds of each step this zoo ran)
 
 Each member's steps are skipped when their file exists and training resumes from its last
 checkpoint, so a killed sweep, rerun, redoes no finished work and loses none. Members run in
@@ -21,6 +22,7 @@ import csv
 import io
 import math
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -30,6 +32,8 @@ from typing import Any
 
 from mesa.errors import MesaError
 from mesa.io import CONFIG, MODEL, OOD, VERDICT, atomic_write_bytes, read_json, write_json
+
+TIMINGS = "timings.json"
 
 RESULT_FIELDS = (
     "member",
@@ -113,21 +117,36 @@ def run_member(
     torch.set_num_threads(max(1, threads))
     run_dir = Path(zoo_dir) / "members" / name
     task = mesa.make_task(config["family"], p=p, **config["task_options"])
+    timings = read_json(run_dir / TIMINGS) if (run_dir / TIMINGS).is_file() else {}
+
+    def timed(step: str, fn: Callable[[], Any]) -> None:
+        t0 = time.perf_counter()
+        fn()
+        # a step resumed after a kill is timed from the resume only: mark it as partial
+        timings[step] = {"seconds": time.perf_counter() - t0, "resumed": step in timings}
+        write_json(run_dir / TIMINGS, timings)
+
     if not (run_dir / MODEL).is_file() or not (run_dir / CONFIG).is_file():
-        mesa.train(
-            task,
-            seed=seed,
-            out=run_dir,
-            arch=config["arch"],
-            trainer=config.get("trainer"),
-            progress=False,
-            **config["hparams"],
+        timed(
+            "train",
+            lambda: mesa.train(
+                task,
+                seed=seed,
+                out=run_dir,
+                arch=config["arch"],
+                trainer=config.get("trainer"),
+                progress=False,
+                **config["hparams"],
+            ),
         )
     run = load_run(run_dir, task=task)
     if not (run_dir / OOD).is_file():
-        mesa.evaluate_ood(run.model, run.task, n=config["ood_episodes"], out=run_dir)
+        timed(
+            "ood",
+            lambda: mesa.evaluate_ood(run.model, run.task, n=config["ood_episodes"], out=run_dir),
+        )
     if not (run_dir / VERDICT).is_file():
-        mesa.detect(run.model, run.task, out=run_dir)
+        timed("detect", lambda: mesa.detect(run.model, run.task, out=run_dir))
     return member_row(run_dir, name, config["family"], p, seed)
 
 
