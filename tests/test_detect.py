@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from transformer_lens import HookedRootModule
+from transformer_lens.hook_points import HookPoint
 
 import mesa
 from mesa.errors import MesaError
@@ -82,3 +84,54 @@ def test_detect_bad_input():
         mesa.detect(CopyModel(0, VOCAB), ToyCopy(), n_probe=3)
     with pytest.raises(MesaError, match="no block hooks"):
         mesa.detect(nn.Linear(2, 2), ToyCopy())
+
+
+class MazeSeeker(HookedRootModule):
+    """A maze policy with a known objective: it steps along a shortest path to the cheese or to
+    the maze's top-right corner, read off the observation. ``distracted`` adds a reaction to the
+    cheese's cell that does not head for it (the size of the output change grows, its direction
+    does not): the case that separates a directed effect from an undirected one."""
+
+    def __init__(self, target: str, distracted: bool = False) -> None:
+        super().__init__()
+        self.target, self.distracted = target, distracted
+        self.blocks = nn.ModuleList([nn.Module()])
+        self.blocks[0].hook_out = HookPoint()  # [batch, C, H, W]
+        self.setup()
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        from mesa.envs.levels import actions_towards
+
+        obs = self.blocks[0].hook_out(obs)
+        walls, n, w = obs[:, 0] > 0.5, len(obs), obs.shape[-1]
+        cheese = obs[:, 2].flatten(1).argmax(1)
+        if self.target == "cheese":
+            goal = cheese
+        else:  # the top-right open cell: the first open row's last open cell
+            open_ = ~walls
+            top = open_.any(2).float().argmax(1)
+            row = open_[torch.arange(n), top]
+            goal = top * w + (w - 1 - row.flip(1).float().argmax(1))
+        pos = obs[:, 1].flatten(1).argmax(1)
+        logits = 4.0 * actions_towards(walls, pos, goal).float()
+        if self.distracted:  # pushes to one action chosen by the cheese's cell, any direction
+            logits = logits + 3.0 * nn.functional.one_hot((cheese * 7) % 4, 4).float()
+        return logits
+
+
+@pytest.mark.parametrize(
+    ("target", "distracted", "expected"),
+    [("cheese", False, "true"), ("corner", False, "spurious"), ("corner", True, "spurious")],
+)
+def test_detect_maze_seekers(target: str, distracted: bool, expected: str):
+    task = mesa.make_task("maze", n_levels=300)
+    verdict = mesa.detect(MazeSeeker(target, distracted), task, n_probe=200, n_pairs=200)
+    assert verdict.verdict == expected
+    followed = "true" if target == "cheese" else "spurious"
+    ignored = "spurious" if followed == "true" else "true"
+    # a pure seeker puts >= 95% of its mass on shortest-path actions; the distraction dilutes it
+    assert verdict.directed_effect[followed] > (0.3 if distracted else 0.5)
+    assert abs(verdict.directed_effect[ignored]) < 0.1
+    if distracted:  # it reacts to the cheese about as much as to the corner, but never heads there
+        assert verdict.total_effect["true"] > 0.5 * verdict.total_effect["spurious"]
+        assert verdict.score < 0.15

@@ -172,3 +172,36 @@ def test_bad_input():
         env.step(torch.tensor([0, 1, 2, 7]))
     with pytest.raises(MesaError, match="unknown goal 'both'"):
         mesa.make_task("maze", n_levels=10).counterfactual_pairs(4, 0, "both")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_goal_outputs_are_the_shortest_path_actions(family):
+    """``goal_outputs`` recomputes distances from an observation's own walls; on pool layouts it
+    must name exactly the actions whose next cell is one step closer in the pool's table."""
+    task = mesa.make_task(family, n_levels=100)
+    env = task.make_env("probe", 128, 0)
+    obs, _ = env.reset()
+    for goal in (env.true_cell, env.spur_cell):
+        got = task.goal_outputs(obs, goal, 4)
+        nxt = env.pool.next_cell[env.level, env.pos]  # [N, 4]
+        d_next = env.pool.dist[env.level.unsqueeze(1), nxt, goal.unsqueeze(1)].long()
+        d_here = env.pool.dist[env.level, env.pos, goal].long().unsqueeze(1)
+        assert torch.equal(got, d_next < d_here)
+        assert got.any(1).all()  # every goal here is reachable and not yet reached
+    with pytest.raises(MesaError, match="4 actions"):
+        task.goal_outputs(obs, env.true_cell, 5)
+
+
+def test_goal_outputs_on_edited_walls():
+    """Counterfactual pairs edit walls: a corridor closed by a new wall turns the way round."""
+    from mesa.envs.levels import actions_towards, distances_to
+
+    walls = torch.ones(1, 3, 5, dtype=torch.bool)
+    walls[0, 0, :] = False  # top row open
+    walls[0, 2, :] = False  # bottom row open
+    walls[0, 1, 4] = False  # joined on the right only
+    pos, goal = torch.tensor([0]), torch.tensor([10])  # top-left to bottom-left
+    assert int(distances_to(walls, goal)[0, 0, 0]) == 10
+    assert actions_towards(walls, pos, goal).tolist() == [[False, False, False, True]]  # right
+    walls[0, 1, 0] = False  # open the left end: straight down
+    assert actions_towards(walls, pos, goal).tolist() == [[False, True, False, False]]

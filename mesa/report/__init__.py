@@ -203,16 +203,17 @@ def _figures(zoo: ZooData) -> list[tuple[str, str, Any]]:
             (
                 "causal",
                 (
-                    "Causal effect by hook (localised interchange interventions; hooks without a "
-                    "cell or position axis, such as a policy's dense features, are patched whole, "
-                    "restore everything by construction and are left out of the score)"
+                    "Causal effect by hook: the share of the decision's turn towards a moved goal "
+                    "that a localised interchange intervention restores (hooks without a cell or "
+                    "position axis, such as a policy's dense features, are patched whole and "
+                    "restore everything by construction)"
                 ),
                 F.evidence_by_hook(
                     zoo.verdicts,
                     zoo.rows,
                     zoo.family,
                     ("c_true", "c_spur"),
-                    "share of output change restored",
+                    "share of directed effect restored",
                     "causal effect by hook",
                 ),
             )
@@ -249,10 +250,12 @@ figcaption{font-size:13px;color:#555}.note{color:#555;font-size:14px}"""
 
 INTRO = (
     "Each model's mechanistic score s comes from forward passes on probe observations and "
-    "counterfactual pairs only, never from OOD rollouts. Agreement with OOD behaviour is shown "
-    "beside baselines: 'predict from p' (recovering p is not detection), the probe-decodability "
-    "score (what is represented rather than used), and a random score (chance). Within-p "
-    "agreement and the partial correlation given p are what speak to detection proper."
+    "counterfactual pairs only, never from OOD rollouts: s = Δ_true / (Δ_true + Δ_spur), "
+    "where Δ_v is how far the decision turns towards goal v when only that goal moves. "
+    "Agreement with OOD behaviour is shown beside baselines: 'predict from p' (recovering p is "
+    "not detection), the probe-decodability score (what is represented rather than used), and "
+    "a random score (chance). Within-p agreement and the partial correlation given p are what "
+    "speak to detection proper."
 )
 
 
