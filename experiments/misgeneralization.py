@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--family", default="maze")
     ap.add_argument("--p", type=float, nargs="+", default=[0.0, 0.02, 0.05, 0.1, 0.2])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run first-seed, +1, ...")
     ap.add_argument("--zoo", default=None, help="zoo directory (default runs/zoo_FAMILY)")
     ap.add_argument("--arch", default=None, help="model architecture (default: the family's)")
     ap.add_argument("--trainer", default=None, help="trainer (default: mesa.train's choice)")
@@ -39,7 +40,7 @@ def main() -> None:
     config = ZooConfig(
         family=args.family,
         ps=tuple(args.p),
-        seeds=tuple(range(args.seeds)),
+        seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
         arch=args.arch,
         trainer=args.trainer,
         workers=args.workers,
