@@ -83,17 +83,22 @@ def test_bc_learns_the_expert_with_a_conv_policy():
 
 
 def test_detection_localises_cell_tokens():
-    from mesa.detection.causal import causal_effects
+    from mesa.detection.causal import causal_effects, following
 
     task = _task()
     model = task.make_model("cell_transformer", seed=0)
-    pairs = task.counterfactual_pairs(16, seed=0, vary="true")
+    pairs = task.counterfactual_pairs(64, seed=0, vary="true")
+    follow = following(
+        task.goal_outputs(pairs["base"], pairs["base_true_goal"], 4),
+        task.goal_outputs(pairs["source"], pairs["source_true_goal"], 4),
+    )
     hooks = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"]
-    total, effects, local = causal_effects(model, "rl", pairs["base"], pairs["source"], hooks)
-    assert local == set(hooks)
+    effects = causal_effects(model, "rl", pairs["base"], pairs["source"], hooks, follow)
+    assert effects.localised == set(hooks)
+    assert effects.total > 0 and effects.informative > 0 and abs(effects.directed) > 1e-6
     # at the embedding the differing cells are all the pair's difference: patching them there
-    # must restore the source's decision exactly
-    assert total > 0 and effects["blocks.0.hook_resid_pre"] == pytest.approx(1.0, abs=1e-5)
+    # must restore the source's decision exactly, so the whole directed effect (of either sign)
+    assert effects.at_hook["blocks.0.hook_resid_pre"] == pytest.approx(1.0, abs=1e-4)
 
 
 def test_trainer_errors():

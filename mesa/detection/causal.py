@@ -98,10 +98,10 @@ def following(base_goal_outputs: Tensor, source_goal_outputs: Tensor) -> Tensor:
 
 
 def directed_share(moved: Tensor, full: Tensor) -> float:
-    """The share ``sum(moved) / sum(full)`` of a directed effect, clipped to [-1, 1]; 0 when the
-    full effect is not positive (a goal the decision does not follow has nothing to restore)."""
+    """The share ``sum(moved) / sum(full)`` of a directed effect, clipped to [-1, 1]; 0 when
+    there is no effect to share."""
     den = float(full.sum())
-    return max(-1.0, min(1.0, float(moved.sum()) / den)) if den > 1e-9 else 0.0
+    return max(-1.0, min(1.0, float(moved.sum()) / den)) if abs(den) > 1e-9 else 0.0
 
 
 @dataclass
@@ -165,9 +165,7 @@ def causal_effects(
     return CausalEffects(
         total=float(torch.cat(tv).mean()),
         directed=directed,
-        at_hook={
-            h: directed_share(torch.cat(restored[h]), full) if directed > 0 else 0.0 for h in hooks
-        },
+        at_hook={h: directed_share(torch.cat(restored[h]), full) for h in hooks},
         localised=local,
         informative=len(full),
     )
