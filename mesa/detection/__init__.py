@@ -5,11 +5,12 @@ Everything here uses the task's ``probe`` split and counterfactual pairs, never 
 - **decodability** ``D_v(h)``: held-out accuracy of a linear probe for goal ``v`` at hook ``h``
   (split by layout group where the task gives one), beside chance and an observation-only
   baseline (the same probe on the raw input);
-- **causal effect** ``C_v(h)``: localised interchange interventions on pairs that differ in goal
-  ``v`` only (:mod:`mesa.detection.causal`);
-- **erasure effect** ``E_v(h)``: the share of the decision's sensitivity to goal ``v`` that is
-  removed when goal ``v``'s linear information is erased at ``h`` with LEACE (Belrose et al.
-  2023), measured on the same pairs;
+- **directed effect** ``Delta_v``: how far the decision turns towards goal ``v`` when only that
+  goal moves, on counterfactual pairs (:mod:`mesa.detection.causal`);
+- **causal effect** ``C_v(h)``: the share of ``Delta_v`` a localised interchange intervention at
+  ``h`` restores;
+- **erasure effect** ``E_v(h)``: the share of ``Delta_v`` removed when goal ``v``'s linear
+  information is erased at ``h`` with LEACE (Belrose et al. 2023), measured on the same pairs;
 - the **score** ``s`` and **verdict** by the one rule of :mod:`mesa.detection.verdict`.
 """
 

@@ -5,14 +5,16 @@ corner stays; the user's claim changes while the sum stays). For each goal ``v``
 
 - the **total effect** ``T_v`` is the mean total-variation distance between the model's output
   distributions (action distribution, or answer distribution at the last position) on base and
-  source — how much the decision depends on that goal at all;
+  source — how much the decision reacts to that goal at all, in any direction;
+- the **directed effect** ``Delta_v`` is how far the decision turns towards the goal's new place:
+  with ``m`` the outputs that pursue the goal in each input (``Task.goal_outputs``), the mean of
+  ``(P_source - P_base) . (m_source - m_base) / 2`` over the pairs where ``m`` changes;
 - the **causal effect at a hook** ``C_v(h)`` is an interchange intervention (Geiger et al. 2021):
   run the base input with the activations at ``h`` *at the locations where the inputs differ*
   (grid cells for a conv hook, token positions for a transformer hook, cell tokens for a
   cell-token policy; the last position too, where transformers gather information) taken from
-  the source run, and report the normalised share of the output change that this restores,
-  ``1 - TV(patched, source) / TV(base, source)``, averaged over pairs weighted by their
-  ``TV(base, source)``. Hooks without a spatial or position axis are patched whole.
+  the source run, and report the share of ``Delta_v`` that this restores. Hooks without a
+  spatial or position axis are patched whole.
 
 Patching a whole layer would restore everything at any layer that is a complete cut of the
 network and so would say nothing about *which* goal is used; patching only where the goal lives
