@@ -70,6 +70,9 @@ def test_killed_zoo_resumes_without_redoing_finished_members(tmp_path: Path, mon
     assert scores == {"causal score", "probe decodability", "predict from p", "chance"}
     for row in result.rows:
         assert 0.0 <= row["score"] <= 1.0 and row["verdict"] in ("true", "spurious", "mixed")
+        timings = json.loads((tmp_path / "members" / row["member"] / runner.TIMINGS).read_text())
+        assert set(timings) == {"train", "ood", "detect"}  # no member was killed mid-training
+        assert all(t["seconds"] > 0 and not t["resumed"] for t in timings.values())
 
 
 def test_bad_settings(tmp_path: Path):

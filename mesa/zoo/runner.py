@@ -112,6 +112,7 @@ def run_member(
 
     import mesa
     from mesa.runs import load_run
+    from mesa.training.checkpoint import has_checkpoint
 
     threads = config["threads_per_worker"] or (os.cpu_count() or 1) // max(1, config["workers"])
     torch.set_num_threads(max(1, threads))
@@ -119,11 +120,11 @@ def run_member(
     task = mesa.make_task(config["family"], p=p, **config["task_options"])
     timings = read_json(run_dir / TIMINGS) if (run_dir / TIMINGS).is_file() else {}
 
-    def timed(step: str, fn: Callable[[], Any]) -> None:
+    def timed(step: str, fn: Callable[[], Any], resumed: bool = False) -> None:
         t0 = time.perf_counter()
         fn()
-        # a step resumed after a kill is timed from the resume only: mark it as partial
-        timings[step] = {"seconds": time.perf_counter() - t0, "resumed": step in timings}
+        # a step resumed after a kill is timed from the resume only: marked as partial
+        timings[step] = {"seconds": time.perf_counter() - t0, "resumed": resumed}
         write_json(run_dir / TIMINGS, timings)
 
     if not (run_dir / MODEL).is_file() or not (run_dir / CONFIG).is_file():
@@ -138,6 +139,7 @@ def run_member(
                 progress=False,
                 **config["hparams"],
             ),
+            resumed=has_checkpoint(run_dir),
         )
     run = load_run(run_dir, task=task)
     if not (run_dir / OOD).is_file():
