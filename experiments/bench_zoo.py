@@ -65,6 +65,10 @@ def curve(rows: list[dict]) -> list[dict]:
     ]
 
 
+def median_or_none(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
 def fmt(x: float | None) -> str:
     return "n/a" if x is None or x != x else f"{x:.2f}"
 
@@ -99,14 +103,10 @@ def main() -> None:
             "resumed": resumed,
             "members": len(result.rows),
             "failed": result.failed,
-            "detect_share_median": statistics.median(shares) if shares else None,
+            "detect_share_median": median_or_none(shares),
             "detect_share_max": max(shares) if shares else None,
-            "detect_s_median": statistics.median(t["detect"] for t in timings if "detect" in t)
-            if timings
-            else None,
-            "train_s_median": statistics.median(t["train"] for t in timings if "train" in t)
-            if timings
-            else None,
+            "detect_s_median": median_or_none([t["detect"] for t in timings if "detect" in t]),
+            "train_s_median": median_or_none([t["train"] for t in timings if "train" in t]),
             "curve": curve(result.rows),
             "agreement": result.agreement,
             "member_timings": timings,

@@ -88,13 +88,12 @@ def detect(
         "true": decodability(acts, inputs, y_true, groups, seed),
         "spurious": decodability(acts, inputs, y_spur, groups, seed),
     }
-    outputs = output_probs(model, kind)
+    with torch.no_grad():
+        n_out = output_probs(model, kind)(inputs[:1]).shape[-1]
     effects: dict[str, CausalEffects] = {}
     erased: dict[str, dict[str, float]] = {}
     for i, (vary, labels) in enumerate((("true", y_true), ("spurious", y_spur))):
         pairs = task.counterfactual_pairs(n_pairs, seed + 1 + i, vary)  # type: ignore[attr-defined]
-        with torch.no_grad():
-            n_out = outputs(pairs["base"][:1]).shape[-1]
         follow = following(
             task.goal_outputs(pairs["base"], pairs[f"base_{vary}_goal"], n_out),
             task.goal_outputs(pairs["source"], pairs[f"source_{vary}_goal"], n_out),

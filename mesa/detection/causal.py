@@ -99,6 +99,11 @@ def following(base_goal_outputs: Tensor, source_goal_outputs: Tensor) -> Tensor:
     return 0.5 * (source_goal_outputs.float() - base_goal_outputs.float())
 
 
+def informative(follow: Tensor) -> Tensor:
+    """Bool [n]: the pairs where the goal's move changes which outputs pursue it."""
+    return follow.abs().sum(-1) > 0
+
+
 def directed_share(moved: Tensor, full: Tensor) -> float:
     """The share ``sum(moved) / sum(full)`` of a directed effect, clipped to [-1, 1]; 0 when
     there is no effect to share."""
@@ -140,13 +145,13 @@ def causal_effects(
     """
     local: set[str] = set()
     probs = output_probs(model, kind)
-    informative = follow.abs().sum(-1) > 0
+    useful = informative(follow)
     tv: list[Tensor] = []
     shift: list[Tensor] = []  # f(source) - f(base), where f(P) = P . follow
     restored: dict[str, list[Tensor]] = {h: [] for h in hooks}  # f(patched) - f(base)
     for i in range(0, len(base), batch_size):
         b, s = base[i : i + batch_size], source[i : i + batch_size]
-        w, keep = follow[i : i + batch_size], informative[i : i + batch_size]
+        w, keep = follow[i : i + batch_size], useful[i : i + batch_size]
         mask = difference_mask(b, s, kind)
         p_base = probs(b)
         _, cache = model.run_with_cache(s, names_filter=lambda n: n in hooks)

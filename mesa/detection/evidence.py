@@ -13,6 +13,7 @@ import torch
 from concept_erasure import LeaceFitter
 from torch import Tensor
 
+from mesa.detection.causal import informative
 from mesa.probes.stats import wilson
 from mesa.probes.sweep import held_out_accuracy, split_indices
 
@@ -100,7 +101,7 @@ def erasure_effects(
     (the eraser is fit on the probe split's activations); 0 where the decision does not follow
     the goal."""
     classes, y = torch.unique(labels, return_inverse=True)
-    keep = follow.abs().sum(-1) > 0
+    keep = informative(follow)
     if len(classes) < 2 or directed <= 0 or not keep.any():
         return dict.fromkeys(hooks, 0.0)
     base, source, follow = base[keep], source[keep], follow[keep]

@@ -126,7 +126,7 @@ def distances_to(walls: Tensor, goal: Tensor) -> Tensor:
 
     For layouts outside a pool (counterfactual pairs edit walls): a breadth-first search run
     for all ``n`` grids at once as repeated relaxation, ``d <- min(d, 1 + min(neighbours))``,
-    until nothing changes (at most ``H*W`` rounds; a 7x7 maze needs about 20).
+    until nothing changes (one round per step of the longest shortest path, at most ``H*W``).
     """
     n, h, w = walls.shape
     inf = float(UNREACHABLE)
