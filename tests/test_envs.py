@@ -192,6 +192,28 @@ def test_goal_outputs_are_the_shortest_path_actions(family):
         task.goal_outputs(obs, env.true_cell, 5)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pool_distances_match_a_search_on_each_layout(family):
+    """The pool's all-pairs table (built several layouts to a graph) equals a breadth-first
+    search run on each layout's own walls, from every open cell to every open goal."""
+    from mesa.envs.levels import distances_to
+
+    task = mesa.make_task(family, n_levels=37)  # over two chunks of 16, the last one partial
+    pool = task.pool("probe", 0)
+    h, w = pool.height, pool.width
+    level, goal = (
+        x.reshape(-1)
+        for x in torch.meshgrid(torch.arange(len(pool)), torch.arange(h * w), indexing="ij")
+    )
+    keep = ~pool.walls[level, goal]
+    level, goal = level[keep], goal[keep]
+    searched = distances_to(pool.walls[level].view(-1, h, w), goal).view(len(goal), -1)
+    table = pool.dist[level, :, goal].float()  # [n, H*W]: from each cell to the goal
+    open_cells = ~pool.walls[level]
+    assert torch.equal(table[open_cells], searched[open_cells])
+    assert (table[open_cells] < 255).float().mean() > 0.9  # mostly connected: a real check
+
+
 def test_goal_outputs_on_edited_walls():
     """Counterfactual pairs edit walls: a corridor closed by a new wall turns the way round."""
     from mesa.envs.levels import actions_towards, distances_to

@@ -8,7 +8,8 @@ Every gridworld step is a table look-up, so all the geometry is precomputed here
 - ``start``, ``end`` int64 [L]         the agent's start cell and the level's end cell
   (the maze's top-right corner, the coin level's right end).
 
-Generation loops in Python (it runs once per pool, a second or two); stepping never does.
+Layouts are drawn by Python loops and the tables built once per pool (about 1-2 s for 5000
+layouts on one core); stepping never loops.
 """
 
 from __future__ import annotations
@@ -84,39 +85,48 @@ def carve_maze(rows: int, cols: int, rng: np.random.Generator, loop_fraction: fl
     return walls
 
 
-def build_pool(layouts: list[tuple[np.ndarray, int, int]], height: int, width: int) -> LevelPool:
-    """Precompute the tables of :class:`LevelPool` for ``(walls [H, W], start, end)`` layouts."""
+def build_pool(
+    layouts: list[tuple[np.ndarray, int, int]], height: int, width: int, chunk: int = 16
+) -> LevelPool:
+    """Precompute the tables of :class:`LevelPool` for ``(walls [H, W], start, end)`` layouts.
+
+    The move table is computed for all layouts at once; the distances by one breadth-first
+    search per cell on ``chunk`` layouts at a time joined into one block-diagonal graph (one
+    graph per layout spent most of its time in per-call overhead: 4-5 s for 5000 layouts on one
+    core against about 1 s now).
+    """
     n_cells = height * width
-    rows, cols = np.divmod(np.arange(n_cells), width)
-    walls_all, next_all, dist_all, starts, ends = [], [], [], [], []
-    for walls, start, end in layouts:
-        flat = walls.reshape(-1)
-        nxt = np.empty((n_cells, 4), dtype=np.int64)
-        for a, (dr, dc) in enumerate(ACTIONS):
-            r2, c2 = rows + dr, cols + dc
-            inside = (r2 >= 0) & (r2 < height) & (c2 >= 0) & (c2 < width)
-            target = np.where(inside, r2.clip(0, height - 1) * width + c2.clip(0, width - 1), 0)
-            ok = inside & ~flat[target] & ~flat
-            nxt[:, a] = np.where(ok, target, np.arange(n_cells))
-        src = np.repeat(np.arange(n_cells), 4)
-        dst = nxt.reshape(-1)
-        keep = src != dst
-        graph = csr_matrix((np.ones(keep.sum()), (src[keep], dst[keep])), (n_cells, n_cells))
-        d = shortest_path(graph, unweighted=True)
+    cells = np.arange(n_cells)
+    rows, cols = np.divmod(cells, width)
+    walls = np.stack([w.reshape(-1) for w, _, _ in layouts])  # [L, HW]
+    nxt = np.empty((len(layouts), n_cells, len(ACTIONS)), dtype=np.int64)
+    for a, (dr, dc) in enumerate(ACTIONS):
+        r2, c2 = rows + dr, cols + dc
+        inside = (r2 >= 0) & (r2 < height) & (c2 >= 0) & (c2 < width)
+        target = np.where(inside, r2.clip(0, height - 1) * width + c2.clip(0, width - 1), 0)
+        ok = inside & ~walls[:, target] & ~walls
+        nxt[:, :, a] = np.where(ok, target, cells)
+    dist = np.empty((len(layouts), n_cells, n_cells), dtype=np.uint8)
+    for first in range(0, len(layouts), chunk):
+        part = nxt[first : first + chunk]
+        k, size = len(part), len(part) * n_cells
+        offset = (np.arange(k) * n_cells)[:, None, None]
+        src = np.broadcast_to(cells[None, :, None] + offset, part.shape).reshape(-1)
+        dst = (part + offset).reshape(-1)
+        keep = src != dst  # moves that stay put are not edges
+        graph = csr_matrix((np.ones(keep.sum()), (src[keep], dst[keep])), (size, size))
+        d = shortest_path(graph, unweighted=True).reshape(k, n_cells, k, n_cells)
+        d = d[np.arange(k), :, np.arange(k), :]  # each layout's own block
         d[~np.isfinite(d)] = UNREACHABLE
-        walls_all.append(flat)
-        next_all.append(nxt)
-        dist_all.append(np.minimum(d, UNREACHABLE).astype(np.uint8))
-        starts.append(start)
-        ends.append(end)
+        dist[first : first + k] = np.minimum(d, UNREACHABLE).astype(np.uint8)
     return LevelPool(
         height=height,
         width=width,
-        walls=torch.from_numpy(np.stack(walls_all)),
-        next_cell=torch.from_numpy(np.stack(next_all)),
-        dist=torch.from_numpy(np.stack(dist_all)),
-        start=torch.tensor(starts, dtype=torch.long),
-        end=torch.tensor(ends, dtype=torch.long),
+        walls=torch.from_numpy(walls),
+        next_cell=torch.from_numpy(nxt),
+        dist=torch.from_numpy(dist),
+        start=torch.tensor([start for _, start, _ in layouts], dtype=torch.long),
+        end=torch.tensor([end for _, _, end in layouts], dtype=torch.long),
     )
 
 

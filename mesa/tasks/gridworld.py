@@ -12,8 +12,9 @@ sees another's layouts, and evaluating or detecting with a new seed does not reb
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -54,12 +55,25 @@ def random_cells(walls: Tensor, exclude: list[Tensor], generator: torch.Generato
     return scores.argmax(dim=1)
 
 
-@lru_cache(maxsize=16)
+_POOLS: OrderedDict[tuple[Any, int, int], LevelPool] = OrderedDict()
+_MAX_POOLS = 16
+
+
 def _cached_pool(task_key: Any, seed: int, n_levels: int, make: Any) -> LevelPool:
+    """The pool of ``n_levels`` layouts drawn by ``make`` with ``seed``, kept per process for
+    the last few keys. ``task_key`` names the family and its layout options; ``make`` is not part
+    of the key (a bound method would tie the pool to one task object)."""
+    key = (task_key, seed, n_levels)
+    if key in _POOLS:
+        _POOLS.move_to_end(key)
+        return _POOLS[key]
     rng = np.random.default_rng(seed)
     layouts = [make(rng) for _ in range(n_levels)]
     h, w = layouts[0][0].shape
-    return build_pool(layouts, h, w)
+    _POOLS[key] = pool = build_pool(layouts, h, w)
+    if len(_POOLS) > _MAX_POOLS:
+        _POOLS.popitem(last=False)
+    return pool
 
 
 class GridTask(RLTask):
@@ -103,9 +117,13 @@ class GridTask(RLTask):
 
     # -- what the base does ---------------------------------------------------------------
     def pool(self, split: str, seed: int) -> LevelPool:
-        """The layouts of ``split``: per seed for ``train``, one fixed pool otherwise."""
+        """The layouts of ``split``: per seed for ``train``, one fixed pool otherwise.
+
+        Layouts do not depend on ``p`` (it only places goals), so tasks that differ in ``p``
+        alone share their pools: a zoo worker builds each pool once, not once per member."""
         split = check_split(split)
-        key = (type(self).__name__, tuple(sorted(vars(self.config).items())))
+        options = {k: v for k, v in vars(self.config).items() if k != "p"}
+        key = (type(self).__name__, tuple(sorted(options.items())))
         pool_seed = (seed if split == "train" else 0) + _SPLIT_OFFSET[split]
         return _cached_pool(key, pool_seed, self.config.n_levels, self.make_layout)
 
@@ -124,18 +142,24 @@ class GridTask(RLTask):
     def make_model(self, arch: str | None = None, seed: int = 0) -> Any:
         from mesa.models.policies import make_policy
 
-        env = self.make_env("train", 1, 0)
-        return make_policy(self.check_arch(arch), env.observation_shape, env.n_actions, seed)
+        shape = (2 + len(self.object_channels), *self.grid_shape)
+        return make_policy(self.check_arch(arch), shape, GridEnv.n_actions, seed)
+
+    @cached_property
+    def grid_shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the observation grid (read off one layout: no pool is built)."""
+        walls, _, _ = self.make_layout(np.random.default_rng(0))
+        return walls.shape[0], walls.shape[1]
 
     def observe(self, walls: Tensor, pos: Tensor, true_cell: Tensor, spur_cell: Tensor) -> Tensor:
         """Observations [n, C, H, W] of arbitrary states (for probes and counterfactual pairs)."""
-        pool = self.pool("probe", 0)
-        n, hw = len(pos), pool.height * pool.width
+        height, width = self.grid_shape
+        n, hw = len(pos), height * width
         obs = torch.zeros(n, 2 + len(self.object_channels), hw)
         obs[:, 0] = walls.float()
         obs[torch.arange(n), 1, pos] = 1.0
         self.render(obs[:, 2:], true_cell, spur_cell)
-        return obs.view(n, -1, pool.height, pool.width)
+        return obs.view(n, -1, height, width)
 
     def _probe_states(self, n: int, seed: int) -> dict[str, Tensor]:
         env = self.make_env("probe", n, seed)
