@@ -41,6 +41,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     solver : ``"torch"`` (L-BFGS in torch), ``"sklearn"`` (``LogisticRegression``) or ``"auto"``
         (scikit-learn for two classes, torch for more: the faster of each in the benchmark).
     fit_intercept : learn a bias per class.
+    history_size : L-BFGS memory (torch solver).
     """
 
     def __init__(
@@ -50,12 +51,14 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         tol: float = 1e-5,
         solver: str = "auto",
         fit_intercept: bool = True,
+        history_size: int = 30,
     ) -> None:
         self.C = C
         self.max_iter = max_iter
         self.tol = tol
         self.solver = solver
         self.fit_intercept = fit_intercept
+        self.history_size = history_size
 
     def fit(self, X: Float[np.ndarray, "n d"], y: Int[np.ndarray, " n"]) -> LinearProbe:
         if self.solver not in ("auto", "torch", "sklearn"):
@@ -92,11 +95,14 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         sd[sd < 1e-12] = 1.0
         # float32: on 2 CPU cores it ran several times faster than float64 at the same accuracy
         x = torch.from_numpy((X - mu) / sd).float()
+        x_t = x.t().contiguous()
         t = torch.from_numpy(y)
+        rows = torch.arange(len(y))
         n_classes = len(self.classes_)
-        scale = torch.from_numpy(sd).float()
-        w = torch.zeros(X.shape[1], n_classes, requires_grad=True)
-        b = torch.zeros(n_classes, requires_grad=self.fit_intercept)
+        # the penalty on raw-feature weights w / sd, as a weight per standardised feature
+        inv_var = torch.from_numpy(1.0 / sd**2).float()[:, None]
+        w = torch.zeros(X.shape[1], n_classes)
+        b = torch.zeros(n_classes)
         params = [w, b] if self.fit_intercept else [w]
         opt = torch.optim.LBFGS(
             params,
@@ -104,21 +110,28 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             max_iter=self.max_iter,
             tolerance_grad=self.tol,
             tolerance_change=1e-12,
-            history_size=10,
+            history_size=self.history_size,
             line_search_fn="strong_wolfe",
         )
 
+        # The gradient is written out (softmax minus one-hot, through the features) rather
+        # than taken by autograd: the same numbers, 1.3-1.7x faster a step on 2 CPU cores.
+        @torch.no_grad()
         def closure() -> torch.Tensor:
-            opt.zero_grad()
-            ce = torch.nn.functional.cross_entropy(x @ w + b, t, reduction="sum")
-            loss = self.C * ce + 0.5 * ((w / scale[:, None]) ** 2).sum()
-            loss.backward()
-            return loss
+            log_p = torch.log_softmax(torch.addmm(b, x, w), 1)
+            ce = -log_p[rows, t].sum()
+            g = log_p.exp_()
+            g[rows, t] -= 1.0
+            g.mul_(self.C)
+            w.grad = torch.addmm(w * inv_var, x_t, g)
+            if self.fit_intercept:
+                b.grad = g.sum(0)
+            return self.C * ce + 0.5 * (w * w * inv_var).sum()
 
         opt.step(closure)
         self.n_iter_ = np.array([opt.state[opt._params[0]]["n_iter"]])
-        w_raw = (w.detach() / scale[:, None]).double().numpy()
-        b_raw = b.detach().double().numpy() - (mu @ w_raw)
+        w_raw = w.double().numpy() / sd[:, None]
+        b_raw = b.double().numpy() - (mu @ w_raw)
         return w_raw.T.copy(), b_raw
 
     def decision_function(self, X: Float[np.ndarray, "n d"]) -> np.ndarray:
