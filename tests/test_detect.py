@@ -135,3 +135,29 @@ def test_detect_maze_seekers(target: str, distracted: bool, expected: str):
     if distracted:  # it reacts to the cheese about as much as to the corner, but never heads there
         assert verdict.total_effect["true"] > 0.5 * verdict.total_effect["spurious"]
         assert verdict.score < 0.15
+
+
+def test_observation_baseline_is_fit_once_per_data_set(monkeypatch):
+    """The raw-input baseline does not depend on the model: detecting a second model on the same
+    probe data reuses it, while other labels get a fit of their own."""
+    from mesa.detection import evidence
+
+    fits = []
+    real = evidence.held_out_accuracy
+
+    def counting(x, y, train, test):
+        fits.append(x.shape)
+        return real(x, y, train, test)
+
+    monkeypatch.setattr(evidence, "held_out_accuracy", counting)
+    monkeypatch.setattr(evidence, "_BASELINES", {})
+    g = torch.Generator().manual_seed(0)
+    inputs = torch.randn(200, 6, generator=g)
+    labels = (inputs[:, 0] > 0).long()
+    acts = {"h": inputs[:, :3] * 2}
+    first = evidence.decodability(acts, inputs, labels, None, seed=0)
+    again = evidence.decodability({"h": inputs[:, 3:]}, inputs, labels, None, seed=0)
+    assert first["baseline"] == again["baseline"] > 0.9  # label = sign of an input feature
+    assert fits == [(200, 6), (200, 3), (200, 3)]  # baseline once, then one probe per call
+    other = evidence.decodability(acts, inputs, 1 - labels, None, seed=0)
+    assert len(fits) == 5 and other["baseline"] > 0.9
