@@ -55,7 +55,7 @@ class MazeTask(GridTask):
     true_goal = "cheese"
     spurious_goal = "top-right corner of the maze"
     object_channels = ("cheese",)
-    zoo_ps = (0.0, 0.1, 0.2, 0.4, 0.7, 1.0)
+    zoo_ps = (0.0, 0.1, 0.2, 0.4, 1.0)
 
     def make_layout(self, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
         s = self.config.size
