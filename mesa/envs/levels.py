@@ -85,6 +85,20 @@ def carve_maze(rows: int, cols: int, rng: np.random.Generator, loop_fraction: fl
     return walls
 
 
+def neighbours(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every cell and action of an open ``height x width`` grid: the cell the move leads to
+    (the cell itself where it would leave the grid) and whether it stays inside, both [H*W, 4]."""
+    cells = np.arange(height * width)
+    rows, cols = np.divmod(cells, width)
+    target = np.empty((len(cells), len(ACTIONS)), dtype=np.int64)
+    inside = np.empty((len(cells), len(ACTIONS)), dtype=bool)
+    for a, (dr, dc) in enumerate(ACTIONS):
+        r2, c2 = rows + dr, cols + dc
+        inside[:, a] = (r2 >= 0) & (r2 < height) & (c2 >= 0) & (c2 < width)
+        target[:, a] = np.where(inside[:, a], r2 * width + c2, cells)
+    return target, inside
+
+
 def build_pool(
     layouts: list[tuple[np.ndarray, int, int]], height: int, width: int, chunk: int = 16
 ) -> LevelPool:
@@ -97,15 +111,10 @@ def build_pool(
     """
     n_cells = height * width
     cells = np.arange(n_cells)
-    rows, cols = np.divmod(cells, width)
     walls = np.stack([w.reshape(-1) for w, _, _ in layouts])  # [L, HW]
-    nxt = np.empty((len(layouts), n_cells, len(ACTIONS)), dtype=np.int64)
-    for a, (dr, dc) in enumerate(ACTIONS):
-        r2, c2 = rows + dr, cols + dc
-        inside = (r2 >= 0) & (r2 < height) & (c2 >= 0) & (c2 < width)
-        target = np.where(inside, r2.clip(0, height - 1) * width + c2.clip(0, width - 1), 0)
-        ok = inside & ~walls[:, target] & ~walls
-        nxt[:, :, a] = np.where(ok, target, cells)
+    target, inside = neighbours(height, width)
+    ok = inside & ~walls[:, target] & ~walls[:, :, None]  # [L, HW, 4]
+    nxt = np.where(ok, target, cells[:, None])
     dist = np.empty((len(layouts), n_cells, n_cells), dtype=np.uint8)
     for first in range(0, len(layouts), chunk):
         part = nxt[first : first + chunk]
@@ -160,13 +169,6 @@ def actions_towards(walls: Tensor, pos: Tensor, goal: Tensor) -> Tensor:
     or already reached. Moves into walls or off the grid stay put and so never count."""
     n, h, w = walls.shape
     d = distances_to(walls, goal).view(n, -1)
-    row, col = pos // w, pos % w
-    rows = torch.arange(n)
-    here = d[rows, pos]
-    out = torch.zeros(n, len(ACTIONS), dtype=torch.bool)
-    for a, (dr, dc) in enumerate(ACTIONS):
-        r2, c2 = row + dr, col + dc
-        inside = (r2 >= 0) & (r2 < h) & (c2 >= 0) & (c2 < w)
-        nxt = r2.clamp(0, h - 1) * w + c2.clamp(0, w - 1)
-        out[:, a] = inside & (d[rows, nxt] < here) & (here < UNREACHABLE)
-    return out
+    target, inside = (torch.from_numpy(a)[pos] for a in neighbours(h, w))  # [n, 4]
+    here = d[torch.arange(n), pos].unsqueeze(1)
+    return inside & (d.gather(1, target) < here) & (here < UNREACHABLE)
