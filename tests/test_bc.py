@@ -83,15 +83,12 @@ def test_bc_learns_the_expert_with_a_conv_policy():
 
 
 def test_detection_localises_cell_tokens():
-    from mesa.detection.causal import causal_effects, following
+    from mesa.detection.causal import causal_effects, pair_following
 
     task = _task()
     model = task.make_model("cell_transformer", seed=0)
     pairs = task.counterfactual_pairs(64, seed=0, vary="true")
-    follow = following(
-        task.goal_outputs(pairs["base"], pairs["base_true_goal"], 4),
-        task.goal_outputs(pairs["source"], pairs["source_true_goal"], 4),
-    )
+    follow = pair_following(task, pairs, "true", 4)
     hooks = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"]
     effects = causal_effects(model, "rl", pairs["base"], pairs["source"], hooks, follow)
     assert effects.localised == set(hooks)

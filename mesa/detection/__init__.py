@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mesa.detection.causal import CausalEffects, causal_effects, following, output_probs
+from mesa.detection.causal import CausalEffects, causal_effects, output_probs, pair_following
 from mesa.detection.evidence import decodability, erasure_effects, flat_activations
 from mesa.detection.verdict import HookEvidence, Verdict, ratio_score, verdict_of
 from mesa.errors import MesaError
@@ -94,10 +94,7 @@ def detect(
     erased: dict[str, dict[str, float]] = {}
     for i, (vary, labels) in enumerate((("true", y_true), ("spurious", y_spur))):
         pairs = task.counterfactual_pairs(n_pairs, seed + 1 + i, vary)  # type: ignore[attr-defined]
-        follow = following(
-            task.goal_outputs(pairs["base"], pairs[f"base_{vary}_goal"], n_out),
-            task.goal_outputs(pairs["source"], pairs[f"source_{vary}_goal"], n_out),
-        )
+        follow = pair_following(task, pairs, vary, n_out)
         effects[vary] = causal_effects(model, kind, pairs["base"], pairs["source"], hooks, follow)
         erased[vary] = erasure_effects(
             model,

@@ -99,6 +99,15 @@ def following(base_goal_outputs: Tensor, source_goal_outputs: Tensor) -> Tensor:
     return 0.5 * (source_goal_outputs.float() - base_goal_outputs.float())
 
 
+def pair_following(task: Any, pairs: dict[str, Tensor], vary: str, n_outputs: int) -> Tensor:
+    """:func:`following` for a task's counterfactual pairs that move goal ``vary``: the goal
+    outputs (``Task.goal_outputs``) of base and source at each one's own goal."""
+    return following(
+        task.goal_outputs(pairs["base"], pairs[f"base_{vary}_goal"], n_outputs),
+        task.goal_outputs(pairs["source"], pairs[f"source_{vary}_goal"], n_outputs),
+    )
+
+
 def informative(follow: Tensor) -> Tensor:
     """Bool [n]: the pairs where the goal's move changes which outputs pursue it."""
     return follow.abs().sum(-1) > 0
