@@ -227,3 +227,15 @@ def test_goal_outputs_on_edited_walls():
     assert actions_towards(walls, pos, goal).tolist() == [[False, False, False, True]]  # right
     walls[0, 1, 0] = False  # open the left end: straight down
     assert actions_towards(walls, pos, goal).tolist() == [[False, True, False, False]]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_task_observation_shape_is_the_envs(family):
+    """Policies are sized from the task without building a pool; it must match what the
+    environment and ``observe`` produce."""
+    task = mesa.make_task(family, n_levels=4)
+    env = task.make_env("probe", 3, 0)
+    obs, _ = env.reset()
+    assert task.observation_shape == env.observation_shape == tuple(obs.shape[1:])
+    s = task._probe_states(3, 0)
+    assert task.observe(s["walls"], s["pos"], s["true"], s["spur"]).shape[1:] == obs.shape[1:]

@@ -142,20 +142,20 @@ class GridTask(RLTask):
     def make_model(self, arch: str | None = None, seed: int = 0) -> Any:
         from mesa.models.policies import make_policy
 
-        shape = (2 + len(self.object_channels), *self.grid_shape)
-        return make_policy(self.check_arch(arch), shape, GridEnv.n_actions, seed)
+        return make_policy(self.check_arch(arch), self.observation_shape, GridEnv.n_actions, seed)
 
     @cached_property
-    def grid_shape(self) -> tuple[int, int]:
-        """``(H, W)`` of the observation grid (read off one layout: no pool is built)."""
+    def observation_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of an observation: wall, agent and object channels over the grid (the
+        grid's size read off one layout: no pool is built)."""
         walls, _, _ = self.make_layout(np.random.default_rng(0))
-        return walls.shape[0], walls.shape[1]
+        return 2 + len(self.object_channels), walls.shape[0], walls.shape[1]
 
     def observe(self, walls: Tensor, pos: Tensor, true_cell: Tensor, spur_cell: Tensor) -> Tensor:
         """Observations [n, C, H, W] of arbitrary states (for probes and counterfactual pairs)."""
-        height, width = self.grid_shape
+        channels, height, width = self.observation_shape
         n, hw = len(pos), height * width
-        obs = torch.zeros(n, 2 + len(self.object_channels), hw)
+        obs = torch.zeros(n, channels, hw)
         obs[:, 0] = walls.float()
         obs[torch.arange(n), 1, pos] = 1.0
         self.render(obs[:, 2:], true_cell, spur_cell)
