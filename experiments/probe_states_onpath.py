@@ -24,30 +24,22 @@ from _common import write_json
 
 import mesa
 from mesa.runs import load_run
-from mesa.tasks.gridworld import random_cells
+from mesa.tasks.gridworld import GridTask, random_cells
 
 
 def onpath_states(self: Any, n: int, seed: int) -> dict[str, Any]:
-    """Like ``GridTask._probe_states``, with the agent on a shortest path from the start to
+    """``GridTask._probe_states`` with the agent redrawn on a shortest path from the start to
     the true or the spurious goal (never on a goal)."""
-    env = self.make_env("probe", n, seed)
-    env.reset()
-    level = env.level
-    walls, start, dist = env.pool.walls[level], env.pool.start[level], env.pool.dist[level].long()
-    rows = torch.arange(n)
-    from_start = dist[rows, start]  # [n, H*W]
-    on_path = torch.zeros_like(walls)
-    for goal in (env.true_cell, env.spur_cell):
+    s = GridTask._probe_states(self, n, seed)
+    pool = self.pool("probe", seed)
+    level, true, spur = s["level"], s["true"], s["spur"]
+    dist, rows = pool.dist[level].long(), torch.arange(n)
+    from_start = dist[rows, pool.start[level]]  # [n, H*W]
+    on_path = torch.zeros_like(s["walls"])
+    for goal in (true, spur):
         on_path |= from_start + dist[rows, :, goal] == from_start[rows, goal].unsqueeze(1)
-    pos = random_cells(walls | ~on_path, [env.true_cell, env.spur_cell], env.generator)
-    return {
-        "walls": walls,
-        "pos": pos,
-        "true": env.true_cell.clone(),
-        "spur": env.spur_cell.clone(),
-        "level": level.clone(),
-        "g": env.generator,
-    }
+    s["pos"] = random_cells(s["walls"] | ~on_path, [true, spur], s["g"])
+    return s
 
 
 def main() -> None:
