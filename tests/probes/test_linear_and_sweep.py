@@ -147,7 +147,8 @@ def test_probe_errors():
     with pytest.raises(MesaError, match="unknown solver 'adam'"):
         x = np.random.default_rng(0).normal(size=(10, 3))
         LinearProbe(solver="adam").fit(x, np.arange(10) % 2)
-    with pytest.raises(MesaError, match="unknown precondition 'whiten'; valid: auto, diagonal, pca"):
+    bad_precondition = "unknown precondition 'whiten'; valid: auto, diagonal, pca"
+    with pytest.raises(MesaError, match=bad_precondition):
         LinearProbe(precondition="whiten").fit(x, np.arange(10) % 2)
     with pytest.raises(MesaError, match="10 inputs but 9 labels"):
         probe_sweep(TinyMLP(), torch.randn(10, 8), torch.arange(9) % 2, hooks=["hook_in"])
