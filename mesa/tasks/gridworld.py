@@ -55,15 +55,15 @@ def random_cells(walls: Tensor, exclude: list[Tensor], generator: torch.Generato
     return scores.argmax(dim=1)
 
 
-_POOLS: OrderedDict[tuple[Any, int, int], LevelPool] = OrderedDict()
+_POOLS: OrderedDict[tuple[Any, int], LevelPool] = OrderedDict()
 _MAX_POOLS = 16
 
 
 def _cached_pool(task_key: Any, seed: int, n_levels: int, make: Any) -> LevelPool:
     """The pool of ``n_levels`` layouts drawn by ``make`` with ``seed``, kept per process for
-    the last few keys. ``task_key`` names the family and its layout options; ``make`` is not part
-    of the key (a bound method would tie the pool to one task object)."""
-    key = (task_key, seed, n_levels)
+    the last few keys. ``task_key`` names the family and its layout options (``n_levels`` among
+    them); ``make`` is not part of the key (a bound method would tie the pool to one task)."""
+    key = (task_key, seed)
     if key in _POOLS:
         _POOLS.move_to_end(key)
         return _POOLS[key]
