@@ -122,11 +122,12 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         mu = X.mean(0) if self.fit_intercept else np.zeros(d)
         # float32: on 2 CPU cores it ran several times faster than float64 at the same accuracy
         xc = torch.from_numpy(X - mu).float()
+        R: torch.Tensor | None  # the PCA form's rotation and scaling; None for "diagonal"
         if self.precondition == "pca" or (self.precondition == "auto" and d <= PCA_MAX_FEATURES):
             lam, U = torch.linalg.eigh(xc.t() @ xc)
             s = (self.C * lam.clamp_min(0) / k + 1).rsqrt()
-            R: torch.Tensor | None = U * s
-            x = xc @ U * s
+            R = U * s
+            x = xc @ U * s  # (not xc @ R: the zoo results were computed in this order)
         else:
             s = (self.C * (xc * xc).sum(0) / k + 1).rsqrt()
             R = None
