@@ -10,7 +10,13 @@ Importing this package does not import TransformerLens.
 """
 
 from mesa.probes.activations import collect_activations
-from mesa.probes.erasure import ErasureFitter, erasing_hook, erasure_effect, fit_eraser
+from mesa.probes.erasure import (
+    ErasureFitter,
+    erasing_hook,
+    erasure_effect,
+    fit_eraser,
+    fit_erasers,
+)
 from mesa.probes.hooks import check_hooks, hook_names
 from mesa.probes.linear import LinearProbe
 from mesa.probes.patching import PatchResult, logit_diff, patch_sweep, target_prob
@@ -30,6 +36,7 @@ __all__ = [
     "erasure_effect",
     "fit_das",
     "fit_eraser",
+    "fit_erasers",
     "hook_names",
     "interchange_accuracy",
     "interchange_subspace",

@@ -9,17 +9,19 @@ that information at that hook.
 
 Following the fitter / frozen result split of the ``concept-erasure`` package: an
 :class:`ErasureFitter` accumulates statistics with ``update(acts, labels)`` batch by batch, and
-``.eraser`` is an immutable callable. Activations are erased as flattened vectors per example
-(for a conv hook, the whole ``C*H*W`` map; for a sequence hook, one chosen position).
+``.eraser`` is an immutable callable. :func:`fit_erasers` fits several concepts of activations
+held in memory at once, sharing one covariance estimate (the same erasers, computed faster).
+Activations are erased as flattened vectors per example (for a conv hook, the whole ``C*H*W``
+map; for a sequence hook, one chosen position).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from concept_erasure import LeaceEraser, LeaceFitter
+from concept_erasure import LeaceEraser, LeaceFitter, optimal_linear_shrinkage
 from jaxtyping import Float, Int
 from torch import Tensor
 
@@ -55,8 +57,96 @@ class ErasureFitter:
 
 def fit_eraser(acts: Float[Tensor, "n d"], labels: Tensor) -> tuple[LeaceEraser, Tensor]:
     """A LEACE eraser for ``labels`` (any values; returned as the sorted class values)."""
-    classes, idx = torch.unique(labels, return_inverse=True)
-    return ErasureFitter(acts.flatten(1).shape[1], len(classes)).update(acts, idx).eraser, classes
+    return fit_erasers(acts, [labels])[0]
+
+
+#: Singular values of the whitened cross-covariance below this are dropped (LeaceFitter's
+#: default ``svd_tol``).
+SVD_TOL = 0.01
+
+
+@torch.no_grad()
+def fit_erasers(
+    acts: Float[Tensor, "n d"], concepts: Sequence[Tensor], shrinkage: bool = True
+) -> list[tuple[LeaceEraser, Tensor]]:
+    """LEACE erasers for several concepts of the same activations: ``(eraser, classes)`` for each
+    tensor of labels in ``concepts`` (any values; ``classes`` are the sorted values).
+
+    The erasers are ``concept_erasure.LeaceFitter``'s with its defaults (affine, trace of the
+    covariance not allowed to grow; ``shrinkage`` as there), equal to them up to float32
+    rounding (tested). Written out here for speed: LeaceFitter estimates the covariance and
+    eigendecomposes it once per concept and forms several d x d products (whitening,
+    unwhitening, the trace check); here one estimate and eigendecomposition serve every concept
+    and everything after it is a rank-k product. On a conv policy's 880-unit layer (2,000
+    examples, one CPU thread) LeaceFitter took 0.20 s a concept; this takes about 0.12 s for
+    the first and 0.01 s for each further one, which is most of ``mesa.detect``'s erasure time.
+    """
+    x = acts.flatten(1).float()
+    n, d = x.shape
+    if n < 2:
+        raise MesaError(f"erasure needs at least two examples, got {n}")
+    if torch.isnan(x).any():
+        raise MesaError("NaN activations given to the erasure fitter")
+    mean = x.mean(0)
+    xc = x - mean
+    cov = xc.T @ xc
+    cov = (cov + cov.T) / 2
+    sigma = optimal_linear_shrinkage(cov / n, n) if shrinkage else cov / (n - 1)
+    lam, vecs = torch.linalg.eigh(sigma)
+    mask = lam > lam[-1] * d * torch.finfo(lam.dtype).eps  # torch.linalg.pinv's threshold
+    lam = lam.clamp_min(0.0)
+    whiten = torch.where(mask, lam.rsqrt(), 0.0)  # W = V diag(whiten) V' = sigma^(-1/2)
+    unwhiten = torch.where(mask, lam.sqrt(), 0.0)  # W^+ = sigma^(1/2)
+    out = []
+    for labels in concepts:
+        if len(labels) != n:
+            raise MesaError(f"{n} activations but {len(labels)} labels")
+        classes, idx = torch.unique(labels, return_inverse=True)
+        if len(classes) < 2:
+            raise MesaError("erasure needs at least two classes of the concept")
+        z = torch.nn.functional.one_hot(idx.flatten(), len(classes)).float()
+        sigma_xz = xc.T @ (z - z.mean(0)) / (n - 1)
+        u, s, _ = torch.linalg.svd(vecs @ (whiten[:, None] * (vecs.T @ sigma_xz)), False)
+        u = u * (s > SVD_TOL)
+        vu = vecs.T @ u
+        left = vecs @ (unwhiten[:, None] * vu)  # W^+ u
+        right = (whiten[:, None] * vu).T @ vecs.T  # u' W
+        left, right = _constrain_trace(left, right, u, sigma)
+        out.append((LeaceEraser(left, right, bias=mean), classes))
+    return out
+
+
+def _trace_of_product(a: Tensor, b: Tensor) -> Tensor:
+    """tr(a @ b) without forming the product."""
+    return (a * b.T).sum()
+
+
+def _constrain_trace(
+    left: Tensor, right: Tensor, u: Tensor, sigma: Tensor
+) -> tuple[Tensor, Tensor]:
+    """LeaceFitter's ``constrain_cov_trace`` in rank-k form: if the erasure P = I - left @ right
+    would raise the covariance's trace, mix it with the orthogonal projection Q = I - u u' so
+    that the trace stays. I - (a P + (1 - a) Q) = [a left, (1 - a) u] @ [right; u'], which is
+    the factorisation returned (LeaceFitter re-factorises the same matrix with an SVD)."""
+    old = torch.trace(sigma)
+    s_left, s_u = sigma @ left, sigma @ u
+    r_s_l = right @ s_left
+    # tr(P S P') = tr S - 2 tr(R S L) + tr((R S R') (L' L))
+    new = old - 2 * torch.trace(r_s_l) + _trace_of_product(right @ sigma @ right.T, left.T @ left)
+    if new <= old:
+        return left, right
+    u_s_u = u.T @ s_u
+    # tr(P S Q') and tr(Q S Q'), expanded the same way
+    y = 2 * (
+        old - torch.trace(r_s_l) - torch.trace(u_s_u) + _trace_of_product(right @ s_u, u.T @ left)
+    )
+    z = old - 2 * torch.trace(u_s_u) + _trace_of_product(u_s_u, u.T @ u)
+    x, w = new, old
+    discr = torch.sqrt(4 * w * x - 4 * w * y + 4 * w * z - 4 * x * z + y**2)
+    alpha1 = (-y / 2 + z - discr / 2) / (x - y + z)
+    alpha2 = (-y / 2 + z + discr / 2) / (x - y + z)
+    alpha = torch.where(alpha1 > 0, alpha1, alpha2).clamp(0, 1)
+    return torch.cat([alpha * left, (1 - alpha) * u], 1), torch.cat([right, u.T], 0)
 
 
 def erasing_hook(eraser: Callable[[Tensor], Tensor], position: int | None = None):

@@ -25,7 +25,12 @@ import torch
 from torch import Tensor
 
 from mesa.detection.causal import CausalEffects, causal_effects, output_probs, pair_following
-from mesa.detection.evidence import decodability, erasure_effects, flat_activations
+from mesa.detection.evidence import (
+    decodability,
+    erasure_effects,
+    fit_goal_erasers,
+    flat_activations,
+)
 from mesa.detection.verdict import HookEvidence, Verdict, ratio_score, verdict_of
 from mesa.errors import MesaError
 from mesa.tasks.base import RLTask, SequenceTask, Task
@@ -90,23 +95,32 @@ def detect(
     }
     with torch.no_grad():
         n_out = output_probs(model, kind)(inputs[:1]).shape[-1]
+    labels = {"true": y_true, "spurious": y_spur}
     effects: dict[str, CausalEffects] = {}
-    erased: dict[str, dict[str, float]] = {}
-    for i, (vary, labels) in enumerate((("true", y_true), ("spurious", y_spur))):
-        pairs = task.counterfactual_pairs(n_pairs, seed + 1 + i, vary)  # type: ignore[attr-defined]
-        follow = pair_following(task, pairs, vary, n_out)
-        effects[vary] = causal_effects(model, kind, pairs["base"], pairs["source"], hooks, follow)
-        erased[vary] = erasure_effects(
+    pairs: dict[str, dict[str, Tensor]] = {}
+    follow: dict[str, Tensor] = {}
+    for i, vary in enumerate(labels):
+        pairs[vary] = task.counterfactual_pairs(n_pairs, seed + 1 + i, vary)  # type: ignore[attr-defined]
+        follow[vary] = pair_following(task, pairs[vary], vary, n_out)
+        effects[vary] = causal_effects(
+            model, kind, pairs[vary]["base"], pairs[vary]["source"], hooks, follow[vary]
+        )
+    # erasure is measured only for a goal the decision follows (E_v is 0 otherwise)
+    followed = {v: y for v, y in labels.items() if effects[v].directed > 0}
+    erasers = fit_goal_erasers(acts, followed, hooks)
+    erased = {
+        v: erasure_effects(
             model,
             kind,
-            acts,
-            labels,
+            erasers.get(v, {}),
+            pairs[v]["base"],
+            pairs[v]["source"],
+            follow[v],
+            effects[v].directed,
             hooks,
-            pairs["base"],
-            pairs["source"],
-            follow,
-            effects[vary].directed,
         )
+        for v in labels
+    }
     causal = {v: effects[v].at_hook for v in effects}
     local = effects["true"].localised | effects["spurious"].localised
 

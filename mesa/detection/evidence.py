@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from concept_erasure import LeaceFitter
 from torch import Tensor
 
 from mesa.detection.causal import informative
+from mesa.probes.erasure import erasing_hook, fit_erasers
 from mesa.probes.stats import wilson
 from mesa.probes.sweep import held_out_accuracy, split_indices
 
@@ -92,45 +92,45 @@ def decodability(
     return out
 
 
-def _erasing_hook(eraser: Any, kind: str):
-    def hook(act: Tensor, hook: Any = None) -> Tensor:
-        if kind == "sequence":
-            act = act.clone()
-            act[:, -1] = eraser(act[:, -1].float()).to(act.dtype)
-            return act
-        return eraser(act.flatten(1).float()).reshape(act.shape).to(act.dtype)
-
-    return hook
+def fit_goal_erasers(
+    acts: dict[str, Tensor], labels: dict[str, Tensor], hooks: list[str]
+) -> dict[str, dict[str, Any]]:
+    """``{goal: {hook: eraser}}``: LEACE erasers fit on the probe split's activations, one per
+    goal with two or more values; the goals of a hook share one covariance estimate
+    (:func:`mesa.probes.erasure.fit_erasers`)."""
+    goals = [v for v, y in labels.items() if len(torch.unique(y)) >= 2]
+    erasers: dict[str, dict[str, Any]] = {v: {} for v in goals}
+    for h in hooks:
+        fitted = fit_erasers(acts[h], [labels[v] for v in goals]) if goals else []
+        for v, (eraser, _) in zip(goals, fitted, strict=True):
+            erasers[v][h] = eraser
+    return erasers
 
 
 @torch.no_grad()
 def erasure_effects(
     model: Any,
     kind: str,
-    acts: dict[str, Tensor],
-    labels: Tensor,
-    hooks: list[str],
+    erasers: dict[str, Any],
     base: Tensor,
     source: Tensor,
     follow: Tensor,
     directed: float,
+    hooks: list[str],
     batch_size: int = 256,
 ) -> dict[str, float]:
     """``E_v(h) = 1 - Delta_v(erased at h) / Delta_v``: the share of the decision's shift towards
-    the moved goal (:mod:`mesa.detection.causal`) that LEACE erasure of the goal at ``h`` removes
-    (the eraser is fit on the probe split's activations); 0 where the decision does not follow
-    the goal."""
-    classes, y = torch.unique(labels, return_inverse=True)
+    the moved goal (:mod:`mesa.detection.causal`) that LEACE erasure of the goal at ``h``
+    (``erasers[h]``, :func:`fit_goal_erasers`) removes; 0 where the decision does not follow
+    the goal or the goal has no eraser (one value only)."""
     keep = informative(follow)
-    if len(classes) < 2 or directed <= 0 or not keep.any():
+    if not erasers or directed <= 0 or not keep.any():
         return dict.fromkeys(hooks, 0.0)
     base, source, follow = base[keep], source[keep], follow[keep]
-    z = torch.nn.functional.one_hot(y, len(classes)).float()
+    position = -1 if kind == "sequence" else None
     effects = {}
     for h in hooks:
-        fitter = LeaceFitter(acts[h].shape[1], z.shape[1], dtype=torch.float32)
-        fitter.update(acts[h].float(), z)
-        erase = [(h, _erasing_hook(fitter.eraser, kind))]
+        erase = [(h, erasing_hook(erasers[h], position))]
         shift = []
         for i in range(0, len(base), batch_size):
             pb, ps = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from concept_erasure import LeaceFitter
 from sklearn.linear_model import LogisticRegression
 
 from mesa.errors import MesaError
@@ -12,12 +13,14 @@ from mesa.probes import (
     erasure_effect,
     fit_das,
     fit_eraser,
+    fit_erasers,
     interchange_accuracy,
     logit_diff,
     patch_sweep,
     steer,
     target_prob,
 )
+from mesa.probes.erasure import _constrain_trace
 from tests.tiny_models import CopyModel, TinyConv, TinyMLP, tiny_transformer
 
 VOCAB = 10
@@ -196,6 +199,71 @@ def test_leace_leaves_no_linear_trace():
     # LEACE guarantees no linear classifier beats a constant on the fitting distribution; on
     # 1000 fresh examples, 2 points is about 1.3 binomial standard deviations of slack
     assert probe.score(erased[3000:], y[3000:]) <= chance + 0.02
+
+
+def _leace_fitter_eraser(acts, labels, shrinkage):
+    classes, idx = torch.unique(labels, return_inverse=True)
+    fitter = LeaceFitter(acts.shape[1], len(classes), dtype=torch.float32, shrinkage=shrinkage)
+    return fitter.update(acts, torch.nn.functional.one_hot(idx, len(classes)).float()).eraser
+
+
+@pytest.mark.parametrize("shrinkage", [True, False])
+def test_fit_erasers_equals_leace_fitter_for_each_concept(shrinkage):
+    g = torch.Generator().manual_seed(1)
+    n, d = 600, 40
+    goal_a = torch.randint(0, 7, (n,), generator=g)
+    goal_b = torch.randint(0, 3, (n,), generator=g) * 10  # any label values
+    x = torch.randn(n, d, generator=g) @ torch.randn(d, d, generator=g)
+    x = x * torch.rand(d, generator=g) * 4  # badly scaled, correlated features
+    x[:, :5] += goal_a[:, None].float()
+    x[:, 5:8] -= goal_b[:, None].float() / 10
+    fitted = fit_erasers(x, [goal_a, goal_b], shrinkage=shrinkage)
+    for (eraser, classes), labels in zip(fitted, (goal_a, goal_b), strict=True):
+        assert torch.equal(classes, torch.unique(labels))
+        ref = _leace_fitter_eraser(x, labels, shrinkage)(x)
+        # the same edit up to float32 rounding, relative to the edit's size
+        assert (eraser(x) - ref).norm() / (x - ref).norm() < 1e-4
+        # and what LEACE promises: every class has the overall mean after erasure
+        erased = eraser(x)
+        for c in classes:
+            gap = erased[labels == c].mean(0) - erased.mean(0)
+            assert gap.abs().max() < 1e-3 * x.abs().max()
+
+
+def test_erasure_trace_constraint_mixes_towards_the_orthogonal_projection():
+    # an oblique rank-1 "erasure" that inflates the covariance's trace: the constraint must mix
+    # it with I - u u' so that the trace stays, as LeaceFitter's constrain_cov_trace does
+    g = torch.Generator().manual_seed(2)
+    d = 6
+    a = torch.randn(d, d, generator=g)
+    sigma = a @ a.T + torch.eye(d)
+    u = torch.nn.functional.normalize(torch.randn(d, 1, generator=g), dim=0)
+    left = 3.0 * u + torch.randn(d, 1, generator=g)
+    right = u.T.clone()
+    before = torch.trace(sigma)
+    p = torch.eye(d) - left @ right
+    assert torch.trace(p @ sigma @ p.T) > before  # the case the constraint is for
+    left2, right2 = _constrain_trace(left, right, u, sigma)
+    p2 = torch.eye(d) - left2 @ right2
+    assert torch.trace(p2 @ sigma @ p2.T) == pytest.approx(float(before), rel=1e-4)
+    # I - P2 = alpha (I - P) + (1 - alpha) u u' for one alpha in [0, 1]
+    basis = torch.stack([(left @ right).flatten(), (u @ u.T).flatten()], 1)
+    coef = torch.linalg.lstsq(basis, (left2 @ right2).flatten()[:, None]).solution.flatten()
+    assert 0 <= float(coef[0]) <= 1 and float(coef.sum()) == pytest.approx(1.0, abs=1e-5)
+    assert torch.allclose(basis @ coef, (left2 @ right2).flatten(), atol=1e-5)
+    # an erasure that does not inflate the trace is returned as it is
+    same = _constrain_trace(u, u.T, u, sigma)
+    assert torch.equal(same[0], u) and torch.equal(same[1], u.T)
+
+
+def test_fit_erasers_bad_input():
+    x = torch.randn(20, 4)
+    with pytest.raises(MesaError, match="at least two classes"):
+        fit_erasers(x, [torch.zeros(20)])
+    with pytest.raises(MesaError, match="20 activations but 19 labels"):
+        fit_erasers(x, [torch.arange(19) % 2])
+    with pytest.raises(MesaError, match="NaN"):
+        fit_erasers(torch.full((20, 4), float("nan")), [torch.arange(20) % 2])
 
 
 @pytest.mark.parametrize("model_kind", ["mlp", "conv", "transformer"])
