@@ -56,3 +56,29 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+#: The trained policy the probe and erasure benchmarks read (trained once, then reused).
+POLICY_RUN = Path("runs/bench_probe_fit/coin_p0.2_s5")
+
+
+def policy_activations(
+    run: Path = POLICY_RUN,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+    """What ``mesa.detect`` reads from a trained ``coin`` policy (p = 0.2, seed 5; trained into
+    ``run`` the first time, about a minute): ``({hook: activations [2000, d]}, {goal: labels},
+    layout groups)`` on the probe split."""
+    import mesa
+    from mesa.detection import _probe_data, detection_hooks
+    from mesa.detection.evidence import flat_activations
+    from mesa.runs import load_run
+
+    if not (run / "model.safetensors").is_file():
+        print(f"training coin p=0.2 seed 5 into {run} (once)", flush=True)
+        mesa.train(mesa.make_task("coin", p=0.2), seed=5, out=run, progress=False)
+    loaded = load_run(run)
+    hooks = detection_hooks(loaded.model)
+    inputs, y_true, y_spur, groups = _probe_data(loaded.task, 2000, 0)
+    acts = flat_activations(loaded.model, inputs, hooks, loaded.task.kind)
+    assert groups is not None  # gridworld probe splits are grouped by layout
+    return acts, {"true": y_true, "spurious": y_spur}, groups

@@ -32,9 +32,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import paired_times, write_json
+from _common import POLICY_RUN, paired_times, policy_activations, write_json
 
-import mesa
 from mesa.probes import LinearProbe
 
 C = 1.0
@@ -50,25 +49,17 @@ def independent(n_classes: int, seed: int = 0) -> tuple[np.ndarray, ...]:
 
 def policy_cases(run: Path) -> list[tuple[str, int, tuple[np.ndarray, ...]]]:
     """(hook and goal, classes, train/test data) for each probe ``mesa.detect`` fits."""
-    from mesa.detection import _probe_data, detection_hooks
-    from mesa.detection.evidence import flat_activations
     from mesa.probes.sweep import split_indices
-    from mesa.runs import load_run
 
-    if not (run / "model.safetensors").is_file():
-        print(f"training coin p=0.2 seed 5 into {run} (once)", flush=True)
-        mesa.train(mesa.make_task("coin", p=0.2), seed=5, out=run, progress=False)
-    loaded = load_run(run)
-    hooks = detection_hooks(loaded.model)
-    inputs, y_true, y_spur, groups = _probe_data(loaded.task, 2000, 0)
-    acts = flat_activations(loaded.model, inputs, hooks, loaded.task.kind)
-    train, test = split_indices(len(inputs), groups.numpy(), 0.25, 0)
+    acts, labels, groups = policy_activations(run)
+    train, test = split_indices(len(groups), groups.numpy(), 0.25, 0)
     cases = []
-    for goal, labels in (("true", y_true.numpy()), ("spurious", y_spur.numpy())):
-        for h in hooks:
-            x = acts[h].double().numpy()
-            data = (x[train], labels[train], x[test], labels[test])
-            cases.append((f"{h} {goal}", len(np.unique(labels)), data))
+    for goal, y in labels.items():
+        for h, a in acts.items():
+            x, yy = a.double().numpy(), y.numpy()
+            cases.append(
+                (f"{h} {goal}", len(np.unique(yy)), (x[train], yy[train], x[test], yy[test]))
+            )
     return cases
 
 
@@ -85,7 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--run", type=Path, default=Path("runs/bench_probe_fit/coin_p0.2_s5"))
+    ap.add_argument("--run", type=Path, default=POLICY_RUN)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     solvers: dict[str, Any] = {

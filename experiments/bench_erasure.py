@@ -1,0 +1,84 @@
+"""Benchmark: fitting LEACE erasers as ``mesa.detect`` does, ``fit_erasers`` vs ``LeaceFitter``.
+
+``mesa.detect`` erases each goal the decision follows at every detection hook, with erasers fit
+on the probe split's activations. ``concept_erasure.LeaceFitter`` estimates and
+eigendecomposes the covariance once per goal and forms several d x d products;
+``mesa.probes.fit_erasers`` shares one estimate and eigendecomposition between the goals of a
+hook and keeps the rest rank-k. On a trained ``coin`` policy's four detection hooks (2,000 probe
+examples; goals of 54 and 3 classes; the policy of ``bench_probe_fit.py``, trained once into
+``--run``), per hook: the median time of LeaceFitter for both goals (one after the other),
+``fit_erasers`` for both at once and for one goal alone (all interleaved), and the largest
+difference between the two erasers' outputs relative to the size of LeaceFitter's edit.
+One torch thread by default, as a zoo worker runs. See ``experiments/README.md``.
+
+    python experiments/bench_erasure.py   # writes experiments/results/bench_erasure.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from concept_erasure import LeaceFitter
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import POLICY_RUN, paired_times, policy_activations, write_json
+
+from mesa.probes import fit_erasers
+
+
+def leace_fitter(x: torch.Tensor, labels: torch.Tensor) -> Any:
+    classes, idx = torch.unique(labels, return_inverse=True)
+    z = torch.nn.functional.one_hot(idx, len(classes)).float()
+    return LeaceFitter(x.shape[1], len(classes), dtype=torch.float32).update(x, z).eraser
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--run", type=Path, default=POLICY_RUN)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    acts, labels, _ = policy_activations(args.run)
+    goals = list(labels.values())
+    rows = []
+    for hook, x in acts.items():
+        medians, times = paired_times(
+            {
+                "leace_fitter_both": lambda x=x: [leace_fitter(x, y) for y in goals],
+                "fit_erasers_both": lambda x=x: fit_erasers(x, goals),
+                "fit_erasers_one": lambda x=x: fit_erasers(x, goals[:1]),
+            },
+            args.repeats,
+        )
+        ours = fit_erasers(x, goals)
+        rel_diff = []
+        for (eraser, _), y in zip(ours, goals, strict=True):
+            ref = leace_fitter(x, y)(x)
+            rel_diff.append(float((eraser(x) - ref).norm() / (x - ref).norm()))
+        row = {
+            "hook": hook,
+            "dim": x.shape[1],
+            "classes": [len(torch.unique(y)) for y in goals],
+            "seconds": medians,
+            "all_seconds": times,
+            "speedup_both": medians["leace_fitter_both"] / medians["fit_erasers_both"],
+            "relative_difference": rel_diff,
+        }
+        print(
+            f"{hook} (d={row['dim']}): LeaceFitter {medians['leace_fitter_both']:.3f} s, "
+            f"fit_erasers {medians['fit_erasers_both']:.3f} s (one goal "
+            f"{medians['fit_erasers_one']:.3f} s), {row['speedup_both']:.2f}x, rel. diff "
+            + ", ".join(f"{d:.1e}" for d in rel_diff),
+            flush=True,
+        )
+        rows.append(row)
+    write_json("bench_erasure", {"rows": rows, "repeats": args.repeats, "threads": args.threads})
+
+
+if __name__ == "__main__":
+    main()
