@@ -1,0 +1,87 @@
+"""Diagnostic: what ``LinearProbe``'s stopping tolerance costs and buys in ``mesa.detect``.
+
+For each given zoo member it fits every multiclass decodability probe ``detect`` fits (each
+hook, each goal with three or more values; the same split) at several values of ``tol``, and
+records the fit time (one torch thread, as in a zoo worker) and how far each held-out accuracy
+lies from a long reference fit (``tol`` 1e-10, 2,000 iterations). The default, 1e-6, was fixed
+before this was measured; the script changes nothing in mesa. ::
+
+    python experiments/probe_tolerance.py runs/bench_zoo_s8b/coin/members/coin_p0_s8 ...
+
+Writes ``results/probe_tolerance.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from _common import write_json
+
+from mesa.detection import _probe_data, detection_hooks
+from mesa.detection.evidence import flat_activations
+from mesa.probes import LinearProbe
+from mesa.probes.sweep import split_indices
+from mesa.runs import load_run
+
+TOLS = (1e-6, 3e-6, 1e-5)
+
+
+def member(path: Path) -> dict[str, Any]:
+    run = load_run(path)
+    hooks = detection_hooks(run.model)
+    inputs, y_true, y_spur, groups = _probe_data(run.task, 2000, 0)
+    acts = flat_activations(run.model, inputs, hooks, run.task.kind)
+    seconds = dict.fromkeys(TOLS, 0.0)
+    deviation: dict[float, list[float]] = {t: [] for t in TOLS}
+    for labels in (y_true.numpy(), y_spur.numpy()):
+        if len(np.unique(labels)) < 3:  # binary and constant goals do not use this solver
+            continue
+        train, test = split_indices(
+            len(labels), None if groups is None else groups.numpy(), 0.25, 0
+        )
+        for a in acts.values():
+            x, y = a.numpy(), labels
+            ref = LinearProbe(max_iter=2000, tol=1e-10).fit(x[train], y[train])
+            ref_acc = ref.score(x[test], y[test])
+            for tol in TOLS:
+                t0 = time.perf_counter()
+                probe = LinearProbe(max_iter=100, tol=tol).fit(x[train], y[train])
+                seconds[tol] += time.perf_counter() - t0
+                deviation[tol].append(abs(probe.score(x[test], y[test]) - ref_acc))
+    return {
+        str(tol): {
+            "fit_seconds": seconds[tol],
+            "max_abs_deviation": max(deviation[tol]),
+            "mean_abs_deviation": float(np.mean(deviation[tol])),
+            "fits": len(deviation[tol]),
+        }
+        for tol in TOLS
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("members", nargs="+", type=Path, help="zoo member directories")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rows = {}
+    for path in args.members:
+        rows[path.name] = member(path)
+        print(
+            path.name,
+            "; ".join(
+                f"tol {t}: {r['fit_seconds']:.2f} s, max dev {r['max_abs_deviation']:.4f}"
+                for t, r in rows[path.name].items()
+            ),
+            flush=True,
+        )
+    write_json("probe_tolerance", {"members": rows, "threads": 1})
+
+
+if __name__ == "__main__":
+    main()
