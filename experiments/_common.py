@@ -62,6 +62,20 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
 POLICY_RUN = Path("runs/bench_probe_fit/coin_p0.2_s5")
 
 
+def policy_bench_args(doc: str, repeats: int, threads: int) -> Any:
+    """The command line of a benchmark on the trained policy (``--repeats``, ``--threads``,
+    ``--run``), parsed, with torch's threads set."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=repeats)
+    ap.add_argument("--threads", type=int, default=threads, help="torch threads")
+    ap.add_argument("--run", type=Path, default=POLICY_RUN, help="the trained policy's run")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    return args
+
+
 def policy_activations(
     run: Path = POLICY_RUN,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:

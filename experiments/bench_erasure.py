@@ -16,7 +16,6 @@ One torch thread by default, as a zoo worker runs. See ``experiments/README.md``
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import torch
 from concept_erasure import LeaceFitter
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import POLICY_RUN, paired_times, policy_activations, write_json
+from _common import paired_times, policy_activations, policy_bench_args, write_json
 
 from mesa.probes import fit_erasers
 
@@ -37,12 +36,7 @@ def leace_fitter(x: torch.Tensor, labels: torch.Tensor) -> Any:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--run", type=Path, default=POLICY_RUN)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    args = policy_bench_args(__doc__, repeats=5, threads=1)
     acts, labels, _ = policy_activations(args.run)
     goals = list(labels.values())
     rows = []

@@ -22,17 +22,15 @@ See ``bench_probe_fit.md``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.linear_model import LogisticRegression
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import POLICY_RUN, paired_times, policy_activations, write_json
+from _common import paired_times, policy_activations, policy_bench_args, write_json
 
 from mesa.probes import LinearProbe
 
@@ -73,12 +71,7 @@ def objective(coef: np.ndarray, intercept: np.ndarray, x: np.ndarray, y: np.ndar
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--run", type=Path, default=POLICY_RUN)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    args = policy_bench_args(__doc__, repeats=3, threads=2)
     solvers: dict[str, Any] = {
         "torch_pca": lambda: LinearProbe(C=C, max_iter=200, solver="torch", precondition="pca"),
         "torch_diagonal": lambda: LinearProbe(
