@@ -200,3 +200,17 @@ def test_cli_errors_are_one_line(tmp_path: Path):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("mesa: error: "), proc.stderr
     assert main is not None
+
+
+def test_readme_probe_imports_run():
+    # the README's import list of mesa.probes is documentation that must run as written
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    imports = [b for b in blocks if b.startswith("from mesa.probes import")]
+    assert len(imports) == 1
+    namespace: dict[str, object] = {}
+    exec(imports[0], namespace)
+    import mesa.probes
+
+    listed = {n for n in namespace if not n.startswith("__")}
+    assert listed and listed <= set(mesa.probes.__all__)
