@@ -99,8 +99,10 @@ def fit_erasers(
     unwhiten = torch.where(mask, lam.sqrt(), 0.0)  # W^+ = sigma^(1/2)
     out = []
     for labels in concepts:
-        if len(labels) != n:
-            raise MesaError(f"{n} activations but {len(labels)} labels")
+        if labels.dim() != 1 or len(labels) != n:
+            raise MesaError(
+                f"{n} activations need {n} labels in one dimension, got {tuple(labels.shape)}"
+            )
         classes, idx = torch.unique(labels, return_inverse=True)
         if len(classes) < 2:
             raise MesaError("erasure needs at least two classes of the concept")

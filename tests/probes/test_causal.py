@@ -260,8 +260,10 @@ def test_fit_erasers_bad_input():
     x = torch.randn(20, 4)
     with pytest.raises(MesaError, match="at least two classes"):
         fit_erasers(x, [torch.zeros(20)])
-    with pytest.raises(MesaError, match="20 activations but 19 labels"):
+    with pytest.raises(MesaError, match=r"20 activations need 20 labels .* got \(19,\)"):
         fit_erasers(x, [torch.arange(19) % 2])
+    with pytest.raises(MesaError, match=r"in one dimension, got \(20, 2\)"):
+        fit_erasers(x, [torch.zeros(20, 2)])
     with pytest.raises(MesaError, match="NaN"):
         fit_erasers(torch.full((20, 4), float("nan")), [torch.arange(20) % 2])
 
