@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from concept_erasure import LeaceEraser
 from torch import Tensor
 
 from mesa.detection.causal import informative
@@ -94,12 +95,12 @@ def decodability(
 
 def fit_goal_erasers(
     acts: dict[str, Tensor], labels: dict[str, Tensor], hooks: list[str]
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, dict[str, LeaceEraser]]:
     """``{goal: {hook: eraser}}``: LEACE erasers fit on the probe split's activations, one per
     goal with two or more values; the goals of a hook share one covariance estimate
     (:func:`mesa.probes.erasure.fit_erasers`)."""
     goals = [v for v, y in labels.items() if len(torch.unique(y)) >= 2]
-    erasers: dict[str, dict[str, Any]] = {v: {} for v in goals}
+    erasers: dict[str, dict[str, LeaceEraser]] = {v: {} for v in goals}
     for h in hooks:
         fitted = fit_erasers(acts[h], [labels[v] for v in goals]) if goals else []
         for v, (eraser, _) in zip(goals, fitted, strict=True):
@@ -111,7 +112,7 @@ def fit_goal_erasers(
 def erasure_effects(
     model: Any,
     kind: str,
-    erasers: dict[str, Any],
+    erasers: dict[str, LeaceEraser],
     base: Tensor,
     source: Tensor,
     follow: Tensor,
