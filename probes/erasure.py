@@ -78,8 +78,8 @@ def fit_erasers(
     eigendecomposes it once per concept and forms several d x d products (whitening,
     unwhitening, the trace check); here one estimate and eigendecomposition serve every concept
     and everything after it is a rank-k product. On a conv policy's 880-unit layer (2,000
-    examples, one CPU thread) LeaceFitter took 0.20 s a concept; this takes about 0.12 s for
-    the first and 0.01 s for each further one, which is most of ``mesa.detect``'s erasure time.
+    examples, one CPU thread) LeaceFitter took 0.19-0.21 s a concept; this takes about 0.13 s for
+    the first and 0.01 s for each further one (``experiments/bench_erasure.py``).
     """
     x = acts.flatten(1).float()
     n, d = x.shape
