@@ -29,6 +29,20 @@ from mesa.errors import MesaError
 from mesa.probes.hooks import HookedModel, check_hooks, check_model
 
 
+def _checked(acts: Tensor, concepts: Sequence[Tensor]) -> Tensor:
+    """``acts`` flattened per example as float32, after checking them and their labels."""
+    x = acts.flatten(1).float()
+    for labels in concepts:
+        if labels.dim() != 1 or len(labels) != len(x):
+            raise MesaError(
+                f"{len(x)} activations need {len(x)} labels in one dimension, "
+                f"got {tuple(labels.shape)}"
+            )
+    if torch.isnan(x).any():
+        raise MesaError("NaN activations given to the erasure fitter")
+    return x
+
+
 class ErasureFitter:
     """Accumulates activation / label statistics for LEACE, batch by batch."""
 
@@ -39,11 +53,7 @@ class ErasureFitter:
         self._fitter = LeaceFitter(dim, n_classes, dtype=torch.float32)
 
     def update(self, acts: Float[Tensor, "n d"], labels: Int[Tensor, " n"]) -> ErasureFitter:
-        acts = acts.flatten(1).float()
-        if len(acts) != len(labels):
-            raise MesaError(f"{len(acts)} activations but {len(labels)} labels")
-        if torch.isnan(acts).any():
-            raise MesaError("NaN activations given to the erasure fitter")
+        acts = _checked(acts, [labels])
         if int(labels.min()) < 0 or int(labels.max()) >= self.n_classes:
             raise MesaError(f"labels must be class indices in 0..{self.n_classes - 1}")
         z = torch.nn.functional.one_hot(labels.long(), self.n_classes).float()
@@ -81,12 +91,10 @@ def fit_erasers(
     examples, one CPU thread) LeaceFitter took 0.19-0.21 s a concept; this takes about 0.13 s for
     the first and 0.01 s for each further one (``experiments/bench_erasure.py``).
     """
-    x = acts.flatten(1).float()
+    x = _checked(acts, concepts)
     n, d = x.shape
     if n < 2:
         raise MesaError(f"erasure needs at least two examples, got {n}")
-    if torch.isnan(x).any():
-        raise MesaError("NaN activations given to the erasure fitter")
     mean = x.mean(0)
     xc = x - mean
     cov = xc.T @ xc
@@ -99,14 +107,10 @@ def fit_erasers(
     unwhiten = torch.where(mask, lam.sqrt(), 0.0)  # W^+ = sigma^(1/2)
     out = []
     for labels in concepts:
-        if labels.dim() != 1 or len(labels) != n:
-            raise MesaError(
-                f"{n} activations need {n} labels in one dimension, got {tuple(labels.shape)}"
-            )
         classes, idx = torch.unique(labels, return_inverse=True)
         if len(classes) < 2:
             raise MesaError("erasure needs at least two classes of the concept")
-        z = torch.nn.functional.one_hot(idx.flatten(), len(classes)).float()
+        z = torch.nn.functional.one_hot(idx, len(classes)).float()
         sigma_xz = xc.T @ (z - z.mean(0)) / (n - 1)
         u, s, _ = torch.linalg.svd(vecs @ (whiten[:, None] * (vecs.T @ sigma_xz)), False)
         u = u * (s > SVD_TOL)
