@@ -76,23 +76,32 @@ def policy_bench_args(doc: str, repeats: int, threads: int) -> Any:
     return args
 
 
-def policy_activations(
-    run: Path = POLICY_RUN,
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
-    """What ``mesa.detect`` reads from a trained ``coin`` policy (p = 0.2, seed 5; trained into
-    ``run`` the first time, about a minute): ``({hook: activations [2000, d]}, {goal: labels},
-    layout groups)`` on the probe split."""
-    import mesa
+def detection_data(
+    run: Path,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor | None]:
+    """What ``mesa.detect`` reads from a finished run: ``({hook: activations [2000, d]},
+    {goal: labels}, layout groups or None)`` on the probe split (seed 0)."""
     from mesa.detection import _probe_data, detection_hooks
     from mesa.detection.evidence import flat_activations
     from mesa.runs import load_run
 
-    if not (run / "model.safetensors").is_file():
-        print(f"training coin p=0.2 seed 5 into {run} (once)", flush=True)
-        mesa.train(mesa.make_task("coin", p=0.2), seed=5, out=run, progress=False)
     loaded = load_run(run)
     hooks = detection_hooks(loaded.model)
     inputs, y_true, y_spur, groups = _probe_data(loaded.task, 2000, 0)
     acts = flat_activations(loaded.model, inputs, hooks, loaded.task.kind)
-    assert groups is not None  # gridworld probe splits are grouped by layout
     return acts, {"true": y_true, "spurious": y_spur}, groups
+
+
+def policy_activations(
+    run: Path = POLICY_RUN,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+    """:func:`detection_data` of a trained ``coin`` policy (p = 0.2, seed 5; trained into
+    ``run`` the first time, about a minute)."""
+    import mesa
+
+    if not (run / "model.safetensors").is_file():
+        print(f"training coin p=0.2 seed 5 into {run} (once)", flush=True)
+        mesa.train(mesa.make_task("coin", p=0.2), seed=5, out=run, progress=False)
+    acts, labels, groups = detection_data(run)
+    assert groups is not None  # gridworld probe splits are grouped by layout
+    return acts, labels, groups

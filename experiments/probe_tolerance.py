@@ -20,25 +20,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import write_json
+from _common import detection_data, write_json
 
-from mesa.detection import _probe_data, detection_hooks
-from mesa.detection.evidence import flat_activations
 from mesa.probes import LinearProbe
 from mesa.probes.sweep import split_indices
-from mesa.runs import load_run
 
 TOLS = (1e-6, 3e-6, 1e-5)
 
 
 def member(path: Path) -> dict[str, Any]:
-    run = load_run(path)
-    hooks = detection_hooks(run.model)
-    inputs, y_true, y_spur, groups = _probe_data(run.task, 2000, 0)
-    acts = flat_activations(run.model, inputs, hooks, run.task.kind)
+    acts, labels_by_goal, groups = detection_data(path)
     seconds = dict.fromkeys(TOLS, 0.0)
     deviation: dict[float, list[float]] = {t: [] for t in TOLS}
-    for labels in (y_true.numpy(), y_spur.numpy()):
+    for goal_labels in labels_by_goal.values():
+        labels = goal_labels.numpy()
         if len(np.unique(labels)) < 3:  # binary and constant goals do not use this solver
             continue
         train, test = split_indices(
