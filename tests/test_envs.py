@@ -239,3 +239,19 @@ def test_task_observation_shape_is_the_envs(family):
     assert task.observation_shape == env.observation_shape == tuple(obs.shape[1:])
     s = task._probe_states(3, 0)
     assert task.observe(s["walls"], s["pos"], s["true"], s["spur"]).shape[1:] == obs.shape[1:]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_probe_data_leaves_the_distance_table_unbuilt(family):
+    """Probe observations and counterfactual pairs never step an environment, so the pool they
+    draw from does not build its all-pairs table (the costly part) until something steps it."""
+    task = mesa.make_task(family, n_levels=23)  # a pool no other test touches
+    task.probe_batch(64, 0)
+    task.counterfactual_pairs(16, 1, "true")
+    pool = task.pool("probe", 0)
+    assert "dist" not in vars(pool)
+    env = task.make_env("probe", 4, 0)
+    env.reset()
+    env.optimal_action("true")
+    cells = pool.height * pool.width
+    assert "dist" in vars(pool) and pool.dist.shape == (23, cells, cells)

@@ -8,13 +8,16 @@ Every gridworld step is a table look-up, so all the geometry is precomputed here
 - ``start``, ``end`` int64 [L]         the agent's start cell and the level's end cell
   (the maze's top-right corner, the coin level's right end).
 
-Layouts are drawn by Python loops and the tables built once per pool (about 1-2 s for 5000
-layouts on one core); stepping never loops.
+Layouts are drawn by Python loops and the tables built once per pool; stepping never loops. The
+distance table, the one that costs (about 1.3 s for 5000 layouts on one core), is built on first
+use: a pool that is only observed, never stepped (the ``probe`` split that ``mesa.detect`` reads),
+never needs it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -34,9 +37,13 @@ class LevelPool:
     width: int
     walls: Tensor
     next_cell: Tensor
-    dist: Tensor
     start: Tensor
     end: Tensor
+
+    @cached_property
+    def dist(self) -> Tensor:
+        """All-pairs shortest-path lengths [L, H*W, H*W] uint8 (computed on first use)."""
+        return shortest_paths(self.next_cell.numpy())
 
     @property
     def walls_float(self) -> Tensor:
@@ -99,25 +106,37 @@ def neighbours(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return target, inside
 
 
-def build_pool(
-    layouts: list[tuple[np.ndarray, int, int]], height: int, width: int, chunk: int = 16
-) -> LevelPool:
-    """Precompute the tables of :class:`LevelPool` for ``(walls [H, W], start, end)`` layouts.
-
-    The move table is computed for all layouts at once; the distances by one breadth-first
-    search per cell on ``chunk`` layouts at a time joined into one block-diagonal graph (one
-    graph per layout spent most of its time in per-call overhead: 4-5 s for 5000 layouts on one
-    core against about 1 s now).
-    """
-    n_cells = height * width
-    cells = np.arange(n_cells)
+def build_pool(layouts: list[tuple[np.ndarray, int, int]], height: int, width: int) -> LevelPool:
+    """The :class:`LevelPool` of ``(walls [H, W], start, end)`` layouts: the move table for all
+    layouts at once; the distance table waits for first use (:func:`shortest_paths`)."""
+    cells = np.arange(height * width)
     walls = np.stack([w.reshape(-1) for w, _, _ in layouts])  # [L, HW]
     target, inside = neighbours(height, width)
     ok = inside & ~walls[:, target] & ~walls[:, :, None]  # [L, HW, 4]
     nxt = np.where(ok, target, cells[:, None])
-    dist = np.empty((len(layouts), n_cells, n_cells), dtype=np.uint8)
-    for first in range(0, len(layouts), chunk):
-        part = nxt[first : first + chunk]
+    return LevelPool(
+        height=height,
+        width=width,
+        walls=torch.from_numpy(walls),
+        next_cell=torch.from_numpy(nxt),
+        start=torch.tensor([start for _, start, _ in layouts], dtype=torch.long),
+        end=torch.tensor([end for _, _, end in layouts], dtype=torch.long),
+    )
+
+
+def shortest_paths(next_cell: np.ndarray, chunk: int = 16) -> Tensor:
+    """All-pairs shortest-path lengths [L, H*W, H*W] uint8 (``UNREACHABLE`` where none) of the
+    layouts whose move table is ``next_cell`` [L, H*W, 4].
+
+    One breadth-first search per cell on ``chunk`` layouts at a time joined into one
+    block-diagonal graph (one graph per layout spent most of its time in per-call overhead: 4-5 s
+    for 5000 layouts on one core against about 1 s now).
+    """
+    n_layouts, n_cells = next_cell.shape[:2]
+    cells = np.arange(n_cells)
+    dist = np.empty((n_layouts, n_cells, n_cells), dtype=np.uint8)
+    for first in range(0, n_layouts, chunk):
+        part = next_cell[first : first + chunk]
         k, size = len(part), len(part) * n_cells
         offset = (np.arange(k) * n_cells)[:, None, None]
         src = np.broadcast_to(cells[None, :, None] + offset, part.shape).reshape(-1)
@@ -128,15 +147,7 @@ def build_pool(
         d = d[np.arange(k), :, np.arange(k), :]  # each layout's own block
         d[~np.isfinite(d)] = UNREACHABLE
         dist[first : first + k] = np.minimum(d, UNREACHABLE).astype(np.uint8)
-    return LevelPool(
-        height=height,
-        width=width,
-        walls=torch.from_numpy(walls),
-        next_cell=torch.from_numpy(nxt),
-        dist=torch.from_numpy(dist),
-        start=torch.tensor([start for _, start, _ in layouts], dtype=torch.long),
-        end=torch.tensor([end for _, _, end in layouts], dtype=torch.long),
-    )
+    return torch.from_numpy(dist)
 
 
 def distances_to(walls: Tensor, goal: Tensor) -> Tensor:
