@@ -74,7 +74,10 @@ def _cmd_detect(args: argparse.Namespace) -> None:
     from mesa.runs import load_run
 
     run = load_run(args.run)
-    verdict = mesa.detect(run.model, run.task, out=args.run, seed=args.seed)
+    sizes = {
+        k: v for k, v in (("n_probe", args.n_probe), ("n_pairs", args.n_pairs)) if v is not None
+    }
+    verdict = mesa.detect(run.model, run.task, out=args.run, seed=args.seed, **sizes)
     print(verdict.summary())
     print(f"wrote {run.path / 'verdict.json'}")
 
@@ -155,6 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", help="run directory")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--n-probe",
+        type=int,
+        help="probe-split examples the probes and erasers are fit on, a quarter held out "
+        "(default 2000; fewer is faster and widens the decodability intervals; the score and "
+        "verdict come from the counterfactual pairs alone)",
+    )
+    p.add_argument("--n-pairs", type=int, help="counterfactual pairs per goal (default 512)")
     p.set_defaults(func=_cmd_detect)
 
     p = sub.add_parser("zoo", help="train, evaluate and detect a population over p and seeds")

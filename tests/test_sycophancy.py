@@ -10,6 +10,7 @@ import torch
 import mesa
 import mesa.training.supervised as supervised
 from mesa.errors import MesaError
+from mesa.io import read_json
 from mesa.runs import load_run
 from tests.training_helpers import killed_after_checkpoint
 
@@ -84,3 +85,18 @@ def test_bad_inputs(tmp_path: Path):
     mesa.runs.save(model, task, tmp_path / "run")
     with pytest.raises(MesaError, match="is a run of task 'sycophancy', not 'maze'"):
         load_run(tmp_path / "run", task="maze")
+
+
+def test_cli_detect_with_smaller_probe_set(tmp_path: Path, capsys):
+    """``mesa detect RUN --n-probe N --n-pairs M`` detects with those sizes; a size detect
+    refuses is a one-line error, and the run keeps its files."""
+    from mesa.cli import main
+
+    mesa.train(_task(), seed=0, out=tmp_path / "run", progress=False, **TINY)
+    assert main(["detect", str(tmp_path / "run"), "--n-probe", "300", "--n-pairs", "40"]) == 0
+    saved = read_json(tmp_path / "run" / "verdict.json")
+    assert (saved["settings"]["n_probe"], saved["settings"]["n_pairs"]) == (300, 40)
+    assert main(["detect", str(tmp_path / "run"), "--n-probe", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["mesa: error: n_probe must be >= 50 and n_pairs >= 10, got 0, 512"]
+    assert read_json(tmp_path / "run" / "verdict.json") == saved
