@@ -6,15 +6,19 @@ Two kinds of data, the same C for every solver:
   81-class, 25% held out (well conditioned: every solver converges);
 - ``policy``: what ``mesa.detect`` probes: a trained ``coin`` policy's activations at its four
   detection hooks on the probe split (2,000 examples, split by layout), for both goals (54 and 3
-  classes). The policy is trained once (p = 0.2, seed 5, about a minute) into ``--run`` and
-  reused after.
+  classes), and a binary question a probe sweep might ask of them (is the coin in the left
+  half?). The policy is trained once (p = 0.2, seed 5, about a minute) into ``--run`` and reused
+  after.
 
 Each solver fits the same objective, ``C * sum(cross-entropy) + ||W||^2 / 2``, so besides fit
 time (median of repeats, solvers interleaved) and held-out accuracy the table gives the objective
 each fit reached per training example (multiclass only: scikit-learn's binary form penalises one
 weight vector, a different objective) beside a long reference fit (tol 1e-10, 1000 iterations):
-the closer to it, the better converged. Solvers: ``LinearProbe(solver="torch")`` with
-``precondition="pca"`` and ``"diagonal"`` and scikit-learn's ``LogisticRegression`` (lbfgs).
+the closer to it, the better converged; every row gives the reference's held-out accuracy.
+Solvers: ``LinearProbe(solver="torch")`` with ``precondition="pca"`` and ``"diagonal"``, and
+scikit-learn's ``LogisticRegression`` (lbfgs, 1,000 iterations, its default tolerance) and
+``LinearProbe(solver="sklearn")`` as mesa's sweeps ran it for binary labels until the torch
+solver became the default for them (100 iterations, tol 1e-6).
 See ``bench_probe_fit.md``.
 
     python experiments/bench_probe_fit.py      # writes experiments/results/bench_probe_fit.json
@@ -46,11 +50,15 @@ def independent(n_classes: int, seed: int = 0) -> tuple[np.ndarray, ...]:
 
 
 def policy_cases(run: Path) -> list[tuple[str, int, tuple[np.ndarray, ...]]]:
-    """(hook and goal, classes, train/test data) for each probe ``mesa.detect`` fits."""
+    """(hook and goal, classes, train/test data) for each probe ``mesa.detect`` fits, and for a
+    binary question of the kind a user's probe sweep asks: is the coin in the left half?"""
     from mesa.probes.sweep import split_indices
+    from mesa.runs import load_run
 
     acts, labels, groups = policy_activations(run)
     train, test = split_indices(len(groups), groups.numpy(), 0.25, 0)
+    width = load_run(run).task.config.width
+    labels["coin left"] = (labels["true"] % width < width // 2).long()
     cases = []
     for goal, y in labels.items():
         for h, a in acts.items():
@@ -78,6 +86,8 @@ def main() -> None:
             C=C, max_iter=200, solver="torch", precondition="diagonal"
         ),
         "sklearn": lambda: LogisticRegression(C=C, max_iter=1000),
+        # scikit-learn as mesa's sweeps ran it for binary labels until torch became their default
+        "sklearn_100": lambda: LinearProbe(C=C, max_iter=100, solver="sklearn"),
     }
     cases = [
         ("independent", 2, independent(2)),
@@ -101,10 +111,10 @@ def main() -> None:
             {name: fit_with(name, make) for name, make in solvers.items()}, args.repeats
         )
         row: dict[str, Any] = {"data": data, "n_classes": n_classes, "shape": list(xtr.shape)}
+        ref = LinearProbe(C=C, max_iter=1000, tol=1e-10, solver="torch").fit(xtr, ytr)
+        row["reference_accuracy"] = float(ref.score(xte, yte))
         if n_classes > 2:
-            ref = LinearProbe(C=C, max_iter=1000, tol=1e-10, solver="torch").fit(xtr, ytr)
             row["reference_objective"] = objective(ref.coef_, ref.intercept_, xtr, ytr)
-            row["reference_accuracy"] = float(ref.score(xte, yte))
         for name, est in fitted.items():
             row[name] = {
                 "seconds": medians[name],
@@ -124,7 +134,8 @@ def main() -> None:
                 f"obj {row[n]['objective']} it {row[n]['iterations']}"
                 for n in solvers
             )
-            + f"; reference obj {row.get('reference_objective')}",
+            + f"; reference obj {row.get('reference_objective')}"
+            + f" acc {row['reference_accuracy']:.3f}",
             flush=True,
         )
         rows.append(row)

@@ -13,9 +13,7 @@ from mesa.probes import LinearProbe, collect_activations, probe_sweep
 from tests.tiny_models import TinyConv, TinyMLP, tiny_transformer
 
 
-@parametrize_with_checks(
-    [LinearProbe(), LinearProbe(solver="torch"), LinearProbe(solver="sklearn")]
-)
+@parametrize_with_checks([LinearProbe(), LinearProbe(solver="sklearn")])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -42,15 +40,19 @@ def _objective(probe: LinearProbe, x: np.ndarray, y: np.ndarray) -> float:
     return float(probe.C * ce + 0.5 * (probe.coef_**2).sum())
 
 
+# (classes, latent noise): both problems overlap (training accuracy 0.99 and 0.96 at the
+# optimum); with 2 classes at noise 0.7 they separate, the optimum's objective is near 0 and a
+# relative gap to it says nothing (predictions agree either way)
+@pytest.mark.parametrize(("n_classes", "noise"), [(6, 0.7), (2, 1.5)])
 @pytest.mark.parametrize("precondition", ["pca", "diagonal"])
-def test_torch_solver_converges_on_correlated_badly_scaled_features(precondition):
+def test_torch_solver_converges_on_correlated_badly_scaled_features(precondition, n_classes, noise):
     # Like a conv layer's activations: a few latent factors mixed into many correlated units,
     # some units rarely active (tiny variance). Plain standardisation penalises those by
-    # 1 / variance in its coordinates and crawls; the preconditioned solver must reach the
-    # optimum (a long reference fit) in its default budget.
+    # 1 / variance in its coordinates and crawls; the preconditioned solver (the default for
+    # binary labels too) must reach the optimum (a long reference fit) in its default budget.
     rng = np.random.default_rng(0)
-    y = rng.integers(0, 6, 800)
-    latent = rng.normal(size=(6, 8))[y] + 0.7 * rng.normal(size=(800, 8))
+    y = rng.integers(0, n_classes, 800)
+    latent = rng.normal(size=(n_classes, 8))[y] + noise * rng.normal(size=(800, 8))
     x = np.maximum(latent @ rng.normal(size=(8, 60)) + 0.1 * rng.normal(size=(800, 60)), 0)
     x[:, :10] *= 1e-2
     ref = LinearProbe(max_iter=3000, tol=1e-12, solver="torch", precondition="pca").fit(x, y)
@@ -144,9 +146,10 @@ def test_probe_errors():
         LinearProbe().fit(np.full((10, 3), np.nan), np.arange(10) % 2)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         LinearProbe().fit(np.random.default_rng(0).normal(size=(10, 3)), np.arange(9) % 2)
-    with pytest.raises(MesaError, match="unknown solver 'adam'"):
-        x = np.random.default_rng(0).normal(size=(10, 3))
-        LinearProbe(solver="adam").fit(x, np.arange(10) % 2)
+    x = np.random.default_rng(0).normal(size=(10, 3))
+    for solver in ("adam", "auto"):  # "auto" (scikit-learn for binary labels) is gone
+        with pytest.raises(MesaError, match=f"unknown solver '{solver}'; valid: sklearn, torch"):
+            LinearProbe(solver=solver).fit(x, np.arange(10) % 2)
     bad_precondition = "unknown precondition 'whiten'; valid: auto, diagonal, pca"
     with pytest.raises(MesaError, match=bad_precondition):
         LinearProbe(precondition="whiten").fit(x, np.arange(10) % 2)
