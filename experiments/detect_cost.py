@@ -40,7 +40,7 @@ def redetect(zoo: str, n_probe: int) -> list[dict[str, Any]]:
     import torch
 
     import mesa
-    from mesa.io import read_json
+    from mesa.io import VERDICT, read_json
     from mesa.runs import load_run
     from mesa.zoo.runner import TIMINGS
 
@@ -51,7 +51,7 @@ def redetect(zoo: str, n_probe: int) -> list[dict[str, Any]]:
     torch.optim.Adam([w]).step()
     rows = []
     for d in sorted((Path(zoo) / "members").iterdir()):
-        if not (d / TIMINGS).is_file() or not (d / "verdict.json").is_file():
+        if not (d / TIMINGS).is_file() or not (d / VERDICT).is_file():
             continue
         run = load_run(d)
         t0 = time.perf_counter()

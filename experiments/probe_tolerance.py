@@ -1,7 +1,7 @@
 """Diagnostic: what ``LinearProbe``'s stopping tolerance costs and buys in ``mesa.detect``.
 
-For each given zoo member it fits every multiclass decodability probe ``detect`` fits (each
-hook, each goal with three or more values; the same split) at several values of ``tol``, and
+For each given zoo member it fits every decodability probe ``detect`` fits (each
+hook, each goal with two or more values; the same split) at several values of ``tol``, and
 records the fit time (one torch thread, as in a zoo worker) and how far each held-out accuracy
 lies from a long reference fit (``tol`` 1e-10, 2,000 iterations). The default, 1e-6, was fixed
 before this was measured; the script changes nothing in mesa. ::
@@ -34,7 +34,7 @@ def member(path: Path) -> dict[str, Any]:
     deviation: dict[float, list[float]] = {t: [] for t in TOLS}
     for goal_labels in labels_by_goal.values():
         labels = goal_labels.numpy()
-        if len(np.unique(labels)) < 3:  # binary and constant goals do not use this solver
+        if len(np.unique(labels)) < 2:  # a constant goal: detect fits no probe
             continue
         train, test = split_indices(
             len(labels), None if groups is None else groups.numpy(), 0.25, 0
