@@ -40,7 +40,7 @@ def build_model(arch: str, config: dict[str, Any], seed: int | None = None) -> A
 
     With ``seed``, initialisation is deterministic and leaves the global RNG untouched.
     """
-    from mesa.tasks.base import config_from_dict
+    from mesa.config import config_from_dict
 
     cfg = config_from_dict(config_class(arch), config, arch, noun="config key")
     if seed is None:

@@ -24,6 +24,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from mesa.config import at_least, check_fields
 from mesa.errors import MesaError
 from mesa.models.transformer import SequenceTransformerConfig
 
@@ -45,8 +46,9 @@ class CellTransformerPolicyConfig:
     """MLP hidden width."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "obs_shape", tuple(int(v) for v in self.obs_shape))
-        if len(self.obs_shape) != 3 or not 1 <= self.obs_shape[0] <= 12:
+        check_fields(self)
+        at_least(self, 1, "n_actions", "n_layers", "d_model", "n_heads", "d_mlp")
+        if min(self.obs_shape) < 1 or not 1 <= self.obs_shape[0] <= 12:
             raise MesaError(
                 f"obs_shape must be (channels, height, width) with 1..12 channels, "
                 f"got {self.obs_shape}"

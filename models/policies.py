@@ -18,6 +18,14 @@ from torch import Tensor, nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
+from mesa.config import at_least, check_fields
+from mesa.errors import MesaError
+
+
+def _check_obs_shape(obs_shape: tuple[int, int, int]) -> None:
+    if min(obs_shape) < 1:
+        raise MesaError(f"obs_shape must be positive (channels, height, width), got {obs_shape}")
+
 
 def _layer_init(layer: nn.Module, std: float = 2**0.5) -> nn.Module:
     # orthogonal init as in CleanRL's ppo.py: PPO is sensitive to the scale of the heads
@@ -76,7 +84,9 @@ class ConvPolicyConfig:
     """Width of the dense layer between the last conv block and the heads."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "obs_shape", tuple(int(v) for v in self.obs_shape))
+        check_fields(self)
+        at_least(self, 1, "n_actions", "channels", "n_blocks", "d_hidden")
+        _check_obs_shape(self.obs_shape)
 
     def build(self) -> ConvPolicy:
         return ConvPolicy(self)
@@ -118,7 +128,9 @@ class MLPPolicyConfig:
     """Dense blocks (ReLU), each followed by a hook point."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "obs_shape", tuple(int(v) for v in self.obs_shape))
+        check_fields(self)
+        at_least(self, 1, "n_actions", "d_hidden", "n_blocks")
+        _check_obs_shape(self.obs_shape)
 
     def build(self) -> MLPPolicy:
         return MLPPolicy(self)

@@ -15,6 +15,13 @@ from typing import Any
 
 import torch
 
+from mesa.config import at_least, check_fields
+from mesa.errors import MesaError, choice_error
+from mesa.runtime import check_memory
+
+#: MLP activations the transformer can be built with.
+ACT_FNS = ("relu", "gelu")
+
 
 @dataclass(frozen=True)
 class SequenceTransformerConfig:
@@ -34,6 +41,21 @@ class SequenceTransformerConfig:
     """MLP activation."""
     d_vocab_out: int | None = None
     """Output classes (None: ``d_vocab``, logits over the vocabulary)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        at_least(self, 1, "d_vocab", "n_ctx", "n_layers", "d_model", "n_heads", "d_mlp")
+        at_least(self, 1, "d_vocab_out")
+        if self.d_model % self.n_heads:
+            raise MesaError(
+                f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})"
+            )
+        if self.act_fn not in ACT_FNS:
+            raise choice_error("act_fn", self.act_fn, ACT_FNS)
+        # parameters: embeddings, unembedding, and per block attention (4 d^2) and MLP (2 d d_mlp)
+        params = (self.d_vocab + self.n_ctx + (self.d_vocab_out or self.d_vocab)) * self.d_model
+        params += self.n_layers * (4 * self.d_model**2 + 2 * self.d_model * self.d_mlp)
+        check_memory(4 * params, "this transformer")
 
     def build(self) -> Any:
         # imported here: transformer_lens costs seconds to import

@@ -65,13 +65,27 @@ def test_errors(tmp_path: Path):
         mesa.train(_task(), num_envs=0)
     with pytest.raises(MesaError, match="unknown architecture for task 'maze': 'resnet'"):
         mesa.train(_task(), arch="resnet")
-    with pytest.raises(MesaError, match="seed must be a non-negative integer"):
+    with pytest.raises(MesaError, match=r"seed must be an integer in \[0, 4294967295\]"):
         mesa.train(_task(), seed=-1)
     small = {**TINY, "total_timesteps": 8 * 16 * 2}
-    mesa.train(_task(), seed=0, out=tmp_path / "run", progress=False, **small)
+    run = tmp_path / "run"
+    first = weights(mesa.train(_task(), seed=0, out=run, progress=False, **small))
+    files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    # the same run again: the finished model, nothing retrained or rewritten
+    assert same(first, weights(mesa.train(_task(), seed=0, out=run, progress=False, **small)))
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == files
     coin = mesa.make_task("coin", n_levels=20)
+    with pytest.raises(
+        MesaError, match=r"holds a finished run with other settings .differs in task"
+    ):
+        mesa.train(coin, seed=0, out=run, progress=False, **small)
+    with pytest.raises(MesaError, match="differs in seed"):
+        mesa.train(_task(), seed=1, out=run, progress=False, **small)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == files  # untouched
+    (run / "config.json").unlink()  # as if killed before the end: a checkpoint only
+    (run / "model.safetensors").unlink()
     with pytest.raises(MesaError, match="checkpoint of another run"):
-        mesa.train(coin, seed=0, out=tmp_path / "run", progress=False, **small)
-    (tmp_path / "run" / "checkpoint.safetensors").write_bytes(b"not a checkpoint")
+        mesa.train(coin, seed=0, out=run, progress=False, **small)
+    (run / "checkpoint.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(MesaError, match="corrupt safetensors"):
         mesa.train(_task(), seed=0, out=tmp_path / "run", progress=False, **small)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mesa.errors import MesaError, choice_error
+from mesa.io import safe_name
 from mesa.tasks.base import (
     OUTCOMES,
     SPLITS,
@@ -51,6 +52,8 @@ T = TypeVar("T", bound=type[Task])
 
 def register_task(name: str) -> Callable[[T], T]:
     """Class decorator registering a task family under ``name``; refuses duplicates."""
+
+    safe_name(name, "task name")
 
     def deco(cls: T) -> T:
         if not (isinstance(cls, type) and issubclass(cls, RLTask | SequenceTask)):

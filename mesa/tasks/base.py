@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import torch
 from torch import Tensor
 
+from mesa.config import check_fields, config_from_dict, in_range
 from mesa.errors import MesaError, choice_error
 
 if TYPE_CHECKING:
@@ -54,23 +55,8 @@ class TaskConfig:
         p = self.p
         if isinstance(p, bool) or not isinstance(p, int | float) or not math.isfinite(p):
             raise MesaError(f"p must be a number in [0, 1], got {p!r}")
-        if not 0.0 <= float(p) <= 1.0:
-            raise MesaError(f"p must be in [0, 1], got {p}")
-        object.__setattr__(self, "p", float(p))
-
-
-def config_from_dict(
-    cls: type[Any], values: dict[str, Any], what: str, noun: str = "option"
-) -> Any:
-    """Build a frozen config dataclass, rejecting unknown keys with the valid ones named."""
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(names))
-    if unknown:
-        raise MesaError(f"unknown {what} {noun} {unknown[0]!r}; valid: {', '.join(names)}")
-    try:
-        return cls(**values)
-    except TypeError as e:
-        raise MesaError(f"bad {what} options: {e}") from None
+        check_fields(self)
+        in_range(self, "p", 0.0, 1.0)
 
 
 class Task(ABC):
@@ -123,6 +109,11 @@ class Task(ABC):
         token that is it. Detection measures how a decision follows a goal that moves with these."""
         raise MesaError(f"task {self.name!r} does not say which outputs pursue a goal")
 
+    def input_bytes(self) -> int:
+        """A rough upper estimate of the memory one input takes in a forward and backward pass
+        (the input and the model's activations), used to refuse sizes that cannot fit."""
+        return 1 << 16
+
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in dataclasses.asdict(self.config).items())
         return f"{type(self).__name__}({opts})"
@@ -169,6 +160,15 @@ class RLTask(Task):
     kind = "rl"
     archs = ("conv", "mlp", "cell_transformer")
 
+    @property
+    @abstractmethod
+    def observation_shape(self) -> tuple[int, ...]:
+        """The shape of one observation, e.g. ``(C, H, W)``."""
+
+    def input_bytes(self) -> int:
+        # float32 observations and activations of about 64 values per observed value
+        return 4 * 65 * math.prod(self.observation_shape)
+
     @abstractmethod
     def make_env(self, split: str, num_envs: int, seed: int) -> VecEnv:
         """``num_envs`` copies of the environment for ``split``, seeded."""
@@ -209,6 +209,9 @@ class SequenceTask(Task):
     @property
     @abstractmethod
     def context_length(self) -> int: ...
+
+    def input_bytes(self) -> int:
+        return (1 << 14) * self.context_length  # about 16 KiB of activations per position
 
     @abstractmethod
     def sample(self, split: str, n: int, seed: int) -> SequenceBatch:

@@ -21,9 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mesa.config import at_least
 from mesa.envs.grid import GridEnv
 from mesa.envs.levels import LevelPool, actions_towards, build_pool
 from mesa.errors import MesaError
+from mesa.runtime import check_memory
 from mesa.tasks.base import RLTask, TaskConfig, check_split
 
 _SPLIT_OFFSET = {"train": 0, "ood": 1_000_003, "probe": 2_000_003}
@@ -34,15 +36,12 @@ class GridConfig(TaskConfig):
     max_steps: int = 48
     """Episode time limit (steps)."""
     n_levels: int = 5000
-    """Layouts in each environment's pool (drawn once, seeded; 1000 left a generalization gap:
-    96% success on the training pool but 92.5% on fresh layouts for maze at p = 0)."""
+    """Layouts in each environment's pool (drawn once, seeded); too few and a policy learns
+    the pool rather than the task."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.max_steps < 1:
-            raise MesaError(f"max_steps must be at least 1, got {self.max_steps}")
-        if self.n_levels < 1:
-            raise MesaError(f"n_levels must be at least 1, got {self.n_levels}")
+        at_least(self, 1, "max_steps", "n_levels")
 
 
 def random_cells(walls: Tensor, exclude: list[Tensor], generator: torch.Generator) -> Tensor:
@@ -82,6 +81,12 @@ class GridTask(RLTask):
     Config = GridConfig
     config: GridConfig
     object_channels: tuple[str, ...] = ()
+
+    def __init__(self, config: GridConfig | None = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        _, h, w = self.observation_shape
+        # a pool's tables: the distance table (uint8) and the move table (int64, 4 actions)
+        check_memory(self.config.n_levels * (h * w) * (h * w + 32), f"{self.name} level pool")
 
     # -- what a family provides ------------------------------------------------------------
     @abstractmethod

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mesa.config import at_least
 from mesa.errors import MesaError
 from mesa.tasks import register_task
 from mesa.tasks.base import SequenceBatch, SequenceTask, TaskConfig, check_split
@@ -44,11 +45,17 @@ class SycophancyConfig(TaskConfig):
         super().__post_init__()
         if not (isinstance(self.P, int) and 3 <= self.P <= 1000):
             raise MesaError(f"P must be an integer in 3..1000, got {self.P!r}")
+        at_least(self, 1, "n_layers", "d_model")
 
 
 def _wrong(answer: Tensor, P: int, g: torch.Generator) -> Tensor:
     """A uniformly random number other than ``answer``."""
     return (answer + torch.randint(1, P, answer.shape, generator=g)) % P
+
+
+def _heads(d_model: int) -> int:
+    """Attention heads for a residual width: about one per 16 dimensions, dividing it evenly."""
+    return max(h for h in range(1, max(1, d_model // 16) + 1) if d_model % h == 0)
 
 
 @register_task("sycophancy")
@@ -119,7 +126,7 @@ class SycophancyTask(SequenceTask):
             "n_ctx": self.context_length,
             "n_layers": self.config.n_layers,
             "d_model": self.config.d_model,
-            "n_heads": max(1, self.config.d_model // 16),
+            "n_heads": _heads(self.config.d_model),
             "d_mlp": 4 * self.config.d_model,
         }
         return build_model(self.check_arch(arch), cfg, seed=seed)

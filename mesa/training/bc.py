@@ -25,11 +25,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from mesa.errors import MesaError
+from mesa.config import at_least, in_range
 from mesa.evaluation.rollout import EVAL_SEED, live_observations, training_eval
 from mesa.tasks.base import RLTask
 from mesa.training.checkpoint import env_tensors, save_checkpoint
-from mesa.training.common import AdamWConfig, setup_run
+from mesa.training.common import AdamWConfig, check_batch_memory, setup_run
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,10 @@ class BCConfig(AdamWConfig):
     """Stop at an evaluation where in-distribution success reaches this (None: never)."""
 
     def __post_init__(self) -> None:
-        self._check_positive("num_envs", "eval_episodes")
-        if not 0.0 <= self.expert_prob <= 1.0:
-            raise MesaError(f"expert_prob must be in [0, 1], got {self.expert_prob}")
+        super().__post_init__()
+        at_least(self, 1, "num_envs", "eval_episodes")
+        in_range(self, "expert_prob", 0.0, 1.0)
+        in_range(self, "stop_at_success", 0.0, 1.0, open_low=True)
 
 
 def train_bc(
@@ -63,8 +64,11 @@ def train_bc(
 ) -> Any:
     """Clone the shortest-path expert on ``task``; resume from ``out`` if it holds a checkpoint."""
     run = setup_run(task, seed, out, arch, BCConfig, hparams, "behaviour cloning")
+    if run.finished:
+        return run.load_finished()
     cfg: BCConfig = run.cfg
     arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
+    check_batch_memory(task, 2 * (cfg.num_envs + cfg.eval_episodes), "behaviour cloning")
     env = task.make_env("train", cfg.num_envs, seed)
     live_observations(env)  # each observation is used (and backpropagated) before the next step
     model: Any = task.make_model(arch, seed)

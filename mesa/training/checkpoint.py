@@ -1,14 +1,16 @@
 """Training checkpoints for exact resume: safetensors for tensors, JSON for the rest.
 
-A checkpoint is ``checkpoint.safetensors`` (model, optimizer state, RNG states and any extra
-tensors such as the environments' state, under prefixed keys) and ``checkpoint.json`` (counters,
-the optimizer's param groups, and a fingerprint of the run's settings). Each file is written
-atomically; both carry the step, and a pair from different steps (a kill between the two
-writes) is refused rather than resumed wrongly.
+A checkpoint is one file, ``checkpoint.safetensors``: model, optimizer state, RNG states and any
+extra tensors such as the environments' state under prefixed keys, and in its metadata the JSON
+of everything else (counters, the optimizer's param groups, a fingerprint of the run's settings).
+It is written atomically, so it is always whole and self-consistent. ``checkpoint.json`` beside
+it is a readable copy of that metadata, written after it; a kill between the two leaves the copy
+one checkpoint behind, and a resume reads the metadata inside the tensor file.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,11 @@ import torch
 from torch import Tensor
 
 from mesa.errors import MesaError
-from mesa.io import load_tensors, read_json, save_tensors, write_json
+from mesa.io import load_tensors_with_metadata, read_json, save_tensors, write_json
 
 TENSORS, META = "checkpoint.safetensors", "checkpoint.json"
+#: The safetensors metadata key holding the checkpoint's JSON meta.
+META_KEY = "mesa_checkpoint"
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -49,12 +53,33 @@ def save_checkpoint(
     tensors |= {f"rng.{k}": g.get_state() for k, g in generators.items()}
     tensors |= {f"extra.{k}": v for k, v in extra_tensors.items()}
     tensors["step"] = torch.tensor(step)
-    save_tensors(run_dir / TENSORS, tensors, metadata={"step": str(step)})
-    write_json(run_dir / META, {"step": step, "optimizer": opt_meta, **meta})
+    full_meta = {"step": step, "optimizer": opt_meta, **meta}
+    save_tensors(
+        run_dir / TENSORS, tensors, metadata={"step": str(step), META_KEY: json.dumps(full_meta)}
+    )
+    write_json(run_dir / META, full_meta)
 
 
 def has_checkpoint(run_dir: Path) -> bool:
-    return (run_dir / META).is_file() and (run_dir / TENSORS).is_file()
+    return (run_dir / TENSORS).is_file()
+
+
+def _read(run_dir: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """The checkpoint's meta and tensors, the meta read from inside the tensor file (files from
+    before the meta moved there: from ``checkpoint.json``, which must then agree on the step)."""
+    tensors, metadata = load_tensors_with_metadata(run_dir / TENSORS)
+    if META_KEY in metadata:
+        try:
+            return json.loads(metadata[META_KEY]), tensors
+        except json.JSONDecodeError:
+            raise MesaError(f"{run_dir / TENSORS} has corrupt metadata") from None
+    meta = read_json(run_dir / META)
+    if int(tensors.get("step", torch.tensor(-1))) != meta.get("step"):
+        raise MesaError(
+            f"{run_dir} holds checkpoint files of two different steps (written by an older "
+            f"version); delete {TENSORS} and {META} to restart"
+        )
+    return meta, tensors
 
 
 def load_checkpoint(
@@ -68,7 +93,7 @@ def load_checkpoint(
 
     Refuses a checkpoint whose run settings (task, seed, hyperparameters) differ.
     """
-    meta = read_json(run_dir / META)
+    meta, tensors = _read(run_dir)
     if meta.get("fingerprint") != fingerprint:
         saved = meta.get("fingerprint") or {}
         diff = sorted(
@@ -78,9 +103,6 @@ def load_checkpoint(
             f"{run_dir} holds a checkpoint of another run (differs in {', '.join(diff)}); "
             "use another --out"
         )
-    tensors = load_tensors(run_dir / TENSORS)
-    if int(tensors.get("step", torch.tensor(-1))) != meta.get("step"):
-        raise MesaError(f"{run_dir} holds a half-written checkpoint; delete {META} to restart")
     model_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(model_sd)

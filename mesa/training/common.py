@@ -4,6 +4,8 @@ the behaviour-cloning and supervised trainers."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +13,11 @@ from typing import Any
 
 import torch
 
+from mesa.config import at_least, check_fields, config_from_dict, in_range
 from mesa.errors import MesaError
-from mesa.io import METRICS, MetricsLog
-from mesa.tasks.base import Task, config_from_dict
+from mesa.io import CONFIG, METRICS, MODEL, OOD, VERDICT, MetricsLog, read_json
+from mesa.runtime import check_memory
+from mesa.tasks.base import Task
 from mesa.training.checkpoint import has_checkpoint, load_checkpoint, restore_env
 
 
@@ -25,6 +29,15 @@ class RunSetup:
     log: MetricsLog | None
     fingerprint: dict[str, Any]
     """What a checkpoint must match to be resumed: task, architecture, seed, hyperparameters."""
+    finished: bool = False
+    """The run directory already holds this very run, trained to the end."""
+
+    def load_finished(self) -> Any:
+        """The finished run's model (see :attr:`finished`)."""
+        from mesa.runs import load_run
+
+        assert self.run_dir is not None
+        return load_run(self.run_dir).model
 
     def resume(
         self,
@@ -72,6 +85,45 @@ class RunSetup:
         return model
 
 
+def check_batch_memory(task: Task, n_inputs: int, what: str) -> None:
+    """Refuse sizes that cannot fit before any work: ``n_inputs`` observations or samples held
+    at once, each with room for the model's activations (a rough upper estimate)."""
+    check_memory(n_inputs * task.input_bytes(), what)
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def _finished_run(run_dir: Path, fingerprint: dict[str, Any]) -> bool:
+    """Whether ``run_dir`` holds this run finished (True), nothing of a run yet (False); refuses
+    a directory that holds another run, so that no run is ever trained over another."""
+    if not (run_dir / CONFIG).is_file():
+        strays = [name for name in (MODEL, OOD, VERDICT) if (run_dir / name).is_file()]
+        if strays and not has_checkpoint(run_dir):
+            raise MesaError(
+                f"{run_dir} holds {strays[0]} of another run; use another --out or delete it"
+            )
+        return False
+    config = read_json(run_dir / CONFIG)
+    train = config.get("train") if isinstance(config, dict) else None
+    if not isinstance(train, dict):
+        raise MesaError(f"{run_dir} holds a {CONFIG} that is not a mesa run's; use another --out")
+    recorded = {
+        "task": config.get("task"),
+        "arch": train.get("arch"),
+        "seed": train.get("seed"),
+        "hparams": train.get("hparams"),
+    }
+    diff = _differences(recorded, fingerprint)
+    if diff:
+        raise MesaError(
+            f"{run_dir} holds a finished run with other settings (differs in {', '.join(diff)}); "
+            "use another --out or delete it"
+        )
+    return True
+
+
 def setup_run(
     task: Task,
     seed: int,
@@ -82,21 +134,21 @@ def setup_run(
     what: str,
 ) -> RunSetup:
     cfg = config_from_dict(config_cls, hparams, what, noun="hyperparameter")
-    if getattr(cfg, "num_threads", None):
-        torch.set_num_threads(cfg.num_threads)
     arch = task.check_arch(arch)
     run_dir = Path(out) if out is not None else None
+    # as it reads back from JSON (lists, not tuples), so that it compares equal after a resume
+    fingerprint = json.loads(
+        json.dumps(
+            {"task": task.spec(), "arch": arch, "seed": seed, "hparams": dataclasses.asdict(cfg)}
+        )
+    )
     return RunSetup(
         cfg=cfg,
         arch=arch,
         run_dir=run_dir,
         log=MetricsLog(run_dir / METRICS) if run_dir else None,
-        fingerprint={
-            "task": task.spec(),
-            "arch": arch,
-            "seed": seed,
-            "hparams": dataclasses.asdict(cfg),
-        },
+        fingerprint=fingerprint,
+        finished=_finished_run(run_dir, fingerprint) if run_dir else False,
     )
 
 
@@ -116,13 +168,15 @@ class AdamWConfig:
     """Global gradient-norm clip."""
     eval_every: int = 250
     """Steps between evaluations (in-distribution and OOD rates) and checkpoints."""
-    num_threads: int | None = None
-    """torch threads (None: leave torch's setting)."""
+    num_threads: int = 1
+    """torch threads; results depend on it, so it is part of the run's settings."""
 
-    def _check_positive(self, *names: str) -> None:
-        for name in ("steps", "eval_every", *names):
-            if getattr(self, name) < 1:
-                raise MesaError(f"{name} must be at least 1, got {getattr(self, name)}")
+    def __post_init__(self) -> None:
+        check_fields(self)
+        at_least(self, 1, "steps", "eval_every", "num_threads")
+        at_least(self, 0, "warmup_steps", "weight_decay")
+        in_range(self, "learning_rate", 0.0, 10.0, open_low=True)
+        in_range(self, "max_grad_norm", 0.0, math.inf, open_low=True)
 
     def optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         return torch.optim.AdamW(

@@ -12,6 +12,7 @@ and resumed ends with the same weights as one never interrupted.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections import deque
@@ -21,11 +22,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from mesa.config import at_least, check_fields, in_range
 from mesa.errors import MesaError
 from mesa.evaluation.rollout import EVAL_SEED, live_observations, training_eval
 from mesa.tasks.base import RLTask
 from mesa.training.checkpoint import env_tensors, save_checkpoint
-from mesa.training.common import setup_run
+from mesa.training.common import check_batch_memory, setup_run
 
 
 @dataclass(frozen=True)
@@ -66,21 +68,20 @@ class PPOConfig:
     """Updates between evaluations (in-distribution success and OOD rates) and checkpoints."""
     eval_episodes: int = 128
     """Episodes per evaluation split."""
-    num_threads: int | None = None
-    """torch threads (None: leave torch's setting)."""
+    num_threads: int = 1
+    """torch threads; results depend on it, so it is part of the run's settings."""
 
     def __post_init__(self) -> None:
-        for name in (
-            "total_timesteps",
-            "num_envs",
-            "num_steps",
-            "num_minibatches",
-            "update_epochs",
-            "eval_every",
-            "eval_episodes",
-        ):
-            if getattr(self, name) < 1:
-                raise MesaError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_fields(self)
+        at_least(self, 1, "total_timesteps", "num_envs", "num_steps", "num_minibatches")
+        at_least(self, 1, "update_epochs", "eval_every", "eval_episodes", "num_threads")
+        at_least(self, 0, "ent_coef", "vf_coef")
+        in_range(self, "learning_rate", 0.0, 10.0, open_low=True)
+        in_range(self, "gamma", 0.0, 1.0, open_low=True)
+        in_range(self, "gae_lambda", 0.0, 1.0)
+        in_range(self, "clip_coef", 0.0, math.inf, open_low=True)
+        in_range(self, "max_grad_norm", 0.0, math.inf, open_low=True)
+        in_range(self, "stop_at_success", 0.0, 1.0, open_low=True)
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise MesaError("num_envs * num_steps must be divisible by num_minibatches")
 
@@ -95,8 +96,12 @@ def train_ppo(
 ) -> Any:
     """Train a policy on ``task`` with PPO; resume from ``out`` if it holds a checkpoint."""
     run = setup_run(task, seed, out, arch, PPOConfig, hparams, "PPO")
+    if run.finished:
+        return run.load_finished()
     cfg: PPOConfig = run.cfg
     arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
+    n_held = cfg.num_envs * (cfg.num_steps + 1) + 2 * cfg.eval_episodes
+    check_batch_memory(task, n_held, "PPO's rollout buffers")
     env = task.make_env("train", cfg.num_envs, seed)
     live_observations(env)
     model: Any = task.make_model(arch, seed)

@@ -17,9 +17,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from mesa.config import at_least, in_range
 from mesa.tasks.base import SPURIOUS, TRUE, SequenceTask
 from mesa.training.checkpoint import save_checkpoint
-from mesa.training.common import AdamWConfig, setup_run
+from mesa.training.common import AdamWConfig, check_batch_memory, setup_run
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,9 @@ class SupervisedConfig(AdamWConfig):
     """Stop at an evaluation where in-distribution accuracy reaches this (None: never)."""
 
     def __post_init__(self) -> None:
-        self._check_positive("batch_size", "eval_samples")
+        super().__post_init__()
+        at_least(self, 1, "batch_size", "eval_samples")
+        in_range(self, "stop_at_accuracy", 0.0, 1.0, open_low=True)
 
 
 def _evaluate(model: Any, task: SequenceTask, n: int, seed: int) -> dict[str, float]:
@@ -59,8 +62,11 @@ def train_supervised(
 ) -> Any:
     """Train a transformer on ``task``; resume from ``out`` if it holds a checkpoint."""
     run = setup_run(task, seed, out, arch, SupervisedConfig, hparams, "supervised")
+    if run.finished:
+        return run.load_finished()
     cfg: SupervisedConfig = run.cfg
     arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
+    check_batch_memory(task, cfg.batch_size + 2 * cfg.eval_samples, "supervised training")
     model: Any = task.make_model(arch, seed)
     model.train()
     opt = cfg.optimizer(model)
