@@ -30,6 +30,14 @@ def _parse_assignments(items: Sequence[str] | None, what: str) -> dict[str, Any]
     return out
 
 
+def _print_fields(title: str, cls: type) -> None:
+    from mesa.config import describe_fields
+
+    print(f"  {title}")
+    for name, tp, default, doc in describe_fields(cls):
+        print(f"    {name:<18} {tp:<12} {default:<10} {doc}")
+
+
 def _cmd_tasks(args: argparse.Namespace) -> None:
     from mesa.tasks import get_task_class, list_tasks
 
@@ -37,6 +45,16 @@ def _cmd_tasks(args: argparse.Namespace) -> None:
         cls = get_task_class(name)
         print(f"{name:<12} {cls.kind:<9} {cls.description}")
         print(f"{'':<22} true goal: {cls.true_goal}; spurious goal: {cls.spurious_goal}")
+        if args.verbose:
+            _print_fields("options (--opt KEY=VALUE):  name, type, default, meaning", cls.Config)
+            print()
+    if args.verbose:
+        from mesa.training import TRAINERS, hyperparameters
+
+        for trainer, (kind, *_) in TRAINERS.items():
+            print(f"trainer {trainer} ({kind} tasks)")
+            _print_fields("hyperparameters (--hp KEY=VALUE)", hyperparameters(trainer))
+            print()
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -62,7 +80,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_eval(args: argparse.Namespace) -> None:
     import mesa
     from mesa.runs import load_run
+    from mesa.runtime import set_threads
 
+    set_threads(args.threads)
     run = load_run(args.run)
     ood = mesa.evaluate_ood(run.model, run.task, n=args.n, seed=args.seed, out=args.run)
     print(ood.summary())
@@ -72,7 +92,9 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 def _cmd_detect(args: argparse.Namespace) -> None:
     import mesa
     from mesa.runs import load_run
+    from mesa.runtime import set_threads
 
+    set_threads(args.threads)
     run = load_run(args.run)
     sizes = {
         k: v for k, v in (("n_probe", args.n_probe), ("n_pairs", args.n_pairs)) if v is not None
@@ -82,7 +104,7 @@ def _cmd_detect(args: argparse.Namespace) -> None:
     print(f"wrote {run.path / 'verdict.json'}")
 
 
-def _cmd_zoo(args: argparse.Namespace) -> None:
+def _cmd_zoo(args: argparse.Namespace) -> int:
     from mesa.zoo import ZooConfig, run_zoo
 
     config = ZooConfig(
@@ -91,7 +113,6 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
         seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
         workers=args.workers,
         backend=args.backend,
-        threads_per_worker=args.threads,
         arch=args.arch,
         trainer=args.trainer,
         task_options=_parse_assignments(args.opt, "--opt"),
@@ -99,6 +120,7 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
     )
     result = run_zoo(config, out=args.out)
     print(result.summary())
+    return 1 if result.failed else 0
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -126,6 +148,15 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="trainer hyperparameters")
 
 
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1; results can differ in the last digits with another count)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mesa",
@@ -135,9 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("tasks", help="list the registered task families")
+    p.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="also list each family's options and each trainer's hyperparameters",
+    )
     p.set_defaults(func=_cmd_tasks)
 
-    p = sub.add_parser("train", help="train a model on a task (PPO, BC or supervised)")
+    p = sub.add_parser(
+        "train",
+        help="train a model on a task (PPO, BC or supervised)",
+        epilog="`mesa tasks --verbose` lists every --opt and --hp key with its type, default "
+        "and meaning.",
+    )
     p.add_argument("task", help="task family, e.g. maze (see `mesa tasks`)")
     p.add_argument("--p", type=float, default=0.0, help="decorrelation rate in [0, 1]")
     p.add_argument("--seed", type=int, default=0)
@@ -151,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory")
     p.add_argument("--n", type=int, default=None, help="episodes/samples per split")
     p.add_argument("--seed", type=int, default=12345)
+    _add_threads(p)
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser(
@@ -166,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         "verdict come from the counterfactual pairs alone)",
     )
     p.add_argument("--n-pairs", type=int, help="counterfactual pairs per goal (default 512)")
+    _add_threads(p)
     p.set_defaults(func=_cmd_detect)
 
     p = sub.add_parser("zoo", help="train, evaluate and detect a population over p and seeds")
@@ -176,7 +220,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--first-seed", type=int, default=0, help="seeds run first-seed, +1, ...")
     p.add_argument("--workers", type=int, default=2, help="parallel local processes")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per worker")
     _add_model_options(p)
     p.set_defaults(func=_cmd_zoo)
 
@@ -199,14 +242,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mesa.errors import MesaError
 
     try:
-        args.func(args)
+        return int(args.func(args) or 0)
     except MesaError as e:
         print(f"mesa: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mesa: interrupted (finished work is kept; rerun to resume)", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import os
 import time
 from pathlib import Path
 
+from mesa.errors import MesaError
 from mesa.zoo import ZooConfig, run_zoo
 
 
@@ -49,10 +50,14 @@ def run_demo(out: str | os.PathLike[str] = "runs/demo", quick: bool = False) -> 
 
     out = Path(out)
     start = time.perf_counter()
+    failed = 0
     for config in demo_zoos(quick):
         print(f"== zoo {config.family}: p in {list(config.ps)}, seeds {list(config.seeds)}")
         result = run_zoo(config, out=out / config.family)
         print(result.summary())
+        failed += len(result.failed)
+    if failed:
+        raise MesaError(f"{failed} demo member(s) failed (see above); rerun to retry them")
     html, md = write_report(out)
     minutes = (time.perf_counter() - start) / 60
     print(f"\ndemo finished in {minutes:.1f} min\nreport: {html.resolve()}\nmarkdown: {md}")

@@ -10,16 +10,27 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mesa import __version__
+from mesa.config import config_from_dict
 from mesa.errors import MesaError
-from mesa.io import CONFIG, MODEL, load_tensors, read_json, save_tensors, write_json
+from mesa.io import (
+    CONFIG,
+    MODEL,
+    load_tensors_with_metadata,
+    read_json,
+    save_tensors,
+    write_json,
+)
 from mesa.tasks import Task, get_task_class
-from mesa.tasks.base import config_from_dict
+
+#: The safetensors metadata key of the settings a model was saved with.
+SAVED_WITH = "mesa_saved_with"
 
 
 @dataclass
@@ -45,9 +56,31 @@ def save(
         "model": model_spec(model),
         "train": train or {},
     }
-    save_tensors(out / MODEL, model.state_dict())
+    # the weights carry the settings they were trained with, so an edited config.json is caught
+    saved_with = json.dumps({"task": config["task"], "model": config["model"]}, sort_keys=True)
+    save_tensors(out / MODEL, model.state_dict(), metadata={SAVED_WITH: saved_with})
     write_json(out / CONFIG, config)
     return out
+
+
+def _check_saved_with(path: Path, config: dict[str, Any], metadata: dict[str, str]) -> None:
+    """Refuse a config.json whose task or model settings differ from the ones the weights were
+    saved with (an edit after training would evaluate the weights on another task silently)."""
+    if SAVED_WITH not in metadata:
+        return  # saved before the settings were recorded beside the weights
+    saved = json.loads(metadata[SAVED_WITH])
+    for part in ("task", "model"):
+        now, then = config.get(part), saved.get(part)
+        if now != then:
+            diff = ""
+            if isinstance(now, dict) and isinstance(then, dict):
+                a, b = now.get("config", {}), then.get("config", {})
+                keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+                diff = f" ({part} option {keys[0]!r}: {a.get(keys[0])!r} in {CONFIG}, "
+                diff += f"{b.get(keys[0])!r} for the weights)" if keys else ""
+            raise MesaError(
+                f"{path / CONFIG} was edited after the model was saved{diff}; restore it or retrain"
+            )
 
 
 def task_from_spec(spec: dict[str, Any]) -> Task:
@@ -77,7 +110,13 @@ def load_run(path: str | os.PathLike[str], task: str | Task | None = None) -> Ru
         if name != run_task.name:
             raise MesaError(f"{path} is a run of task {run_task.name!r}, not {name!r}")
     model = build_model(arch, model_cfg)
-    state = load_tensors(path / MODEL)
+    state, metadata = load_tensors_with_metadata(path / MODEL)
+    _check_saved_with(path, config, metadata)
+    bad = next(
+        (k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()), None
+    )
+    if bad is not None:
+        raise MesaError(f"{path / MODEL} holds non-finite weights (NaN or inf in {bad!r})")
     missing = set(model.state_dict()) ^ set(state)
     if missing:
         raise MesaError(f"{path / MODEL} does not match its config ({sorted(missing)[0]!r})")

@@ -44,7 +44,10 @@ def test_cell_tokens_and_hooks():
     big = task.probe_batch(200, seed=1)
     result = probe_sweep(model, big["obs"], big["true_goal"], hooks=hooks, groups=big["group"])
     assert [row.hook for row in result.rows] == hooks
-    assert all(0.0 <= row.accuracy <= 1.0 for row in result.rows)
+    # the cheese's cell token is in the embedding: decodable far above chance and the control
+    # task (measured 0.81 and 0.75 against chance 0.09 and control 0.11 on this data)
+    assert all(row.accuracy > result.chance + 0.4 for row in result.rows)
+    assert all(row.selectivity > 0.4 for row in result.rows)
     with pytest.raises(MesaError, match="observations must have shape"):
         model(obs[:, :2])
 

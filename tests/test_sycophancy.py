@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -54,10 +55,14 @@ def test_checkpoint_round_trip_gives_identical_logits(tmp_path: Path):
     run = load_run(tmp_path / "run", task="sycophancy")
     tokens = task.sample("probe", 50, 0).tokens
     assert torch.equal(run.model(tokens), model(tokens))
-    ood = mesa.evaluate_ood(run.model, task, n=200, out=tmp_path / "run")
+    ood = mesa.evaluate_ood(run.model, task, n=200, seed=5, out=tmp_path / "run")
     assert ood.subset == "all" and ood.n == 200
-    assert abs(ood.true_rate + ood.spurious_rate + ood.neither_rate - 1) < 1e-9
-    assert (tmp_path / "run" / "ood.json").is_file()
+    # the rates are the model's answers on the OOD samples of that seed, counted by hand
+    batch = task.sample("ood", 200, 5)
+    answer = model(batch.tokens)[:, -1].argmax(-1)
+    assert ood.true_rate == int((answer == batch.true_goal).sum()) / 200
+    assert ood.spurious_rate == int((answer == batch.spurious_goal).sum()) / 200
+    assert json.loads((tmp_path / "run" / "ood.json").read_text())["true_rate"] == ood.true_rate
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from scipy.stats import spearmanr
 
 import mesa.zoo.runner as runner
 from mesa.errors import MesaError
@@ -66,10 +67,17 @@ def test_killed_zoo_resumes_without_redoing_finished_members(tmp_path: Path, mon
         assert (tmp_path / "members" / name / "model.safetensors").stat().st_mtime_ns == mtime
     assert len(result.rows) == 4 and not result.failed
     zoo = json.loads((tmp_path / "zoo.json").read_text())
-    scores = {a["score"] for a in zoo["agreement"]["overall"]}
-    assert scores == {"causal score", "probe decodability", "predict from p", "chance"}
+    by_score = {a["score"]: a for a in zoo["agreement"]["overall"]}
+    p = [r["p"] for r in result.rows]
+    b = [r["b"] for r in result.rows]
+    expected = spearmanr(p, b).statistic if len(set(b)) > 1 else float("nan")
+    assert by_score["predict from p"]["spearman"] == pytest.approx(expected, nan_ok=True)
     for row in result.rows:
-        assert 0.0 <= row["score"] <= 1.0 and row["verdict"] in ("true", "spurious", "mixed")
+        member = tmp_path / "members" / row["member"]
+        verdict = json.loads((member / "verdict.json").read_text())
+        ood = json.loads((member / "ood.json").read_text())
+        assert (row["score"], row["verdict"]) == (verdict["score"], verdict["verdict"])
+        assert (row["b"], row["in_dist_success"]) == (ood["preference"], ood["in_dist_success"])
         timings = json.loads((tmp_path / "members" / row["member"] / runner.TIMINGS).read_text())
         assert set(timings) == {"train", "ood", "detect"}  # no member was killed mid-training
         assert all(t["seconds"] > 0 and not t["resumed"] for t in timings.values())
@@ -130,3 +138,21 @@ def test_ray_backend_matches_local(tmp_path: Path):
         assert {k: a[k] for k in ("member", "score", "true_rate", "in_dist_success")} == {
             k: b[k] for k in ("member", "score", "true_rate", "in_dist_success")
         }
+
+
+@pytest.mark.slow
+def test_member_results_do_not_depend_on_workers_or_threads(tmp_path: Path):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the caller's setting must not reach the members
+    try:
+        one = run_zoo(_config(ps=(0.0, 0.5), seeds=(0,), workers=1), tmp_path / "one")
+    finally:
+        torch.set_num_threads(before)
+    two = run_zoo(_config(ps=(0.0, 0.5), seeds=(0,), workers=2), tmp_path / "two")
+    assert not one.failed and not two.failed
+    for name in ("sycophancy_p0_s0", "sycophancy_p0.5_s0"):
+        a, b = (tmp_path / d / "members" / name for d in ("one", "two"))
+        for f in ("model.safetensors", "verdict.json", "ood.json"):
+            assert (a / f).read_bytes() == (b / f).read_bytes(), (name, f)

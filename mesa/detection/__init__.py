@@ -16,6 +16,7 @@ Everything here uses the task's ``probe`` split and counterfactual pairs, never 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -33,6 +34,7 @@ from mesa.detection.evidence import (
 )
 from mesa.detection.verdict import HookEvidence, Verdict, ratio_score, verdict_of
 from mesa.errors import MesaError
+from mesa.io import VERDICT, locked, write_json
 from mesa.tasks.base import RLTask, SequenceTask, Task
 
 __all__ = ["Verdict", "detect", "detection_hooks"]
@@ -79,8 +81,18 @@ def detect(
 ) -> Verdict:
     """Score, verdict and per-hook evidence of which goal ``model`` pursues on ``task``.
 
-    With ``out``, writes ``out/verdict.json``.
+    With ``out``, writes ``out/verdict.json`` (holding the directory's lock throughout).
     """
+    with locked(out) if out is not None else contextlib.nullcontext():
+        verdict = _detect(model, task, seed, n_probe, n_pairs, hooks)
+        if out is not None:
+            write_json(Path(out) / VERDICT, verdict.to_dict())
+    return verdict
+
+
+def _detect(
+    model: Any, task: Task, seed: int, n_probe: int, n_pairs: int, hooks: list[str] | None
+) -> Verdict:
     if n_probe < 50 or n_pairs < 10:
         raise MesaError(f"n_probe must be >= 50 and n_pairs >= 10, got {n_probe}, {n_pairs}")
     kind = task.kind
@@ -180,8 +192,4 @@ def detect(
             "informative_pairs": {v: effects[v].informative for v in effects},
         },
     )
-    if out is not None:
-        from mesa.io import VERDICT, write_json
-
-        write_json(Path(out) / VERDICT, verdict.to_dict())
     return verdict

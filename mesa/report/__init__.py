@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mesa.errors import MesaError
-from mesa.io import METRICS, VERDICT, MetricsLog, atomic_write_bytes, read_json
+from mesa.io import METRICS, VERDICT, MetricsLog, atomic_write_bytes, read_json, safe_name
 
 #: metrics.jsonl keys of the periodic evaluation records written by the trainers.
 EVAL_IN_DIST, EVAL_OOD_TRUE = "eval/in_dist_success", "eval/ood_true_rate"
@@ -47,12 +47,19 @@ def _num(v: str) -> Any:
 
 
 def load_zoo(path: Path) -> ZooData:
+    """A zoo's files. Names read from them (the family, each member) become file names here,
+    so each must be a plain name: a crafted ``zoo.json`` or ``results.csv`` cannot make the
+    report read or write outside the zoo."""
     zoo = read_json(path / "zoo.json")
+    try:
+        family = safe_name(zoo["settings"]["family"], f"family in {path / 'zoo.json'}")
+    except (KeyError, TypeError):
+        raise MesaError(f"{path / 'zoo.json'} is not a mesa zoo's summary") from None
     with (path / "results.csv").open() as f:
         rows = [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(f)]
     verdicts, curves = {}, {}
     for r in rows:
-        member = path / "members" / r["member"]
+        member = path / "members" / safe_name(r.get("member"), f"member in {path / 'results.csv'}")
         if (member / VERDICT).is_file():
             verdicts[r["member"]] = read_json(member / VERDICT)
         recs = [
@@ -68,7 +75,7 @@ def load_zoo(path: Path) -> ZooData:
             curves[r["member"]] = recs
     return ZooData(
         path=path,
-        family=zoo["settings"]["family"],
+        family=family,
         rows=rows,
         agreement=zoo.get("agreement", {}),
         failed=zoo.get("failed", {}),

@@ -24,14 +24,23 @@ import math
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from mesa.errors import MesaError
-from mesa.io import CONFIG, MODEL, OOD, VERDICT, atomic_write_bytes, read_json, write_json
+from mesa.io import (
+    CONFIG,
+    MODEL,
+    OOD,
+    VERDICT,
+    atomic_write_bytes,
+    locked,
+    read_json,
+    write_json,
+)
+from mesa.runtime import check_seed, threads
+from mesa.zoo.workers import run_in_workers, terminating_raises
 
 TIMINGS = "timings.json"
 
@@ -72,11 +81,10 @@ class ZooConfig:
     ood_episodes: int | None = None
     """OOD episodes (RL) or samples (sequence) per member (None: ``evaluate_ood``'s default)."""
     workers: int = 2
-    """Parallel local processes."""
+    """Parallel local processes (or Ray tasks at once). A member's result does not depend on
+    it: each member runs on the thread count its hyperparameters fix (``num_threads``)."""
     backend: str = "local"
     """``local`` (processes on this machine) or ``ray``."""
-    threads_per_worker: int | None = None
-    """torch threads per member (None: the machine's cores shared evenly among workers)."""
 
     def resolved(self) -> ZooConfig:
         """Validate, filling the family's default ``ps``; one-line errors for bad settings."""
@@ -96,27 +104,64 @@ class ZooConfig:
             raise MesaError(f"unknown backend {self.backend!r}; valid: local, ray")
         if self.workers < 1:
             raise MesaError(f"workers must be at least 1, got {self.workers}")
+        from mesa.training import check_hparams, check_trainer
+
         for p in ps:  # validate each p (and the options) before any work starts
-            cls(p=p, **self.task_options)
-        return ZooConfig(**{**asdict(self), "ps": tuple(float(p) for p in ps)})
+            task = cls(p=p, **self.task_options)
+        check_hparams(check_trainer(task, self.arch, self.trainer), self.hparams)
+        for seed in self.seeds:
+            check_seed(seed)
+        if len(set(self.seeds)) < len(self.seeds):
+            raise MesaError(f"a seed is given twice: {list(self.seeds)}")
+        resolved = ZooConfig(**{**asdict(self), "ps": tuple(float(p) for p in ps)})
+        resolved.check_member_names()
+        return resolved
 
     def members(self) -> list[tuple[str, float, int]]:
-        return [(f"{self.family}_p{p:g}_s{s}", p, s) for p in self.ps for s in self.seeds]
+        return [(member_name(self.family, p, s), p, s) for p in self.ps for s in self.seeds]
+
+    def check_member_names(self) -> None:
+        """Two p values must not name one member directory (names keep 6 significant digits)."""
+        seen: dict[str, float] = {}
+        for p in self.ps:
+            name = member_name(self.family, p, 0)
+            if name in seen:
+                if seen[name] == p:
+                    raise MesaError(f"p {p:g} is given twice")
+                raise MesaError(
+                    f"p values {seen[name]!r} and {p!r} would share the member directory "
+                    f"{name.rsplit('_s', 1)[0]}_s*; give p values that differ within 6 "
+                    "significant digits"
+                )
+            seen[name] = p
+
+    @property
+    def num_threads(self) -> int:
+        """torch threads of each member: its ``num_threads`` hyperparameter (default 1)."""
+        return int(self.hparams.get("num_threads", 1))
+
+
+def member_name(family: str, p: float, seed: int) -> str:
+    return f"{family}_p{p:g}_s{seed}"
 
 
 def run_member(
     zoo_dir: str, name: str, p: float, seed: int, config: dict[str, Any]
 ) -> dict[str, Any]:
-    """Train (or resume), OOD-evaluate and detect one member; return its result row."""
-    import torch
+    """Train (or resume), OOD-evaluate and detect one member; return its result row. The
+    member's directory is locked throughout, and torch runs on the member's own thread count."""
+    run_dir = Path(zoo_dir) / "members" / name
+    with locked(run_dir), threads(ZooConfig(**config).num_threads):
+        return _run_member(run_dir, name, p, seed, config)
 
+
+def _run_member(
+    run_dir: Path, name: str, p: float, seed: int, config: dict[str, Any]
+) -> dict[str, Any]:
     import mesa
     from mesa.runs import load_run
     from mesa.training.checkpoint import has_checkpoint
 
-    threads = config["threads_per_worker"] or (os.cpu_count() or 1) // max(1, config["workers"])
-    torch.set_num_threads(max(1, threads))
-    run_dir = Path(zoo_dir) / "members" / name
     task = mesa.make_task(config["family"], p=p, **config["task_options"])
     timings = read_json(run_dir / TIMINGS) if (run_dir / TIMINGS).is_file() else {}
 
@@ -197,7 +242,7 @@ def _check_same_settings(out: Path, config: ZooConfig) -> None:
 def _json_settings(config: ZooConfig) -> dict[str, Any]:
     d = asdict(config)
     d["ps"], d["seeds"] = list(d["ps"]), list(d["seeds"])
-    for k in ("workers", "backend", "threads_per_worker"):  # how it runs leaves results alone
+    for k in ("workers", "backend"):  # how it runs leaves results alone
         d.pop(k)
     return d
 
@@ -206,14 +251,14 @@ def _run_local(out: Path, config: ZooConfig, todo: list[tuple[str, float, int]],
     cfg = asdict(config)
     if config.workers == 1 or len(todo) == 1:
         for name, p, seed in todo:
-            on_done(name, lambda n=name, p=p, s=seed: run_member(str(out), n, p, s, cfg))
+            try:
+                row, error = run_member(str(out), name, p, seed, cfg), None
+            except MesaError as e:
+                row, error = None, str(e)
+            on_done(name, row, error)
         return
-    with ProcessPoolExecutor(config.workers, mp_context=get_context("spawn")) as pool:
-        futures = {
-            pool.submit(run_member, str(out), name, p, seed, cfg): name for name, p, seed in todo
-        }
-        for fut in as_completed(futures):
-            on_done(futures[fut], fut.result)
+    jobs = [(name, (str(out), name, p, seed, cfg)) for name, p, seed in todo]
+    run_in_workers(run_member, jobs, config.workers, on_done)
 
 
 def _run_ray(out: Path, config: ZooConfig, todo: list[tuple[str, float, int]], on_done: Callable):
@@ -223,13 +268,22 @@ def _run_ray(out: Path, config: ZooConfig, todo: list[tuple[str, float, int]], o
         raise MesaError("backend 'ray' needs Ray: pip install 'mesa[ray]'") from None
     if not ray.is_initialized():
         ray.init(num_cpus=config.workers, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=1)(run_member)
+    remote = ray.remote(num_cpus=config.num_threads)(run_member)
     cfg = asdict(config)
     refs = {remote.remote(str(out), n, p, s, cfg): n for n, p, s in todo}
     pending = list(refs)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        on_done(refs[done[0]], lambda ref=done[0]: ray.get(ref))
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            try:
+                row, error = ray.get(done[0]), None
+            except ray.exceptions.RayTaskError as e:
+                cause = e.cause if isinstance(e.cause, Exception) else e
+                row, error = None, str(cause) if isinstance(cause, MesaError) else repr(cause)
+            on_done(refs[done[0]], row, error)
+    finally:
+        for ref in pending:  # interrupted: queued and running members stop with the zoo
+            ray.cancel(ref, force=True)
 
 
 @dataclass
@@ -256,14 +310,20 @@ def _fmt(x: float) -> str:
 
 
 def run_zoo(config: ZooConfig, out: str | os.PathLike[str], progress: bool = True) -> ZooResult:
-    """Train, evaluate and detect every member not yet finished, then compute agreement."""
+    """Train, evaluate and detect every member not yet finished, then compute agreement.
+
+    The zoo directory is locked while the zoo runs (a second zoo on it is refused at once).
+    Ctrl-C or SIGTERM stop it at once, workers included; rerunning resumes."""
+    config = config.resolved()
+    with locked(out, "zoo directory") as path:
+        return _run_zoo(config, path, progress)
+
+
+def _run_zoo(config: ZooConfig, out: Path, progress: bool) -> ZooResult:
     from tqdm.auto import tqdm
 
     from mesa.zoo.agreement import zoo_agreement
 
-    config = config.resolved()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     _check_same_settings(out, config)
     rows: dict[str, dict[str, Any]] = {}
     todo = []
@@ -276,18 +336,19 @@ def run_zoo(config: ZooConfig, out: str | os.PathLike[str], progress: bool = Tru
     failed: dict[str, str] = {}
     bar = tqdm(total=len(todo), desc=f"zoo {config.family}", disable=not progress or not todo)
 
-    def on_done(name: str, get: Callable[[], dict[str, Any]]) -> None:
-        try:
-            rows[name] = get()
-        except MesaError as e:
-            failed[name] = str(e)
+    def on_done(name: str, row: dict[str, Any] | None, error: str | None) -> None:
+        if row is not None:
+            rows[name] = row
+        else:
+            failed[name] = error or "failed"
         bar.update(1)
         write_results_csv(out / "results.csv", list(rows.values()))
 
-    if config.backend == "ray":
-        _run_ray(out, config, todo, on_done)
-    else:
-        _run_local(out, config, todo, on_done)
+    with terminating_raises():
+        if config.backend == "ray":
+            _run_ray(out, config, todo, on_done)
+        else:
+            _run_local(out, config, todo, on_done)
     bar.close()
     all_rows = list(rows.values())
     write_results_csv(out / "results.csv", all_rows)
