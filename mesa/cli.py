@@ -77,6 +77,15 @@ def _cmd_train(args: argparse.Namespace) -> None:
         print(ood.summary())
 
 
+def _cmd_check_task(args: argparse.Namespace) -> int:
+    import mesa
+
+    task = mesa.make_task(args.task, p=args.p, **_parse_assignments(args.opt, "--opt"))
+    report = mesa.check_task(task, archs=[args.arch] if args.arch else None)
+    print(report)
+    return 0 if report.ok else 1
+
+
 def _cmd_eval(args: argparse.Namespace) -> None:
     import mesa
     from mesa.runs import load_run
@@ -163,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Model organisms of goal misgeneralization, and mechanistic detection of "
         "the objective a model actually learned.",
     )
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (repeatable; the working directory is searched): a module "
+        "that registers your own task families or architectures",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("tasks", help="list the registered task families")
@@ -188,6 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-eval", action="store_true", help="skip the OOD evaluation at the end")
     p.add_argument("--eval-seed", type=int, default=12345)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "check-task",
+        help="check a task family against the contract every command relies on, before training",
+    )
+    p.add_argument("task", help="task family (yours: mesa --import MODULE check-task NAME)")
+    p.add_argument("--p", type=float, default=0.1, help="decorrelation rate to check at")
+    p.add_argument("--arch", default=None, help="architecture to build (default: the task's first)")
+    p.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options")
+    p.set_defaults(func=_cmd_check_task)
 
     p = sub.add_parser("eval", help="OOD-evaluate a run directory; writes ood.json")
     p.add_argument("run", help="run directory")
@@ -242,6 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mesa.errors import MesaError
 
     try:
+        if args.imports:
+            from mesa.plugins import import_modules
+
+            import_modules(args.imports)
         return int(args.func(args) or 0)
     except MesaError as e:
         print(f"mesa: error: {e}", file=sys.stderr)

@@ -18,9 +18,9 @@ import torch
 
 from mesa.errors import MesaError, choice_error
 
-#: arch name -> "module:ConfigClass". The config class is a frozen dataclass whose ``build()``
-#: returns a freshly initialised model.
-ARCHS: dict[str, str] = {
+#: arch name -> "module:ConfigClass" (or the class itself, for one registered in code). The
+#: config class is a frozen dataclass whose ``build()`` returns a freshly initialised model.
+ARCHS: dict[str, str | type[Any]] = {
     "conv": "mesa.models.policies:ConvPolicyConfig",
     "mlp": "mesa.models.policies:MLPPolicyConfig",
     "transformer": "mesa.models.transformer:SequenceTransformerConfig",
@@ -28,10 +28,28 @@ ARCHS: dict[str, str] = {
 }
 
 
+def register_arch(name: str, config_class: type[Any]) -> type[Any]:
+    """Register your own architecture: ``config_class`` is a frozen dataclass of JSON-able
+    fields whose ``build()`` returns a TransformerLens hooked model (a ``HookedRootModule`` or
+    ``TransformerBridge``). Models built from it are saved and loaded like mesa's own (the
+    module that registers it must be imported when loading: ``mesa --import``). Usable as a
+    class decorator: ``@register_arch("my_net")``."""
+    if not (dataclasses.is_dataclass(config_class) and callable(getattr(config_class, "build", 0))):
+        raise MesaError(f"{config_class!r} is not a dataclass with a build() method")
+    known = ARCHS.get(name)
+    if known is not None and known is not config_class:
+        raise MesaError(f"architecture {name!r} is already registered")
+    ARCHS[name] = config_class
+    return config_class
+
+
 def config_class(arch: str) -> type[Any]:
     if arch not in ARCHS:
         raise choice_error("architecture", arch, ARCHS)
-    module, cls = ARCHS[arch].split(":")
+    target = ARCHS[arch]
+    if not isinstance(target, str):
+        return target
+    module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
 
 
@@ -57,5 +75,8 @@ def model_spec(model: Any) -> dict[str, Any]:
     """``{"arch": ..., "config": {...}}`` of a model made by :func:`build_model`."""
     spec = getattr(model, "mesa_spec", None)
     if not isinstance(spec, dict):
-        raise MesaError(f"{type(model).__name__} was not built by mesa.models.build_model")
+        raise MesaError(
+            f"{type(model).__name__} was not built by mesa.models.build_model, so it cannot be "
+            "saved and loaded without pickle; register its config with mesa.models.register_arch"
+        )
     return spec

@@ -55,6 +55,20 @@ class ToySeq(SequenceTask):
         t = torch.randint(0, 10, (n, 4), generator=g)
         return SequenceBatch(t, t[:, 0], t[:, 0], t[:, 1])
 
+    def counterfactual_pairs(self, n: int, seed: int, vary: str) -> dict[str, torch.Tensor]:
+        base = self.sample("probe", n, seed).tokens
+        source = base.clone()
+        pos = 0 if vary == "true" else 1
+        source[:, pos] = (base[:, pos] + 1) % 10
+        return {
+            "base": base,
+            "source": source,
+            "base_true_goal": base[:, 0],
+            "source_true_goal": source[:, 0],
+            "base_spurious_goal": base[:, 1],
+            "source_spurious_goal": source[:, 1],
+        }
+
     def make_model(self, arch: str | None = None, seed: int = 0):
         from mesa.models import build_model
 

@@ -13,7 +13,7 @@ import mesa
 from mesa.envs.grid import GridEnv
 from mesa.envs.levels import build_pool
 from mesa.errors import MesaError
-from mesa.tasks.base import NEITHER, SPURIOUS
+from mesa.outcomes import NEITHER, SPURIOUS
 
 FAMILIES = ("maze", "coin", "lookalike")
 

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from mesa.envs.levels import LevelPool
 from mesa.errors import MesaError
-from mesa.tasks.base import NEITHER, SPURIOUS, TRUE
+from mesa.outcomes import NEITHER, SPURIOUS, TRUE
 
 #: ``(pool, levels [k], generator) -> (true_cell [k], spurious_cell [k])``
 GoalPlacer = Callable[[LevelPool, Tensor, torch.Generator], tuple[Tensor, Tensor]]

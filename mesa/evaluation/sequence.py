@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from mesa.evaluation.stats import OODResult, OutcomeRates
-from mesa.tasks.base import NEITHER, SPURIOUS, TRUE, SequenceTask
+from mesa.outcomes import NEITHER, SPURIOUS, TRUE
+from mesa.tasks.base import SequenceTask
 
 
 @torch.no_grad()

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from mesa.outcomes import NEITHER, SPURIOUS, TRUE
 from mesa.probes.stats import wilson as wilson_ci
-from mesa.tasks.base import NEITHER, SPURIOUS, TRUE
 
 
 @dataclass
@@ -70,6 +70,8 @@ class OODResult:
     in_dist_n: int
     subset: str
     all_episodes: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+    """Why the headline counts what it counts, where that is not the family's usual subset."""
 
     @classmethod
     def build(
@@ -79,6 +81,7 @@ class OODResult:
         in_dist_successes: int,
         in_dist_n: int,
         subset: str,
+        note: str = "",
     ) -> OODResult:
         return cls(
             true_rate=headline.true_rate,
@@ -94,6 +97,7 @@ class OODResult:
             in_dist_n=in_dist_n,
             subset=subset,
             all_episodes={**asdict(everything), "preference": everything.preference},
+            note=note,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,4 +109,5 @@ class OODResult:
             f"OOD ({self.subset}, n={self.n}): true {self.true_rate:.1%} [{lo:.1%}, {hi:.1%}], "
             f"spurious {self.spurious_rate:.1%}, neither {self.neither_rate:.1%}; "
             f"in-distribution success {self.in_dist_success:.1%} (n={self.in_dist_n})"
+            + (f"\nnote: {self.note}" if self.note else "")
         )

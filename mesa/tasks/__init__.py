@@ -11,11 +11,14 @@ import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from mesa.errors import MesaError, choice_error
+from mesa.errors import MesaError
 from mesa.io import safe_name
+from mesa.outcomes import OUTCOMES
 from mesa.tasks.base import (
-    OUTCOMES,
+    GOALS,
+    PAIR_KEYS,
     SPLITS,
+    ProbeData,
     RLTask,
     SequenceBatch,
     SequenceTask,
@@ -25,8 +28,11 @@ from mesa.tasks.base import (
 )
 
 __all__ = [
+    "GOALS",
     "OUTCOMES",
+    "PAIR_KEYS",
     "SPLITS",
+    "ProbeData",
     "RLTask",
     "SequenceBatch",
     "SequenceTask",
@@ -62,6 +68,12 @@ def register_task(name: str) -> Callable[[T], T]:
             raise MesaError(f"task {name!r} is already registered")
         if name in _BUILTIN and _BUILTIN[name] != cls.__module__:
             raise MesaError(f"task {name!r} is a built-in family; choose another name")
+        missing = sorted(getattr(cls, "__abstractmethods__", ()))
+        if missing:
+            raise MesaError(
+                f"task {name!r} does not implement {', '.join(missing)} "
+                f"(what every {cls.__mro__[1].__name__} must provide)"
+            )
         cls.name = name
         _REGISTRY[name] = cls
         return cls
@@ -75,16 +87,27 @@ def _load_builtin(name: str) -> None:
 
 
 def list_tasks() -> list[str]:
-    """Names of every registered task family, built-in and user-registered."""
+    """Names of every registered task family: built-in, from installed plugins (the
+    ``mesa.tasks`` entry points) and registered by imported modules (:mod:`mesa.plugins`)."""
+    from mesa.plugins import load_entry_points
+
     for name in _BUILTIN:
         _load_builtin(name)
+    load_entry_points()
     return sorted(_REGISTRY)
 
 
 def get_task_class(name: str) -> type[Task]:
     _load_builtin(name)
     if name not in _REGISTRY:
-        raise choice_error("task", name, list_tasks())
+        from mesa.plugins import load_entry_points
+
+        load_entry_points(name)
+    if name not in _REGISTRY:
+        raise MesaError(
+            f"unknown task {name!r}; valid: {', '.join(list_tasks())} (a task of your own: "
+            "mesa --import YOUR_MODULE)"
+        )
     return _REGISTRY[name]
 
 

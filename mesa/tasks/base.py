@@ -30,9 +30,16 @@ if TYPE_CHECKING:
     from transformer_lens import HookedRootModule
 
 SPLITS = ("train", "ood", "probe")
-#: Outcome codes used in rollouts and evaluations: index into this tuple.
-OUTCOMES = ("neither", "true", "spurious")
-NEITHER, TRUE, SPURIOUS = 0, 1, 2
+GOALS = ("true", "spurious")
+#: The keys of a counterfactual pair set (:meth:`Task.counterfactual_pairs`).
+PAIR_KEYS = (
+    "base",
+    "source",
+    "base_true_goal",
+    "source_true_goal",
+    "base_spurious_goal",
+    "source_spurious_goal",
+)
 
 
 def check_split(split: str) -> str:
@@ -101,13 +108,46 @@ class Task(ABC):
 
     @abstractmethod
     def make_model(self, arch: str | None = None, seed: int = 0) -> HookedRootModule:
-        """A freshly initialised model of ``arch`` sized for this task."""
+        """A freshly initialised model of ``arch`` sized for this task, made by
+        :func:`mesa.models.build_model` (so that it can be saved and loaded without pickle)."""
 
+    # -- what detection reads (see mesa.detection) -------------------------------------------
+    @abstractmethod
+    def probe_data(self, n: int, seed: int) -> ProbeData:
+        """``n`` inputs of the ``probe`` split, where the two goals vary independently."""
+
+    @abstractmethod
+    def counterfactual_pairs(self, n: int, seed: int, vary: str) -> dict[str, Tensor]:
+        """``n`` pairs of inputs that differ in one goal only (``vary``: ``"true"`` or
+        ``"spurious"``), drawn like the probe split: a dict with the keys of :data:`PAIR_KEYS`
+        (``base`` and ``source`` inputs, each one's true and spurious goal labels [n] long)."""
+
+    @abstractmethod
     def goal_outputs(self, inputs: Tensor, goal: Tensor, n_outputs: int) -> Tensor:
         """Bool ``[n, n_outputs]``: the model outputs that pursue ``goal`` [n] (a goal label, as in
         counterfactual pairs) on ``inputs`` — the actions on a shortest path to it, the answer
         token that is it. Detection measures how a decision follows a goal that moves with these."""
-        raise MesaError(f"task {self.name!r} does not say which outputs pursue a goal")
+
+    def decision(self, output: Tensor) -> Tensor:
+        """The model's decision as probabilities ``[n, K]`` from its raw output (logits)."""
+        return torch.softmax(output.float(), dim=-1)
+
+    @abstractmethod
+    def intervention_sites(self, base: Tensor, source: Tensor) -> Tensor:
+        """Bool ``[n, S]`` over the input's sites (grid cells in row-major order, or token
+        positions): where an interchange intervention patches the source into the base — the
+        sites where the two inputs differ, and any site where the model gathers its decision."""
+
+    def training_inputs(self, n: int, seed: int) -> ProbeData:
+        """``n`` inputs as training shows them with the goals together (the ``train`` split at
+        ``p = 0``): the only inputs an auditor who cannot separate the goals has."""
+        raise MesaError(f"task {self.name!r} gives no training inputs for detection")
+
+    def separating_sites(self, goal: str) -> Tensor | None:
+        """Bool ``[S]``: input sites that can carry ``goal`` but, by the model's causal structure,
+        not the other goal — so that patching them between two training inputs moves ``goal``
+        alone. None where the task has no such sites (the goals share every site)."""
+        return None
 
     def input_bytes(self) -> int:
         """A rough upper estimate of the memory one input takes in a forward and backward pass
@@ -117,6 +157,20 @@ class Task(ABC):
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in dataclasses.asdict(self.config).items())
         return f"{type(self).__name__}({opts})"
+
+
+@dataclass
+class ProbeData:
+    """Inputs for detection with their goal labels."""
+
+    inputs: Tensor
+    """``[n, ...]`` observations or tokens, as the model takes them."""
+    true_goal: Tensor
+    """``[n]`` long: the true goal's label in each input."""
+    spurious_goal: Tensor
+    """``[n]`` long: the spurious goal's label."""
+    groups: Tensor | None = None
+    """``[n]`` long or None: a group per input (a layout) that held-out splits keep together."""
 
 
 class VecEnv(Protocol):
@@ -179,11 +233,15 @@ class RLTask(Task):
         ``true_goal`` and ``spurious_goal`` [n] long, ``group`` [n] long (layout id, so probe
         splits cannot leak between train and test)."""
 
-    @abstractmethod
-    def counterfactual_pairs(self, n: int, seed: int, vary: str) -> dict[str, Tensor]:
-        """``n`` pairs that differ in one goal variable only (``vary`` is ``"true"`` or
-        ``"spurious"``): keys ``base`` and ``source`` [n, C, H, W], with ``base_true_goal``,
-        ``source_true_goal``, ``base_spurious_goal``, ``source_spurious_goal`` [n] long."""
+    def probe_data(self, n: int, seed: int) -> ProbeData:
+        batch = self.probe_batch(n, seed)
+        return ProbeData(
+            batch["obs"], batch["true_goal"], batch["spurious_goal"], batch.get("group")
+        )
+
+    def intervention_sites(self, base: Tensor, source: Tensor) -> Tensor:
+        """The grid cells where any channel differs, ``[n, H*W]``."""
+        return (base != source).any(dim=1).flatten(1)
 
 
 @dataclass
@@ -217,11 +275,30 @@ class SequenceTask(Task):
     def sample(self, split: str, n: int, seed: int) -> SequenceBatch:
         """``n`` samples of ``split`` drawn with ``seed``."""
 
+    def probe_data(self, n: int, seed: int) -> ProbeData:
+        s = self.sample("probe", n, seed)
+        return ProbeData(s.tokens, s.true_goal, s.spurious_goal)
+
+    def training_inputs(self, n: int, seed: int) -> ProbeData:
+        s = type(self)(dataclasses.replace(self.config, p=0.0)).sample("train", n, seed)
+        return ProbeData(s.tokens, s.true_goal, s.spurious_goal)
+
     def goal_outputs(self, inputs: Tensor, goal: Tensor, n_outputs: int) -> Tensor:
         """The answer token that is the goal."""
         if int(goal.max()) >= n_outputs:
             raise MesaError(f"goal token {int(goal.max())} outside the model's {n_outputs} outputs")
         return torch.nn.functional.one_hot(goal, n_outputs).bool()
+
+    def decision(self, output: Tensor) -> Tensor:
+        """The answer distribution at the last position."""
+        return torch.softmax(output[:, -1].float(), dim=-1)
+
+    def intervention_sites(self, base: Tensor, source: Tensor) -> Tensor:
+        """The positions where the tokens differ, and the last: a causal transformer gathers its
+        answer there, so it carries whatever reached it from the sites that differ."""
+        sites = base != source
+        sites[:, -1] = True
+        return sites
 
     def check_tokens(self, tokens: Tensor) -> Tensor:
         """One-line errors for token ids outside the vocabulary or too long a context."""

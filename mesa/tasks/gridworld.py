@@ -11,6 +11,7 @@ sees another's layouts, and evaluating or detecting with a new seed does not reb
 
 from __future__ import annotations
 
+import dataclasses
 from abc import abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -26,9 +27,11 @@ from mesa.envs.grid import GridEnv
 from mesa.envs.levels import LevelPool, actions_towards, build_pool
 from mesa.errors import MesaError
 from mesa.runtime import check_memory
-from mesa.tasks.base import RLTask, TaskConfig, check_split
+from mesa.tasks.base import ProbeData, RLTask, TaskConfig, check_split
 
 _SPLIT_OFFSET = {"train": 0, "ood": 1_000_003, "probe": 2_000_003}
+#: Training inputs for detection are drawn from train pools of seeds no training run uses.
+_TRAINING_INPUTS_SEED = 3_000_017
 
 
 @dataclass(frozen=True)
@@ -166,8 +169,10 @@ class GridTask(RLTask):
         self.render(obs[:, 2:], true_cell, spur_cell)
         return obs.view(n, -1, height, width)
 
-    def _probe_states(self, n: int, seed: int) -> dict[str, Tensor]:
-        env = self.make_env("probe", n, seed)
+    def _probe_states(self, n: int, seed: int, split: str = "probe") -> dict[str, Tensor]:
+        """States of ``split``'s levels and goals with the agent at a random open cell off the
+        goals (not only where episodes start: detection asks about decisions everywhere)."""
+        env = self.make_env(split, n, seed)
         env.reset()
         walls = env.pool.walls[env.level]
         pos = random_cells(walls, [env.true_cell, env.spur_cell], env.generator)
@@ -198,6 +203,14 @@ class GridTask(RLTask):
             "spurious_goal": s["spur"],
             "group": s["level"],
         }
+
+    def training_inputs(self, n: int, seed: int) -> ProbeData:
+        """Observations of the ``train`` split's levels at ``p = 0`` (goals together), agent at
+        random open cells; the levels are a pool of their own (seeded apart from training's)."""
+        task = type(self)(dataclasses.replace(self.config, p=0.0))
+        s = task._probe_states(n, seed + _TRAINING_INPUTS_SEED, split="train")
+        obs = self.observe(s["walls"], s["pos"], s["true"], s["spur"])
+        return ProbeData(obs, s["true"], s["spur"], s["level"])
 
     def counterfactual_pairs(self, n: int, seed: int, vary: str) -> dict[str, Tensor]:
         if vary not in ("true", "spurious"):

@@ -30,6 +30,8 @@ from mesa.tasks import register_task
 from mesa.tasks.base import SequenceBatch, SequenceTask, TaskConfig, check_split
 
 CONTEXT = 6
+#: Position of the claimed answer in ``[a, +, b, USER, c, =]``.
+CLAIM = 4
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,14 @@ class SycophancyTask(SequenceTask):
             "base_spurious_goal": claim,
             "source_spurious_goal": source[:, 4],
         }
+
+    def separating_sites(self, goal: str) -> Tensor | None:
+        """For the true goal, the operands' positions ``a + b USER``: they come before the claim,
+        so a causal transformer cannot carry the claim there. The claim has no such sites (its
+        position can attend to the operands)."""
+        if goal != "true":
+            return None
+        return torch.arange(CONTEXT) < CLAIM
 
     def make_model(self, arch: str | None = None, seed: int = 0) -> Any:
         from mesa.models import build_model

@@ -29,7 +29,7 @@ from mesa.config import at_least, in_range
 from mesa.evaluation.rollout import EVAL_SEED, live_observations, training_eval
 from mesa.tasks.base import RLTask
 from mesa.training.checkpoint import env_tensors, save_checkpoint
-from mesa.training.common import AdamWConfig, check_batch_memory, setup_run
+from mesa.training.common import AdamWConfig, check_batch_memory, new_model, setup_run
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def train_bc(
     check_batch_memory(task, 2 * (cfg.num_envs + cfg.eval_episodes), "behaviour cloning")
     env = task.make_env("train", cfg.num_envs, seed)
     live_observations(env)  # each observation is used (and backpropagated) before the next step
-    model: Any = task.make_model(arch, seed)
+    model: Any = new_model(task, arch, seed, run_dir)
     model.train()
     opt = cfg.optimizer(model)
     gen = torch.Generator().manual_seed(seed + 7919)  # the acting mix and the learner's samples

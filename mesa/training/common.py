@@ -85,6 +85,17 @@ class RunSetup:
         return model
 
 
+def new_model(task: Task, arch: str, seed: int, run_dir: Path | None) -> Any:
+    """A fresh model from ``task.make_model``; refused before any training when it could not
+    be saved into ``run_dir`` (not built by :func:`mesa.models.build_model`)."""
+    model = task.make_model(arch, seed)
+    if run_dir is not None:
+        from mesa.models import model_spec
+
+        model_spec(model)
+    return model
+
+
 def check_batch_memory(task: Task, n_inputs: int, what: str) -> None:
     """Refuse sizes that cannot fit before any work: ``n_inputs`` observations or samples held
     at once, each with room for the model's activations (a rough upper estimate)."""

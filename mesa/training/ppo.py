@@ -27,7 +27,7 @@ from mesa.errors import MesaError
 from mesa.evaluation.rollout import EVAL_SEED, live_observations, training_eval
 from mesa.tasks.base import RLTask
 from mesa.training.checkpoint import env_tensors, save_checkpoint
-from mesa.training.common import check_batch_memory, setup_run
+from mesa.training.common import check_batch_memory, new_model, setup_run
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def train_ppo(
     check_batch_memory(task, n_held, "PPO's rollout buffers")
     env = task.make_env("train", cfg.num_envs, seed)
     live_observations(env)
-    model: Any = task.make_model(arch, seed)
+    model: Any = new_model(task, arch, seed, run_dir)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
     gen = torch.Generator().manual_seed(seed + 7919)  # actions and minibatch order
     batch_size = cfg.num_envs * cfg.num_steps

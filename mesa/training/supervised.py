@@ -18,9 +18,10 @@ import torch
 from tqdm.auto import tqdm
 
 from mesa.config import at_least, in_range
-from mesa.tasks.base import SPURIOUS, TRUE, SequenceTask
+from mesa.outcomes import SPURIOUS, TRUE
+from mesa.tasks.base import SequenceTask
 from mesa.training.checkpoint import save_checkpoint
-from mesa.training.common import AdamWConfig, check_batch_memory, setup_run
+from mesa.training.common import AdamWConfig, check_batch_memory, new_model, setup_run
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def train_supervised(
     cfg: SupervisedConfig = run.cfg
     arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
     check_batch_memory(task, cfg.batch_size + 2 * cfg.eval_samples, "supervised training")
-    model: Any = task.make_model(arch, seed)
+    model: Any = new_model(task, arch, seed, run_dir)
     model.train()
     opt = cfg.optimizer(model)
     meta = run.resume(model, opt, {})

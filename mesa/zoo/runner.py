@@ -39,6 +39,7 @@ from mesa.io import (
     read_json,
     write_json,
 )
+from mesa.plugins import import_modules, worker_imports
 from mesa.runtime import check_seed, threads
 from mesa.zoo.workers import run_in_workers, terminating_raises
 
@@ -85,6 +86,9 @@ class ZooConfig:
     it: each member runs on the thread count its hyperparameters fix (``num_threads``)."""
     backend: str = "local"
     """``local`` (processes on this machine) or ``ray``."""
+    imports: tuple[str, ...] = ()
+    """Modules each worker imports before its members (filled in by :meth:`resolved`: the
+    modules imported with ``mesa --import`` and the module of the task's class)."""
 
     def resolved(self) -> ZooConfig:
         """Validate, filling the family's default ``ps``; one-line errors for bad settings."""
@@ -113,7 +117,11 @@ class ZooConfig:
             check_seed(seed)
         if len(set(self.seeds)) < len(self.seeds):
             raise MesaError(f"a seed is given twice: {list(self.seeds)}")
-        resolved = ZooConfig(**{**asdict(self), "ps": tuple(float(p) for p in ps)})
+        imports = worker_imports(cls.__module__, self.workers, self.backend)
+        imports = tuple(dict.fromkeys((*self.imports, *imports)))
+        resolved = ZooConfig(
+            **{**asdict(self), "ps": tuple(float(p) for p in ps), "imports": imports}
+        )
         resolved.check_member_names()
         return resolved
 
@@ -150,6 +158,7 @@ def run_member(
 ) -> dict[str, Any]:
     """Train (or resume), OOD-evaluate and detect one member; return its result row. The
     member's directory is locked throughout, and torch runs on the member's own thread count."""
+    import_modules(config.get("imports", ()))
     run_dir = Path(zoo_dir) / "members" / name
     with locked(run_dir), threads(ZooConfig(**config).num_threads):
         return _run_member(run_dir, name, p, seed, config)
@@ -242,7 +251,7 @@ def _check_same_settings(out: Path, config: ZooConfig) -> None:
 def _json_settings(config: ZooConfig) -> dict[str, Any]:
     d = asdict(config)
     d["ps"], d["seeds"] = list(d["ps"]), list(d["seeds"])
-    for k in ("workers", "backend"):  # how it runs leaves results alone
+    for k in ("workers", "backend", "imports"):  # how it runs leaves results alone
         d.pop(k)
     return d
 
