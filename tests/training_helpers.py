@@ -20,8 +20,12 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 @contextmanager
 def killed_after_checkpoint(monkeypatch: Any, trainer: ModuleType, n: int) -> Iterator[None]:
-    """Inside the block, ``trainer``'s ``n``-th checkpoint raises ``KeyboardInterrupt`` right
-    after it is written, as if the run were killed there; the real save is back afterwards."""
+    """Inside the block, the ``n``-th checkpoint a trainer writes raises ``KeyboardInterrupt``
+    right after it is written, as if the run were killed there; the real save is back afterwards.
+    (``trainer`` names the trainer under test; every trainer saves through mesa.training.common.)"""
+    from mesa.training import common
+
+    trainer = common
     real = trainer.save_checkpoint
     saves = []
 

@@ -92,11 +92,6 @@ def evaluate_rl(
     )
 
 
-#: Rollout seed of the trainers' per-checkpoint evaluation (plus the run's seed): the same episodes
-#: at every checkpoint, so the Goodhart curve compares checkpoints, not samples.
-EVAL_SEED = 1_000_000
-
-
 def training_eval(model: Any, task: RLTask, n: int, seed: int) -> dict[str, float]:
     """The per-checkpoint metrics RL trainers log: in-distribution success and the off-path OOD
     rates of ``n`` episodes each (the Goodhart curve over training)."""

@@ -18,18 +18,24 @@ checkpoints holding the environments' and generators' states, exact resume.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from torch import Tensor
 
 from mesa.config import at_least, in_range
-from mesa.evaluation.rollout import EVAL_SEED, live_observations, training_eval
+from mesa.evaluation.rollout import live_observations, training_eval
 from mesa.tasks.base import RLTask
-from mesa.training.checkpoint import env_tensors, save_checkpoint
-from mesa.training.common import AdamWConfig, check_batch_memory, new_model, setup_run
+from mesa.training.common import (
+    ACTING_SEED_OFFSET,
+    EVAL_SEED,
+    AdamWConfig,
+    check_batch_memory,
+    new_model,
+    setup_run,
+)
+from mesa.training.steps import StepLoop, run_steps
 
 
 @dataclass(frozen=True)
@@ -67,66 +73,34 @@ def train_bc(
     if run.finished:
         return run.load_finished()
     cfg: BCConfig = run.cfg
-    arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
     check_batch_memory(task, 2 * (cfg.num_envs + cfg.eval_episodes), "behaviour cloning")
-    env = task.make_env("train", cfg.num_envs, seed)
-    live_observations(env)  # each observation is used (and backpropagated) before the next step
-    model: Any = new_model(task, arch, seed, run_dir)
+    # each observation is used (and backpropagated) before the next step: no copies needed
+    env = live_observations(task.make_env("train", cfg.num_envs, seed))
+    model: Any = new_model(task, run.arch, seed, run.run_dir)
     model.train()
     opt = cfg.optimizer(model)
-    gen = torch.Generator().manual_seed(seed + 7919)  # the acting mix and the learner's samples
+    gen = torch.Generator().manual_seed(seed + ACTING_SEED_OFFSET)  # the mix, the learner's draws
     meta = run.resume(model, opt, {"acting": gen}, env)
-    start = meta["step"] if meta else 0
-    obs = env.observe() if meta else env.reset()[0]
-    bar = tqdm(
-        total=cfg.steps,
-        initial=start,
-        disable=not progress,
-        desc=f"bc {task.name} p={task.p:g} seed={seed}",
+    state = {"obs": env.observe() if meta else env.reset()[0]}
+
+    def forward(step: int) -> tuple[Tensor, Tensor]:
+        return model(state["obs"]), env.optimal_action("true")
+
+    def act(logits: Tensor, expert: Tensor) -> None:
+        learner = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(1)
+        follow = torch.rand(cfg.num_envs, generator=gen) < cfg.expert_prob
+        state["obs"] = env.step(torch.where(follow, expert, learner))[0]
+
+    loop = StepLoop(
+        trainer="bc",
+        forward=forward,
+        evaluate=lambda: training_eval(model, task, cfg.eval_episodes, seed=EVAL_SEED + seed),
+        stop_at=cfg.stop_at_success,
+        generators={"acting": gen},
+        env=env,
+        after_step=act,
     )
-    stopped = False
-    step = start
-    for step in range(start + 1, cfg.steps + 1):
-        t0 = time.perf_counter()
-        expert = env.optimal_action("true")
-        logits = model(obs)
-        loss = torch.nn.functional.cross_entropy(logits, expert)
-        cfg.step(model, opt, loss, step)
-        with torch.no_grad():
-            learner = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(1)
-            follow = torch.rand(cfg.num_envs, generator=gen) < cfg.expert_prob
-            obs, *_ = env.step(torch.where(follow, expert, learner))
-        record: dict[str, Any] = {
-            "global_step": step,
-            "losses/train": loss.item(),
-            "charts/train_acc": (logits.argmax(-1) == expert).float().mean().item(),
-            "charts/learning_rate": opt.param_groups[0]["lr"],
-            "charts/steps_per_s": 1.0 / (time.perf_counter() - t0),
-        }
-        bar.update(1)
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            model.eval()
-            record |= training_eval(model, task, cfg.eval_episodes, seed=EVAL_SEED + seed)
-            model.train()
-            bar.set_postfix(success=f"{record['eval/in_dist_success']:.3f}")
-            stopped = (
-                cfg.stop_at_success is not None
-                and record["eval/in_dist_success"] >= cfg.stop_at_success
-            )
-            if run_dir:
-                log.append(record)  # type: ignore[union-attr]
-                save_checkpoint(
-                    run_dir,
-                    step,
-                    model,
-                    opt,
-                    {"acting": gen},
-                    env_tensors(env),
-                    {"fingerprint": fingerprint, "step": step},
-                )
-        elif log and step % 10 == 0:
-            log.append(record)
-        if stopped:
-            break
-    bar.close()
+    step, stopped = run_steps(
+        run, cfg, model, opt, loop, task, seed, meta["step"] if meta else 0, progress
+    )
     return run.finish(model, task, "bc", step, stopped)

@@ -18,7 +18,22 @@ from mesa.errors import MesaError
 from mesa.io import CONFIG, METRICS, MODEL, OOD, VERDICT, MetricsLog, read_json
 from mesa.runtime import check_memory
 from mesa.tasks.base import Task
-from mesa.training.checkpoint import has_checkpoint, load_checkpoint, restore_env
+from mesa.training.checkpoint import (
+    env_tensors,
+    has_checkpoint,
+    load_checkpoint,
+    restore_env,
+    save_checkpoint,
+)
+
+#: The policy's own random draws (sampled actions, minibatch order, the behaviour-cloning mix)
+#: come from a generator seeded this far from the run's seed, apart from the environments'.
+ACTING_SEED_OFFSET = 7919
+#: Records between two evaluations are logged every this many steps.
+LOG_EVERY = 10
+#: The trainers' per-checkpoint evaluation uses the seed ``EVAL_SEED + seed``: the same episodes
+#: or samples at every checkpoint, so the curve over training compares checkpoints, not samples.
+EVAL_SEED = 1_000_000
 
 
 @dataclass
@@ -61,6 +76,39 @@ class RunSetup:
         if self.log and self.log.path.exists():
             self.log.path.unlink()
         return None
+
+    def progress_bar(
+        self, total: int, initial: int, progress: bool, trainer: str, task: Task, seed: int
+    ) -> Any:
+        """The run's progress bar, named by what it trains (disabled without ``progress``)."""
+        from tqdm.auto import tqdm
+
+        return tqdm(
+            total=total,
+            initial=initial,
+            disable=not progress,
+            desc=f"{trainer} {task.name} p={task.p:g} seed={seed}",
+            unit_scale=True,
+        )
+
+    def checkpoint(
+        self,
+        record: dict[str, Any],
+        step: int,
+        model: torch.nn.Module,
+        opt: torch.optim.Optimizer,
+        generators: dict[str, torch.Generator],
+        env: Any,
+        meta: dict[str, Any],
+    ) -> None:
+        """Log an evaluation ``record`` and save a checkpoint at ``step`` (with a run directory);
+        ``meta`` holds the trainer's counters, the run's fingerprint is added."""
+        if self.run_dir is None or self.log is None:
+            return
+        self.log.append(record)
+        extra = env_tensors(env) if env is not None else {}
+        meta = {**meta, "fingerprint": self.fingerprint}
+        save_checkpoint(self.run_dir, step, model, opt, generators, extra, meta)
 
     def finish(self, model: Any, task: Task, trainer: str, global_step: int, stopped: bool) -> Any:
         """Put ``model`` in eval mode and, with a run directory, save it with its training

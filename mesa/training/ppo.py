@@ -20,14 +20,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from torch import Tensor
 
 from mesa.config import at_least, check_fields, in_range
 from mesa.errors import MesaError
-from mesa.evaluation.rollout import EVAL_SEED, live_observations, training_eval
+from mesa.evaluation.rollout import live_observations, training_eval
 from mesa.tasks.base import RLTask
-from mesa.training.checkpoint import env_tensors, save_checkpoint
-from mesa.training.common import check_batch_memory, new_model, setup_run
+from mesa.training.common import (
+    ACTING_SEED_OFFSET,
+    EVAL_SEED,
+    check_batch_memory,
+    new_model,
+    setup_run,
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,149 @@ class PPOConfig:
             raise MesaError("num_envs * num_steps must be divisible by num_minibatches")
 
 
+#: Episodes over which the training success rate (the early-stop criterion) is averaged.
+SUCCESS_WINDOW = 500
+
+
+@dataclass
+class Rollout:
+    """One batch of experience, ``[num_steps, num_envs, ...]`` each, filled in place."""
+
+    obs: Tensor
+    actions: Tensor
+    logprobs: Tensor
+    rewards: Tensor
+    dones: Tensor
+    values: Tensor
+
+    @classmethod
+    def empty(cls, num_steps: int, num_envs: int, obs_shape: tuple[int, ...]) -> Rollout:
+        zeros = lambda: torch.zeros(num_steps, num_envs)  # noqa: E731
+        return cls(
+            obs=torch.zeros(num_steps, num_envs, *obs_shape),
+            actions=torch.zeros(num_steps, num_envs, dtype=torch.long),
+            logprobs=zeros(),
+            rewards=zeros(),
+            dones=zeros(),
+            values=zeros(),
+        )
+
+
+@dataclass
+class Episodes:
+    """What the finished episodes of one rollout say (``charts/`` metrics)."""
+
+    returns: list[float]
+    lengths: list[float]
+
+    def charts(
+        self, global_step: int, opt: torch.optim.Optimizer, success: float, sps: float
+    ) -> dict[str, Any]:
+        return {
+            "global_step": global_step,
+            "charts/learning_rate": opt.param_groups[0]["lr"],
+            "charts/success_rate": success,
+            "charts/episodic_return": sum(self.returns) / max(1, len(self.returns)),
+            "charts/episodic_length": sum(self.lengths) / max(1, len(self.lengths)),
+            "charts/sps": sps,
+        }
+
+
+@torch.no_grad()
+def collect_rollout(
+    model: Any,
+    env: Any,
+    obs: Tensor,
+    buf: Rollout,
+    gen: torch.Generator,
+    recent: deque[float],
+) -> tuple[Tensor, Tensor, Episodes]:
+    """Step every copy ``num_steps`` times with actions sampled from the policy; fill ``buf``,
+    add finished episodes' success to ``recent``. Returns the next observations, their values
+    (to bootstrap the advantages) and the finished episodes."""
+    episodes = Episodes([], [])
+    for step in range(len(buf.obs)):
+        logits, value = model.logits_and_value(obs)
+        dist = torch.distributions.Categorical(logits=logits)
+        action = torch.multinomial(dist.probs, 1, generator=gen).squeeze(1)
+        buf.obs[step], buf.actions[step], buf.values[step] = obs, action, value
+        buf.logprobs[step] = dist.log_prob(action)
+        obs, reward, terminated, truncated, info = env.step(action)
+        buf.rewards[step] = reward
+        done = terminated | truncated
+        buf.dones[step] = done.float()
+        if bool(done.any()):
+            recent.extend(info["episode_success"][done].float().tolist())
+            episodes.returns += info["episode_return"][done].tolist()
+            episodes.lengths += info["episode_length"][done].tolist()
+    return obs, model.logits_and_value(obs)[1], episodes
+
+
+@torch.no_grad()
+def advantages(buf: Rollout, next_value: Tensor, gamma: float, lam: float) -> Tensor:
+    """Generalised advantage estimates ``[num_steps, num_envs]`` (GAE; a truncated episode is
+    treated as terminated, as in CleanRL)."""
+    adv = torch.zeros_like(buf.rewards)
+    last = torch.zeros(buf.rewards.shape[1])
+    for t in reversed(range(len(buf.rewards))):
+        nv = next_value if t == len(buf.rewards) - 1 else buf.values[t + 1]
+        nonterminal = 1.0 - buf.dones[t]
+        delta = buf.rewards[t] + gamma * nv * nonterminal - buf.values[t]
+        last = delta + gamma * lam * nonterminal * last
+        adv[t] = last
+    return adv
+
+
+def ppo_update(
+    model: Any,
+    opt: torch.optim.Optimizer,
+    buf: Rollout,
+    adv: Tensor,
+    cfg: PPOConfig,
+    gen: torch.Generator,
+) -> dict[str, float]:
+    """``update_epochs`` passes of clipped-surrogate minibatch steps over the batch; returns the
+    last minibatch's ``losses/`` metrics."""
+    batch_size = buf.rewards.numel()
+    mb_size = batch_size // cfg.num_minibatches
+    obs_shape = buf.obs.shape[2:]
+    b_obs = buf.obs.reshape(batch_size, *obs_shape)
+    b_act, b_logp = buf.actions.reshape(-1), buf.logprobs.reshape(-1)
+    b_adv, b_val = adv.reshape(-1), buf.values.reshape(-1)
+    b_ret = b_adv + b_val
+    for _ in range(cfg.update_epochs):
+        perm = torch.randperm(batch_size, generator=gen)
+        for start in range(0, batch_size, mb_size):
+            mb = perm[start : start + mb_size]
+            logits, value = model.logits_and_value(b_obs[mb])
+            dist = torch.distributions.Categorical(logits=logits)
+            logratio = dist.log_prob(b_act[mb]) - b_logp[mb]
+            ratio = logratio.exp()
+            mb_adv = b_adv[mb]
+            std = mb_adv.std()
+            if cfg.norm_adv and std > 1e-8:  # an all-zero batch (no reward yet) stays zero
+                mb_adv = (mb_adv - mb_adv.mean()) / (std + 1e-8)
+            pg_loss = torch.max(
+                -mb_adv * ratio, -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)
+            ).mean()
+            v_clipped = b_val[mb] + (value - b_val[mb]).clamp(-cfg.clip_coef, cfg.clip_coef)
+            v_loss = 0.5 * torch.max((value - b_ret[mb]) ** 2, (v_clipped - b_ret[mb]) ** 2).mean()
+            entropy = dist.entropy().mean()
+            loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            opt.step()
+        with torch.no_grad():
+            approx_kl = ((ratio - 1) - logratio).mean()
+    return {
+        "losses/policy_loss": pg_loss.item(),
+        "losses/value_loss": v_loss.item(),
+        "losses/entropy": entropy.item(),
+        "losses/approx_kl": float(approx_kl),
+    }
+
+
 def train_ppo(
     task: RLTask,
     seed: int = 0,
@@ -99,123 +247,35 @@ def train_ppo(
     if run.finished:
         return run.load_finished()
     cfg: PPOConfig = run.cfg
-    arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
-    n_held = cfg.num_envs * (cfg.num_steps + 1) + 2 * cfg.eval_episodes
-    check_batch_memory(task, n_held, "PPO's rollout buffers")
-    env = task.make_env("train", cfg.num_envs, seed)
-    live_observations(env)
-    model: Any = new_model(task, arch, seed, run_dir)
+    check_batch_memory(task, cfg.num_envs * (cfg.num_steps + 1) + 2 * cfg.eval_episodes, "PPO")
+    env = live_observations(task.make_env("train", cfg.num_envs, seed))
+    model: Any = new_model(task, run.arch, seed, run.run_dir)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
-    gen = torch.Generator().manual_seed(seed + 7919)  # actions and minibatch order
+    gen = torch.Generator().manual_seed(seed + ACTING_SEED_OFFSET)  # actions, minibatch order
     batch_size = cfg.num_envs * cfg.num_steps
-    mb_size = batch_size // cfg.num_minibatches
     num_updates = max(1, cfg.total_timesteps // batch_size)
-    recent: deque[float] = deque(maxlen=500)
-    start_update, global_step = 0, 0
+    recent: deque[float] = deque(maxlen=SUCCESS_WINDOW)
     meta = run.resume(model, opt, {"policy": gen}, env, step_key="global_step")
-    if meta:
-        start_update, global_step = meta["update"], meta["global_step"]
-        recent.extend(meta["recent_success"])
-        obs = env.observe()
-    else:
-        obs, _ = env.reset()
-
-    obs_buf = torch.zeros(cfg.num_steps, cfg.num_envs, *env.observation_shape)
-    act_buf = torch.zeros(cfg.num_steps, cfg.num_envs, dtype=torch.long)
-    logp_buf, rew_buf, done_buf, val_buf = (
-        torch.zeros(cfg.num_steps, cfg.num_envs) for _ in range(4)
-    )
-    bar = tqdm(
-        total=num_updates * batch_size,
-        initial=start_update * batch_size,
-        disable=not progress,
-        desc=f"ppo {task.name} p={task.p:g} seed={seed}",
-        unit="step",
-        unit_scale=True,
+    start_update, global_step = (meta["update"], meta["global_step"]) if meta else (0, 0)
+    recent.extend(meta["recent_success"] if meta else [])
+    obs = env.observe() if meta else env.reset()[0]
+    buf = Rollout.empty(cfg.num_steps, cfg.num_envs, env.observation_shape)
+    bar = run.progress_bar(
+        num_updates * batch_size, start_update * batch_size, progress, "ppo", task, seed
     )
     stopped = False
     for update in range(start_update, num_updates):
         t0 = time.perf_counter()
         if cfg.anneal_lr:
             opt.param_groups[0]["lr"] = cfg.learning_rate * (1.0 - update / num_updates)
-
-        # -- rollout -------------------------------------------------------------------------
-        ep_returns, ep_lengths = [], []
-        with torch.no_grad():
-            for step in range(cfg.num_steps):
-                logits, value = model.logits_and_value(obs)
-                dist = torch.distributions.Categorical(logits=logits)
-                action = torch.multinomial(dist.probs, 1, generator=gen).squeeze(1)
-                obs_buf[step], act_buf[step], val_buf[step] = obs, action, value
-                logp_buf[step] = dist.log_prob(action)
-                obs, reward, terminated, truncated, info = env.step(action)
-                rew_buf[step] = reward
-                done = terminated | truncated
-                done_buf[step] = done.float()
-                if bool(done.any()):
-                    recent.extend(info["episode_success"][done].float().tolist())
-                    ep_returns += info["episode_return"][done].tolist()
-                    ep_lengths += info["episode_length"][done].tolist()
-            next_value = model.logits_and_value(obs)[1]
+        obs, next_value, episodes = collect_rollout(model, env, obs, buf, gen, recent)
         global_step += batch_size
-
-        # -- advantages (GAE; truncation is treated as termination, as in CleanRL) -----------
-        with torch.no_grad():
-            adv = torch.zeros_like(rew_buf)
-            last = torch.zeros(cfg.num_envs)
-            for t in reversed(range(cfg.num_steps)):
-                nv = next_value if t == cfg.num_steps - 1 else val_buf[t + 1]
-                nonterminal = 1.0 - done_buf[t]
-                delta = rew_buf[t] + cfg.gamma * nv * nonterminal - val_buf[t]
-                last = delta + cfg.gamma * cfg.gae_lambda * nonterminal * last
-                adv[t] = last
-            returns = adv + val_buf
-
-        # -- update --------------------------------------------------------------------------
-        b_obs = obs_buf.reshape(batch_size, *env.observation_shape)
-        b_act, b_logp = act_buf.reshape(-1), logp_buf.reshape(-1)
-        b_adv, b_ret, b_val = adv.reshape(-1), returns.reshape(-1), val_buf.reshape(-1)
-        for _ in range(cfg.update_epochs):
-            perm = torch.randperm(batch_size, generator=gen)
-            for start in range(0, batch_size, mb_size):
-                mb = perm[start : start + mb_size]
-                logits, value = model.logits_and_value(b_obs[mb])
-                dist = torch.distributions.Categorical(logits=logits)
-                logratio = dist.log_prob(b_act[mb]) - b_logp[mb]
-                ratio = logratio.exp()
-                mb_adv = b_adv[mb]
-                std = mb_adv.std()
-                if cfg.norm_adv and std > 1e-8:  # an all-zero batch (no reward yet) stays zero
-                    mb_adv = (mb_adv - mb_adv.mean()) / (std + 1e-8)
-                pg_loss = torch.max(
-                    -mb_adv * ratio, -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)
-                ).mean()
-                v_clipped = b_val[mb] + (value - b_val[mb]).clamp(-cfg.clip_coef, cfg.clip_coef)
-                v_loss = (
-                    0.5 * torch.max((value - b_ret[mb]) ** 2, (v_clipped - b_ret[mb]) ** 2).mean()
-                )
-                entropy = dist.entropy().mean()
-                loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                opt.step()
-            with torch.no_grad():
-                approx_kl = ((ratio - 1) - logratio).mean()
-
+        losses = ppo_update(
+            model, opt, buf, advantages(buf, next_value, cfg.gamma, cfg.gae_lambda), cfg, gen
+        )
         success = sum(recent) / len(recent) if recent else 0.0
-        record: dict[str, Any] = {
-            "global_step": global_step,
-            "charts/learning_rate": opt.param_groups[0]["lr"],
-            "charts/success_rate": success,
-            "charts/episodic_return": sum(ep_returns) / max(1, len(ep_returns)),
-            "charts/episodic_length": sum(ep_lengths) / max(1, len(ep_lengths)),
-            "charts/sps": batch_size / (time.perf_counter() - t0),
-            "losses/policy_loss": pg_loss.item(),
-            "losses/value_loss": v_loss.item(),
-            "losses/entropy": entropy.item(),
-            "losses/approx_kl": float(approx_kl),
-        }
+        record = episodes.charts(global_step, opt, success, batch_size / (time.perf_counter() - t0))
+        record |= losses
         bar.update(batch_size)
         bar.set_postfix(success=f"{success:.2f}")
         stopped = (
@@ -223,28 +283,17 @@ def train_ppo(
             and len(recent) == recent.maxlen
             and success >= cfg.stop_at_success
         )
-        last_update = update + 1 == num_updates or stopped
-        if (update + 1) % cfg.eval_every == 0 or last_update:
+        if (update + 1) % cfg.eval_every == 0 or update + 1 == num_updates or stopped:
             record |= training_eval(model, task, cfg.eval_episodes, seed=EVAL_SEED + seed)
             model.train()
-            if run_dir:
-                log.append(record)  # type: ignore[union-attr]
-                save_checkpoint(
-                    run_dir,
-                    global_step,
-                    model,
-                    opt,
-                    {"policy": gen},
-                    env_tensors(env),
-                    {
-                        "update": update + 1,
-                        "global_step": global_step,
-                        "recent_success": list(recent),
-                        "fingerprint": fingerprint,
-                    },
-                )
-        elif log:
-            log.append(record)
+            meta = {
+                "update": update + 1,
+                "global_step": global_step,
+                "recent_success": list(recent),
+            }
+            run.checkpoint(record, global_step, model, opt, {"policy": gen}, env, meta)
+        elif run.log:
+            run.log.append(record)
         if stopped:
             break
     bar.close()

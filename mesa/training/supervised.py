@@ -1,7 +1,8 @@
 """Supervised training of sequence organisms: cross-entropy on the answer at the last position.
 
 Each step draws a fresh batch of the ``train`` split from a seed made of the run's seed and the
-step number, so the data stream is a pure function of ``(seed, step)``: with the model, AdamW's
+step number (``seed * DATA_SEED_STRIDE + step``), so the data stream is a pure function of
+``(seed, step)``: with the model, AdamW's
 state and the step restored from a checkpoint, a resumed run is bit-identical to an uninterrupted
 one. Same conventions as PPO: a dataclass of hyperparameters, a progress bar, ``metrics.jsonl``
 (with periodic in-distribution accuracy and OOD rates), atomic safetensors checkpoints.
@@ -10,18 +11,20 @@ one. Same conventions as PPO: a dataclass of hyperparameters, a progress bar, ``
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-from tqdm.auto import tqdm
+from torch import Tensor
 
 from mesa.config import at_least, in_range
 from mesa.outcomes import SPURIOUS, TRUE
 from mesa.tasks.base import SequenceTask
-from mesa.training.checkpoint import save_checkpoint
-from mesa.training.common import AdamWConfig, check_batch_memory, new_model, setup_run
+from mesa.training.common import EVAL_SEED, AdamWConfig, check_batch_memory, new_model, setup_run
+from mesa.training.steps import StepLoop, run_steps
+
+#: A run's batches are drawn with seeds ``seed * DATA_SEED_STRIDE + step``: runs of different
+#: seeds never share a batch seed for any step count below the stride.
+DATA_SEED_STRIDE = 1_000_003
 
 
 @dataclass(frozen=True)
@@ -66,52 +69,24 @@ def train_supervised(
     if run.finished:
         return run.load_finished()
     cfg: SupervisedConfig = run.cfg
-    arch, run_dir, log, fingerprint = run.arch, run.run_dir, run.log, run.fingerprint
     check_batch_memory(task, cfg.batch_size + 2 * cfg.eval_samples, "supervised training")
-    model: Any = new_model(task, arch, seed, run_dir)
+    model: Any = new_model(task, run.arch, seed, run.run_dir)
     model.train()
     opt = cfg.optimizer(model)
     meta = run.resume(model, opt, {})
-    start = meta["step"] if meta else 0
-    bar = tqdm(
-        total=cfg.steps,
-        initial=start,
-        disable=not progress,
-        desc=f"train {task.name} p={task.p:g} seed={seed}",
+
+    def forward(step: int) -> tuple[Tensor, Tensor]:
+        batch = task.sample("train", cfg.batch_size, seed=seed * DATA_SEED_STRIDE + step)
+        return model(batch.tokens)[:, -1], batch.target
+
+    loop = StepLoop(
+        trainer="supervised",
+        forward=forward,
+        evaluate=lambda: _evaluate(model, task, cfg.eval_samples, seed=EVAL_SEED + seed),
+        stop_at=cfg.stop_at_accuracy,
+        generators={},
     )
-    stopped = False
-    step = start
-    for step in range(start + 1, cfg.steps + 1):
-        t0 = time.perf_counter()
-        batch = task.sample("train", cfg.batch_size, seed=seed * 1_000_003 + step)
-        logits = model(batch.tokens)[:, -1]
-        loss = torch.nn.functional.cross_entropy(logits, batch.target)
-        cfg.step(model, opt, loss, step)
-        record: dict[str, Any] = {
-            "global_step": step,
-            "losses/train": loss.item(),
-            "charts/train_acc": (logits.argmax(-1) == batch.target).float().mean().item(),
-            "charts/learning_rate": opt.param_groups[0]["lr"],
-            "charts/steps_per_s": 1.0 / (time.perf_counter() - t0),
-        }
-        bar.update(1)
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            model.eval()
-            record |= _evaluate(model, task, cfg.eval_samples, seed=20_000 + step)
-            model.train()
-            bar.set_postfix(acc=f"{record['eval/in_dist_success']:.3f}")
-            stopped = (
-                cfg.stop_at_accuracy is not None
-                and record["eval/in_dist_success"] >= cfg.stop_at_accuracy
-            )
-            if run_dir:
-                log.append(record)  # type: ignore[union-attr]
-                save_checkpoint(
-                    run_dir, step, model, opt, {}, {}, {"fingerprint": fingerprint, "step": step}
-                )
-        elif log and step % 10 == 0:
-            log.append(record)
-        if stopped:
-            break
-    bar.close()
+    step, stopped = run_steps(
+        run, cfg, model, opt, loop, task, seed, meta["step"] if meta else 0, progress
+    )
     return run.finish(model, task, "supervised", step, stopped)
