@@ -14,7 +14,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from mesa.errors import MesaError
+from mesa.probes.errors import MesaError
 from mesa.probes.hooks import HookedModel, check_hooks, check_model
 
 

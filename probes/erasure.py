@@ -25,7 +25,7 @@ from concept_erasure import LeaceEraser, LeaceFitter, optimal_linear_shrinkage
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from mesa.errors import MesaError
+from mesa.probes.errors import MesaError
 from mesa.probes.hooks import HookedModel, check_hooks, check_model
 
 

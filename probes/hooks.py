@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from mesa.errors import MesaError
+from mesa.probes.errors import MesaError
 
 
 @runtime_checkable

@@ -29,7 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from mesa.errors import MesaError
+from mesa.probes.errors import MesaError
 
 #: ``precondition="auto"`` uses the PCA form up to this many features. Its eigendecomposition
 #: costs O(d^3): a few ms at d = 64, where it halved the fit time against "diagonal" on a

@@ -30,7 +30,7 @@ from jaxtyping import Shaped
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from mesa.errors import MesaError
+from mesa.probes.errors import MesaError
 from mesa.probes.hooks import HookedModel, check_hooks, check_model
 
 Metric = Callable[[Tensor], Tensor]

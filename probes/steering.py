@@ -11,7 +11,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from mesa.errors import MesaError
+from mesa.probes.errors import MesaError
 from mesa.probes.hooks import HookedModel, check_hooks, check_model
 
 

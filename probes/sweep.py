@@ -25,8 +25,8 @@ import numpy as np
 from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
 from torch import Tensor
 
-from mesa.errors import MesaError
 from mesa.probes.activations import collect_activations
+from mesa.probes.errors import MesaError
 from mesa.probes.hooks import HookedModel, check_model, hook_names
 from mesa.probes.linear import LinearProbe
 from mesa.probes.stats import wilson
