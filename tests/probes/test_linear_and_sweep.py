@@ -18,6 +18,36 @@ def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"C": 0}, r"'C' parameter of LinearProbe must be a float in the range \(0.0, inf\)"),
+        ({"C": -1}, r"'C' parameter .* Got -1 instead"),
+        ({"C": "big"}, r"'C' parameter .* Got 'big' instead"),
+        ({"max_iter": 0}, r"'max_iter' parameter .* range \[1, inf\)"),
+        ({"tol": -1e-3}, r"'tol' parameter"),
+        ({"history_size": 0}, r"'history_size' parameter"),
+        ({"fit_intercept": "yes"}, r"'fit_intercept' parameter"),
+    ],
+)
+def test_probe_parameters_are_validated_the_scikit_learn_way(params, message):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(MesaError, match=message) as caught:
+        LinearProbe(**params).fit(x, np.arange(20) % 2)
+    assert isinstance(caught.value, InvalidParameterError)  # what scikit-learn callers catch
+    assert "\n" not in str(caught.value)
+
+
+def test_probe_passes_scikit_learns_parameter_validation_check():
+    # not among the checks parametrize_with_checks yields for estimators outside scikit-learn:
+    # every parameter has a constraint, and a value of a wrong type is refused by fit
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    check_param_validation("LinearProbe", LinearProbe())
+
+
 def test_torch_solver_matches_sklearn():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, 20))
@@ -146,12 +176,13 @@ def test_probe_errors():
         LinearProbe().fit(np.full((10, 3), np.nan), np.arange(10) % 2)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         LinearProbe().fit(np.random.default_rng(0).normal(size=(10, 3)), np.arange(9) % 2)
+    with pytest.raises(MesaError, match=r"labels are continuous .* discretise them first"):
+        LinearProbe().fit(np.random.default_rng(0).normal(size=(10, 3)), np.linspace(0, 1, 10))
     x = np.random.default_rng(0).normal(size=(10, 3))
     for solver in ("adam", "auto"):  # "auto" (scikit-learn for binary labels) is gone
-        with pytest.raises(MesaError, match=f"unknown solver '{solver}'; valid: sklearn, torch"):
+        with pytest.raises(MesaError, match=r"'solver' parameter .* among .* Got '" + solver):
             LinearProbe(solver=solver).fit(x, np.arange(10) % 2)
-    bad_precondition = "unknown precondition 'whiten'; valid: auto, diagonal, pca"
-    with pytest.raises(MesaError, match=bad_precondition):
+    with pytest.raises(MesaError, match=r"'precondition' parameter .* Got 'whiten' instead"):
         LinearProbe(precondition="whiten").fit(x, np.arange(10) % 2)
     with pytest.raises(MesaError, match="10 inputs but 9 labels"):
         probe_sweep(TinyMLP(), torch.randn(10, 8), torch.arange(9) % 2, hooks=["hook_in"])
