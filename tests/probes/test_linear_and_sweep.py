@@ -165,7 +165,9 @@ def test_collect_activations_batches_and_errors():
         collect_activations(model, torch.full((3, 8), float("nan")), ["hook_in"])
     with pytest.raises(MesaError, match="has no position axis"):
         collect_activations(model, x, ["hook_in"], position=0)
-    with pytest.raises(MesaError, match="not a hooked model"):
+    with pytest.raises(MesaError, match=r"str is not a torch.nn.Module"):
+        collect_activations("model", x, ["hook_in"])
+    with pytest.raises(MesaError, match=r"unknown hook 'hook_in'; Linear has no submodules"):
         collect_activations(torch.nn.Linear(2, 2), x, ["hook_in"])
 
 
@@ -184,7 +186,7 @@ def test_probe_errors():
             LinearProbe(solver=solver).fit(x, np.arange(10) % 2)
     with pytest.raises(MesaError, match=r"'precondition' parameter .* Got 'whiten' instead"):
         LinearProbe(precondition="whiten").fit(x, np.arange(10) % 2)
-    with pytest.raises(MesaError, match="10 inputs but 9 labels"):
+    with pytest.raises(MesaError, match=r"10 inputs need 10 labels in one dimension, got \(9,\)"):
         probe_sweep(TinyMLP(), torch.randn(10, 8), torch.arange(9) % 2, hooks=["hook_in"])
     with pytest.raises(MesaError, match="one class only"):
         probe_sweep(TinyMLP(), torch.randn(10, 8), torch.zeros(10, dtype=torch.long))
