@@ -47,6 +47,23 @@ def test_patching_equals_transformer_lens(name):
     assert (ours.values - reference).abs().max() <= 1e-5
 
 
+def test_head_position_patching_equals_transformer_lens():
+    import transformer_lens.patching as tlp
+
+    model = tiny_transformer(n_layers=2).eval()
+    g = torch.Generator().manual_seed(0)
+    clean, corrupted = (torch.randint(0, 20, (4, 8), generator=g) for _ in range(2))
+    _, clean_cache = model.run_with_cache(clean)
+    metric = logit_diff(3, 7)
+    reference = tlp.get_act_patch_attn_head_out_by_pos(model, corrupted, clean_cache, metric)
+    hooks = [f"blocks.{i}.attn.hook_z" for i in range(2)]
+    ours = patch_sweep(model, corrupted, clean, hooks, metric, by="head_position")
+    assert ours.values.shape == reference.shape == (2, 8, 4)  # [layer, pos, head]
+    assert reference.abs().max() > 0.1  # heads matter: the comparison is not vacuous
+    # the same float32 forward passes; 1e-5 allows for summation order only
+    assert (ours.values - reference).abs().max() <= 1e-5
+
+
 def test_patching_starts_at_the_patched_block_on_a_bridge():
     model = tiny_transformer(n_layers=4).eval()
     g = torch.Generator().manual_seed(0)
