@@ -162,6 +162,36 @@ def test_sweep_on_transformer_reads_a_position():
     assert later.rows[0].accuracy < 0.7  # position 4's embedding knows nothing of token 2
 
 
+def test_sweep_default_hooks_at_a_position_are_those_with_a_position_axis():
+    model = tiny_transformer(n_layers=1, n_ctx=6, d_vocab=12).eval()
+    tokens = torch.randint(0, 12, (120, 6), generator=torch.Generator().manual_seed(0))
+    labels = (tokens[:, -1] >= 6).long()  # the last token, read at the last position
+    result = probe_sweep(model, tokens, labels, position=-1)
+    hooks = [row.hook for row in result.rows]
+    assert len(set(hooks)) == len(hooks) >= 30
+    for left_out in (
+        "embed.hook_in",  # the token ids: [batch, pos], no axis after the position
+        "blocks.0.attn.hook_pattern",  # [batch, head, dest, src]
+        "blocks.0.attn.hook_attn_scores",
+        "blocks.0.hook_mlp_in",  # never runs in this model
+    ):
+        assert left_out not in hooks
+    for kept in (
+        "hook_embed",
+        "blocks.0.hook_resid_pre",
+        "blocks.0.attn.hook_z",
+        "unembed.hook_out",
+    ):
+        assert kept in hooks
+    assert result.rows[hooks.index("hook_embed")].accuracy >= 0.9
+    for named, problem in [
+        ("blocks.0.attn.hook_pattern", r"is laid out \[batch, head, dest, src\]"),
+        ("embed.hook_in", r"has no position axis \(shape \(\d+, 6\)"),
+    ]:
+        with pytest.raises(MesaError, match=f"hook '{named}' " + problem):
+            probe_sweep(model, tokens, labels, hooks=[named], position=-1)
+
+
 def test_groups_never_leak():
     from mesa.probes.sweep import split_indices
 
@@ -194,8 +224,6 @@ def test_probe_errors():
         LinearProbe().fit(np.full((10, 3), np.nan), np.arange(10) % 2)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         LinearProbe().fit(np.random.default_rng(0).normal(size=(10, 3)), np.arange(9) % 2)
-    with pytest.raises(MesaError, match=r"labels are continuous .* discretise them first"):
-        LinearProbe().fit(np.random.default_rng(0).normal(size=(10, 3)), np.linspace(0, 1, 10))
     x = np.random.default_rng(0).normal(size=(10, 3))
     for solver in ("adam", "auto"):  # "auto" (scikit-learn for binary labels) is gone
         with pytest.raises(MesaError, match=r"'solver' parameter .* among .* Got '" + solver):
