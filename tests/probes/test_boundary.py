@@ -81,3 +81,15 @@ def test_lazy_attributes_dir_and_all():
         assert getattr(mesa.probes, name).__name__ == name
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         mesa.probes.nope  # noqa: B018
+
+
+def test_no_function_over_sixty_lines_without_a_reason():
+    # a longer function must say in its docstring why it is not split ("... is long because ...")
+    long = []
+    for path in sorted(PROBES.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if lines > 60 and "is long because" not in (ast.get_docstring(node) or ""):
+                    long.append(f"{path.name}:{node.name} ({lines} lines)")
+    assert not long, long
