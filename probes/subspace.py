@@ -276,7 +276,7 @@ def fit_das(
         torch.manual_seed(seed)
         das = DAS(_at(src, position, hook)[0].numel(), k)
     opt = torch.optim.Adam(das.parameters(), lr=lr)
-    with _frozen(model):
+    with _frozen(model), torch.enable_grad():  # also when called under torch.no_grad()
         for step, idx in zip(range(steps), _minibatches(train, batch_size, seed), strict=False):
             swap = _swapping(src[idx], das.basis, position)
             out = _answer(hm.run(base[idx], [(hook, swap)]))

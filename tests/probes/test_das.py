@@ -133,3 +133,10 @@ def test_das_refusals():
         fit_das(mlp, x8, x8.flip(0), labels % 4, "hook_hidden", steps=1, test_size=1.5)
     with pytest.raises(MesaError, match=r"basis has shape \(2, 5\); .* 16 entries per example"):
         interchange_accuracy(mlp, x8, x8.flip(0), labels % 4, "hook_hidden", torch.ones(2, 5))
+
+
+def test_fit_das_learns_when_called_under_no_grad():
+    pairs = _pairs(200, seed=2)
+    with torch.no_grad():  # as a caller's evaluation code may be
+        das = _fit(CopyModel(), pairs, pairs[1][:, 0], position=0)
+    assert das.held_out_iia is not None and das.held_out_iia >= 0.95
