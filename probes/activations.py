@@ -35,15 +35,20 @@ def position_axis_problem(hook: str | None, shape: Sequence[int]) -> str | None:
     return None
 
 
+def at_position(act: Tensor, position: int, hook: str | None) -> Tensor:
+    """``act[:, position]``, or a one-line error if ``act`` has no such position."""
+    problem = position_axis_problem(hook, act.shape)
+    if problem:
+        raise MesaError(problem)
+    if not -act.shape[1] <= position < act.shape[1]:
+        raise MesaError(f"position {position} out of range for {act.shape[1]} positions")
+    return act[:, position]
+
+
 def read_out(act: Tensor, hook: str, position: int | None, flatten: bool) -> Tensor:
     """One batch's activation at ``hook``, at ``position`` if given, flattened if asked."""
     if position is not None:
-        problem = position_axis_problem(hook, act.shape)
-        if problem:
-            raise MesaError(problem)
-        if not -act.shape[1] <= position < act.shape[1]:
-            raise MesaError(f"position {position} out of range for {act.shape[1]} positions")
-        act = act[:, position]
+        act = at_position(act, position, hook)
     act = act.flatten(1) if flatten else act
     if act.is_floating_point() and torch.isnan(act).any():
         raise MesaError(f"NaN activations at hook {hook!r}")

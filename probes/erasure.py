@@ -25,7 +25,7 @@ from concept_erasure import LeaceEraser, LeaceFitter, optimal_linear_shrinkage
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from mesa.probes.activations import position_axis_problem
+from mesa.probes.activations import at_position
 from mesa.probes.checks import Array, as_tensor, class_labels, scalar
 from mesa.probes.errors import MesaError
 from mesa.probes.hooks import hooked
@@ -172,11 +172,9 @@ def erasing_hook(eraser: Callable[[Tensor], Tensor], position: int | None = None
     def hook(act: Tensor, hook: Any = None) -> Tensor:
         if position is None:
             return erase(act)
-        problem = position_axis_problem(getattr(hook, "name", None), act.shape)
-        if problem:
-            raise MesaError(problem)
+        erased = erase(at_position(act, position, getattr(hook, "name", None)))
         act = act.clone()
-        act[:, position] = erase(act[:, position])
+        act[:, position] = erased
         return act
 
     return hook

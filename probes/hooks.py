@@ -160,34 +160,38 @@ class Hooked:
         with warnings.catch_warnings():
             # a bridge warns of the hooks it never runs: here they are left out on purpose
             warnings.filterwarnings("ignore", message="run_with_cache: skipped")
-            acts = self._cache(inputs, self.names)[1]
+            acts = self._cache(inputs, self.names, strict=False)[1]
         return {
             name: acts[name]
             for name in self.names
             if name in acts and acts[name].ndim and acts[name].shape[0] == len(inputs)
         }
 
-    def _cache(self, inputs: Tensor, names: Sequence[str]) -> tuple[Any, dict[str, Tensor]]:
+    def _cache(
+        self, inputs: Tensor, names: Sequence[str], strict: bool = True
+    ) -> tuple[Any, dict[str, Tensor]]:
         wanted = set(names)
         with self._forward_errors():
             if self.lens:
                 out, cache = self.model.run_with_cache(inputs, names_filter=wanted.__contains__)
                 return out, {n: cache[n] for n in names if n in cache}
             acts: dict[str, Tensor] = {}
-            return self._run_plain(inputs, (), {n: acts for n in wanted}), acts
+            return self._run_plain(inputs, (), {n: acts for n in wanted}, strict), acts
 
     def _run_plain(
         self,
         inputs: Tensor,
         fwd_hooks: Sequence[tuple[str, HookFn]],
         stores: dict[str, dict[str, Tensor]],
+        strict: bool = True,
     ) -> Any:
         handles = []
         try:
             for name, fn in fwd_hooks:
                 handles.append(self._modules[name].register_forward_hook(_replacing(name, fn)))
             for name, store in stores.items():
-                handles.append(self._modules[name].register_forward_hook(_storing(name, store)))
+                storing = _storing(name, store, strict)
+                handles.append(self._modules[name].register_forward_hook(storing))
             return self.model(inputs)
         finally:
             for handle in handles:
@@ -232,12 +236,23 @@ def _replacing(name: str, fn: HookFn) -> Callable[..., Any]:
     return hook
 
 
-def _storing(name: str, store: dict[str, Tensor]) -> Callable[..., None]:
+def _storing(name: str, store: dict[str, Tensor], strict: bool = True) -> Callable[..., None]:
+    """A forward hook keeping the module's output in ``store``; not ``strict``, a module that
+    runs twice or returns something else than a tensor is left out instead of refused."""
     count = _once(name)
+    left_out = False
 
     def hook(module: nn.Module, args: Any, output: Any) -> None:
-        count()
-        store[name] = _output_tensor(name, output).detach()
+        nonlocal left_out
+        try:
+            count()
+            store[name] = _output_tensor(name, output).detach()
+        except MesaError:
+            if strict:
+                raise
+            left_out = True
+        if left_out:
+            store.pop(name, None)
 
     return hook
 

@@ -35,7 +35,7 @@ import torch
 from jaxtyping import Float, Shaped
 from torch import Tensor, nn
 
-from mesa.probes.activations import position_axis_problem
+from mesa.probes.activations import at_position
 from mesa.probes.checks import Array, as_tensor, class_labels
 from mesa.probes.errors import MesaError
 from mesa.probes.hooks import Hooked, hooked
@@ -51,14 +51,7 @@ def _orthonormal(basis: Tensor) -> Tensor:
 
 def _at(act: Tensor, position: int | None, hook: str) -> Tensor:
     """``act`` at ``position`` (all of it for None), checked."""
-    if position is None:
-        return act
-    problem = position_axis_problem(hook, act.shape)
-    if problem:
-        raise MesaError(problem)
-    if not -act.shape[1] <= position < act.shape[1]:
-        raise MesaError(f"position {position} out of range for {act.shape[1]} positions")
-    return act[:, position]
+    return act if position is None else at_position(act, position, hook)
 
 
 def _interchange(act: Tensor, src: Tensor, basis: Tensor, position: int | None) -> Tensor:

@@ -108,6 +108,8 @@ def default_hooks(hm: Hooked, inputs: Tensor, position: int | None) -> list[str]
     pos, ...]`` along the model's positions (the most common length of axis 1 among hooks with
     three or more axes), leaving out 2-D hooks and attention patterns and scores."""
     acts = hm.fired(inputs[:2])
+    if not acts:
+        raise MesaError("no hook of the model gives one batch-first tensor per forward pass")
     if position is None:
         return list(acts)
     seq = {h: a.shape for h, a in acts.items() if position_axis_problem(h, a.shape) is None}

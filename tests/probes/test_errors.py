@@ -146,3 +146,16 @@ def test_steering_checks_its_direction_and_positions():
         steer(model, x, hook, torch.ones(256), positions=[0])
     with pytest.raises(MesaError, match=r"positions need a \[batch, pos, \.\.\.\] hook"):
         steer(TinyMLP(), torch.zeros(2, 8), "hook_out", torch.ones(4), positions=[0])
+
+
+def test_erasure_checks_the_eraser_and_the_position():
+    mlp = TinyMLP()
+    x = torch.randn(20, 8)
+    eraser, _ = fit_eraser(torch.randn(20, 16), torch.arange(20) % 2)
+    with pytest.raises(MesaError, match=r"eraser was fit on 16 features; .* has 8 per example"):
+        erasure_effect(mlp, x, "hook_in", eraser, lambda out: out.mean())
+    model = tiny_transformer(n_layers=1).eval()
+    tokens = torch.randint(0, 20, (20, 8), generator=torch.Generator().manual_seed(0))
+    wide, _ = fit_eraser(torch.randn(20, 32), torch.arange(20) % 2)
+    with pytest.raises(MesaError, match=r"position 9 out of range for 8 positions"):
+        erasure_effect(model, tokens, "blocks.0.hook_resid_pre", wide, lambda o: o.mean(), 9)

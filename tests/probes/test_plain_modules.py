@@ -168,6 +168,27 @@ class _Twice(nn.Module):
         return self.layer(self.layer(x))
 
 
+class _SharedActivation(nn.Module):
+    """One ReLU module applied twice, as plain models often do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.act = nn.Linear(4, 8), nn.Linear(8, 2), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(self.act(x))))
+
+
+def test_default_hooks_leave_out_a_module_that_runs_twice():
+    x = torch.randn(60, 4, generator=torch.Generator().manual_seed(0))
+    result = probe_sweep(_SharedActivation(), x, (x[:, 0] > 0).long())
+    assert [row.hook for row in result.rows] == ["fc1", "fc2"]
+    with pytest.raises(MesaError, match="module 'act' runs more than once"):
+        probe_sweep(_SharedActivation(), x, (x[:, 0] > 0).long(), hooks=["act"])
+    with pytest.raises(MesaError, match="no hook of the model gives one batch-first tensor"):
+        probe_sweep(_Twice(), x, (x[:, 0] > 0).long())
+
+
 class _DictOut(nn.Module):
     def __init__(self) -> None:
         super().__init__()
