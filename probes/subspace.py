@@ -164,6 +164,16 @@ def _check_width(logits: Tensor, target: Tensor) -> None:
         raise MesaError(f"target labels must be output classes 0..{k - 1}")
 
 
+def _check_learnable(out: Tensor, target: Tensor, hook: str) -> None:
+    """Refuse, after the first intervened forward pass, what DAS cannot learn from."""
+    _check_width(out, target)
+    if not out.requires_grad:
+        raise MesaError(
+            f"the model's output does not depend differentiably on hook {hook!r} "
+            "(no gradient path), so DAS cannot learn there; pick a hook upstream"
+        )
+
+
 def _log_prob(logits: Tensor, target: Tensor) -> Tensor:
     """Per pair: log of the probability on the label, or on the mask (``log sum_k p_k m_k``)."""
     log_p = torch.log_softmax(logits.float(), -1)
@@ -274,20 +284,18 @@ def fit_das(
             swap = _swapping(src[idx], das.basis, position)
             out = _answer(hm.run(base[idx], [(hook, swap)]))
             if step == 0:
-                _check_width(out, target)
-                if not out.requires_grad:
-                    raise MesaError(
-                        f"the model's output does not depend differentiably on hook {hook!r} "
-                        "(no gradient path), so DAS cannot learn there; pick a hook upstream"
-                    )
+                _check_learnable(out, target, hook)
             loss = -_log_prob(out, target[idx]).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
     basis = das.basis.detach()
-    das.train_iia = _iia(hm, base[train], src[train], target[train], hook, basis, position)
-    if len(test):
-        das.held_out_iia = _iia(hm, base[test], src[test], target[test], hook, basis, position)
+    for name, index in (("train_iia", train), ("held_out_iia", test)):
+        if len(index):
+            iia = _iia(
+                hm, base[index], src[index], target[index], hook, basis, position, batch_size
+            )
+            setattr(das, name, iia)
     das.test_index = test
     return das
 
@@ -301,10 +309,16 @@ def _iia(
     hook: str,
     basis: Tensor,
     position: int | None,
+    batch_size: int | None,
 ) -> float:
-    out = _answer(hm.run(base, [(hook, _swapping(src, _orthonormal(basis), position))]))
-    _check_width(out, target)
-    return float(_hits(out, target).float().mean())
+    q, step, hits = _orthonormal(basis), batch_size or len(base), 0
+    for i in range(0, len(base), step):
+        out = _answer(
+            hm.run(base[i : i + step], [(hook, _swapping(src[i : i + step], q, position))])
+        )
+        _check_width(out, target)
+        hits += int(_hits(out, target[i : i + step]).sum())
+    return hits / len(base)
 
 
 @torch.no_grad()
@@ -316,12 +330,16 @@ def interchange_accuracy(
     hook: str,
     basis: Float[Array, "k d"],
     position: int | None = None,
+    *,
+    batch_size: int | None = None,
 ) -> float:
     """IIA: the share of pairs whose intervened output's argmax is the counterfactual label, or
-    lies inside the mask of acceptable outputs (``labels`` ``[n]`` or ``[n, K]``)."""
+    lies inside the mask of acceptable outputs (``labels`` ``[n]`` or ``[n, K]``); in batches of
+    ``batch_size`` pairs (None: all at once)."""
     hm = hooked(model)
     hm.check(hook)
     base, source = _pair(hm, base, source)
     target = _targets(labels, len(base))
-    src = _source_acts(hm, source, hook, None)
-    return _iia(hm, base, src, target, hook, _checked_basis(basis, src, position, hook), position)
+    src = _source_acts(hm, source, hook, batch_size)
+    basis = _checked_basis(basis, src, position, hook)
+    return _iia(hm, base, src, target, hook, basis, position, batch_size)
