@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+# defined in mesa.probes, which imports nothing else from mesa, so that one class serves both
+from mesa.probes.errors import MesaError
 
-class MesaError(ValueError):
-    """A one-line, user-facing error."""
+__all__ = ["MesaError", "choice_error"]
 
 
 def choice_error(what: str, got: object, valid: Iterable[object]) -> MesaError:

@@ -23,24 +23,22 @@ from typing import Any
 import torch
 from concept_erasure import LeaceEraser, LeaceFitter, optimal_linear_shrinkage
 from jaxtyping import Float, Int
-from torch import Tensor
+from torch import Tensor, nn
 
-from mesa.errors import MesaError
-from mesa.probes.hooks import HookedModel, check_hooks, check_model
+from mesa.probes.activations import at_position
+from mesa.probes.checks import Array, as_tensor, class_labels, scalar
+from mesa.probes.errors import MesaError
+from mesa.probes.hooks import hooked
 
 
-def _checked(acts: Tensor, concepts: Sequence[Tensor]) -> Tensor:
-    """``acts`` flattened per example as float32, after checking them and their labels."""
-    x = acts.flatten(1).float()
-    for labels in concepts:
-        if labels.dim() != 1 or len(labels) != len(x):
-            raise MesaError(
-                f"{len(x)} activations need {len(x)} labels in one dimension, "
-                f"got {tuple(labels.shape)}"
-            )
+def _checked(acts: Array, concepts: Sequence[Array]) -> tuple[Tensor, list[Tensor]]:
+    """``acts`` flattened per example as float32 and each concept's labels as a tensor (numpy
+    arrays converted), after checking them."""
+    x = as_tensor(acts, "activations").flatten(1).float()
+    labels = [class_labels(y, len(x), "labels", of="activations") for y in concepts]
     if torch.isnan(x).any():
         raise MesaError("NaN activations given to the erasure fitter")
-    return x
+    return x, labels
 
 
 class ErasureFitter:
@@ -52,12 +50,12 @@ class ErasureFitter:
         self.n_classes = n_classes
         self._fitter = LeaceFitter(dim, n_classes, dtype=torch.float32)
 
-    def update(self, acts: Float[Tensor, "n d"], labels: Int[Tensor, " n"]) -> ErasureFitter:
-        acts = _checked(acts, [labels])
+    def update(self, acts: Float[Array, "n d"], labels: Int[Array, " n"]) -> ErasureFitter:
+        x, (labels,) = _checked(acts, [labels])
         if int(labels.min()) < 0 or int(labels.max()) >= self.n_classes:
             raise MesaError(f"labels must be class indices in 0..{self.n_classes - 1}")
         z = torch.nn.functional.one_hot(labels.long(), self.n_classes).float()
-        self._fitter.update(acts, z)
+        self._fitter.update(x, z)
         return self
 
     @property
@@ -65,8 +63,9 @@ class ErasureFitter:
         return self._fitter.eraser
 
 
-def fit_eraser(acts: Float[Tensor, "n d"], labels: Tensor) -> tuple[LeaceEraser, Tensor]:
-    """A LEACE eraser for ``labels`` (any values; returned as the sorted class values)."""
+def fit_eraser(acts: Float[Array, "n d"], labels: Array) -> tuple[LeaceEraser, Tensor]:
+    """A LEACE eraser for ``labels`` (class labels of any values, not continuous ones; returned as
+    the sorted class values). Tensors or numpy arrays."""
     return fit_erasers(acts, [labels])[0]
 
 
@@ -77,10 +76,11 @@ SVD_TOL = 0.01
 
 @torch.no_grad()
 def fit_erasers(
-    acts: Float[Tensor, "n d"], concepts: Sequence[Tensor], shrinkage: bool = True
+    acts: Float[Array, "n d"], concepts: Sequence[Array], shrinkage: bool = True
 ) -> list[tuple[LeaceEraser, Tensor]]:
     """LEACE erasers for several concepts of the same activations: ``(eraser, classes)`` for each
-    tensor of labels in ``concepts`` (any values; ``classes`` are the sorted values).
+    array of labels in ``concepts`` (class labels of any values, not continuous ones; ``classes``
+    are the sorted values). Tensors or numpy arrays.
 
     The erasers are ``concept_erasure.LeaceFitter``'s with its defaults (affine, trace of the
     covariance not allowed to grow; ``shrinkage`` as there), equal to them up to float32
@@ -91,7 +91,7 @@ def fit_erasers(
     examples, one CPU thread) LeaceFitter took 0.19-0.21 s a concept; this takes about 0.13 s for
     the first and 0.01 s for each further one (``experiments/bench_erasure.py``).
     """
-    x = _checked(acts, concepts)
+    x, concepts = _checked(acts, concepts)
     n, d = x.shape
     if n < 2:
         raise MesaError(f"erasure needs at least two examples, got {n}")
@@ -159,13 +159,22 @@ def erasing_hook(eraser: Callable[[Tensor], Tensor], position: int | None = None
     """A forward hook that erases the concept from a hook's activation (flattened per example,
     or at one ``position`` of a sequence hook)."""
 
+    def erase(x: Tensor) -> Tensor:
+        flat = x.flatten(1).float()
+        d = eraser.proj_right.shape[1] if isinstance(eraser, LeaceEraser) else flat.shape[1]
+        if flat.shape[1] != d:
+            raise MesaError(
+                f"the eraser was fit on {d} features; the hook's activation has {flat.shape[1]}"
+                + (" per example" if position is None else f" at position {position}")
+            )
+        return eraser(flat).reshape(x.shape).to(x.dtype)
+
     def hook(act: Tensor, hook: Any = None) -> Tensor:
         if position is None:
-            return eraser(act.flatten(1).float()).reshape(act.shape).to(act.dtype)
+            return erase(act)
+        erased = erase(at_position(act, position, getattr(hook, "name", None)))
         act = act.clone()
-        act[:, position] = eraser(act[:, position].flatten(1).float()).reshape(
-            act[:, position].shape
-        )
+        act[:, position] = erased
         return act
 
     return hook
@@ -173,18 +182,17 @@ def erasing_hook(eraser: Callable[[Tensor], Tensor], position: int | None = None
 
 @torch.no_grad()
 def erasure_effect(
-    model: HookedModel,
-    inputs: Tensor,
+    model: nn.Module,
+    inputs: Array,
     hook: str,
     eraser: Callable[[Tensor], Tensor],
     metric: Callable[[Tensor], Tensor],
     position: int | None = None,
 ) -> dict[str, float]:
-    """The metric before and after erasing at ``hook``, and the drop."""
-    model = check_model(model)
-    check_hooks(model, hook)
-    before = float(metric(model(inputs)))
-    after = float(
-        metric(model.run_with_hooks(inputs, fwd_hooks=[(hook, erasing_hook(eraser, position))]))
-    )
+    """The metric (one number per batch) before and after erasing at ``hook``, and the drop."""
+    hm = hooked(model)
+    hm.check(hook)
+    inputs = hm.inputs(inputs)
+    before = scalar(metric, hm.run(inputs))
+    after = scalar(metric, hm.run(inputs, [(hook, erasing_hook(eraser, position))]))
     return {"before": before, "after": after, "drop": before - after}

@@ -19,23 +19,31 @@ such: the same decision rule, not quite the same objective.)
 
 from __future__ import annotations
 
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from jaxtyping import Float, Int
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from mesa.errors import MesaError
+from mesa.probes.checks import check_discrete
+from mesa.probes.errors import MesaError
 
 #: ``precondition="auto"`` uses the PCA form up to this many features. Its eigendecomposition
 #: costs O(d^3): a few ms at d = 64, where it halved the fit time against "diagonal" on a
 #: policy's 64 features, but 0.1 s at d = 880, where "diagonal" converged as far in as little
 #: time without it (experiments/bench_probe_fit.md).
 PCA_MAX_FEATURES = 512
+
+
+class InvalidProbeParameter(MesaError, InvalidParameterError):
+    """A constructor parameter of :class:`LinearProbe` out of its range: both mesa's one-line
+    error and scikit-learn's ``InvalidParameterError`` (its message, too)."""
 
 
 class LinearProbe(ClassifierMixin, BaseEstimator):
@@ -54,7 +62,20 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         features' principal axes and scale each by its curvature; costs one eigendecomposition
         of a d x d matrix), ``"diagonal"`` (scale each feature by its curvature) or ``"auto"``
         (``"pca"`` up to ``PCA_MAX_FEATURES`` features, else ``"diagonal"``).
+
+    ``fit`` checks the parameters as scikit-learn's estimators do (``_parameter_constraints``),
+    raising :class:`InvalidProbeParameter`, and refuses continuous labels (non-integer floats).
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "solver": [StrOptions({"torch", "sklearn"})],
+        "fit_intercept": ["boolean"],
+        "history_size": [Interval(Integral, 1, None, closed="left")],
+        "precondition": [StrOptions({"auto", "pca", "diagonal"})],
+    }
 
     def __init__(
         self,
@@ -75,13 +96,12 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.precondition = precondition
 
     def fit(self, X: Float[np.ndarray, "n d"], y: Int[np.ndarray, " n"]) -> LinearProbe:
-        if self.solver not in ("torch", "sklearn"):
-            raise MesaError(f"unknown solver {self.solver!r}; valid: sklearn, torch")
-        if self.precondition not in ("auto", "pca", "diagonal"):
-            raise MesaError(
-                f"unknown precondition {self.precondition!r}; valid: auto, diagonal, pca"
-            )
+        try:
+            self._validate_params()
+        except InvalidParameterError as error:
+            raise InvalidProbeParameter(str(error)) from None
         X, y = validate_data(self, X, y, dtype=np.float64)
+        check_discrete(y)
         check_classification_targets(y)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -102,33 +122,36 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.coef_, self.intercept_ = coef, intercept
         return self
 
+    def _precondition(
+        self, xc: torch.Tensor, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The features in preconditioned coordinates, the per-coordinate scale ``s`` and the PCA
+        form's rotation and scaling ``R`` (None for "diagonal").
+
+        The objective is solved in coordinates V with W = R @ V, where R approximates the
+        inverse square root of its Hessian at W = 0: there the cross-entropy's curvature is
+        (C / k) X_c' X_c (uniform predictions over k classes) and the penalty's the identity.
+        "pca": R = U diag(s) from X_c' X_c = U diag(lam) U', s = (C lam / k + 1) ** -0.5; the
+        rotation keeps the penalty isotropic (||W||^2 = ||diag(s) V||^2). "diagonal": the same
+        per raw feature, without the rotation. Plain standardisation would penalise a feature
+        with small variance by 1 / sd^2 in its coordinates and crawl on conv activations, whose
+        rarely active units have tiny variance (experiments/bench_probe_fit.md).
+        """
+        d = xc.shape[1]
+        if self.precondition == "pca" or (self.precondition == "auto" and d <= PCA_MAX_FEATURES):
+            lam, U = torch.linalg.eigh(xc.t() @ xc)
+            s = (self.C * lam.clamp_min(0) / k + 1).rsqrt()
+            return xc @ U * s, s, U * s  # (not xc @ R: the zoo results were computed in this order)
+        s = (self.C * (xc * xc).sum(0) / k + 1).rsqrt()
+        return xc * s, s, None
+
     def _fit_torch(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # The objective is solved in coordinates V with W = R @ V, where R approximates the
-        # inverse square root of its Hessian at W = 0: there the cross-entropy's curvature is
-        # (C / k) X_c' X_c (uniform predictions over k classes) and the penalty's the identity.
-        # "pca": R = U diag(s) from X_c' X_c = U diag(lam) U', s = (C lam / k + 1) ** -0.5; the
-        # rotation keeps the penalty isotropic (||W||^2 = ||diag(s) V||^2). "diagonal": the same
-        # per raw feature, without the rotation. Plain standardisation (this solver until
-        # 0.1.0) penalises a feature with small variance by 1 / sd^2 in its coordinates, and on
-        # conv-policy activations had not reached the optimum after 300 iterations (held-out
-        # accuracy 0.43 at 100, 0.59 at 300, 0.70 at the optimum on a 64-feature layer); both
-        # forms here reach it in 20-170 (experiments/bench_probe_fit.md).
         n, d = X.shape
         k = len(self.classes_)
         # no intercept: no centring either (a centred fit would carry one in -mu @ W)
         mu = X.mean(0) if self.fit_intercept else np.zeros(d)
         # float32: on 2 CPU cores it ran several times faster than float64 at the same accuracy
-        xc = torch.from_numpy(X - mu).float()
-        R: torch.Tensor | None  # the PCA form's rotation and scaling; None for "diagonal"
-        if self.precondition == "pca" or (self.precondition == "auto" and d <= PCA_MAX_FEATURES):
-            lam, U = torch.linalg.eigh(xc.t() @ xc)
-            s = (self.C * lam.clamp_min(0) / k + 1).rsqrt()
-            R = U * s
-            x = xc @ U * s  # (not xc @ R: the zoo results were computed in this order)
-        else:
-            s = (self.C * (xc * xc).sum(0) / k + 1).rsqrt()
-            R = None
-            x = xc * s
+        x, s, R = self._precondition(torch.from_numpy(X - mu).float(), k)
         x_t = x.t().contiguous()
         t = torch.from_numpy(y)
         rows = torch.arange(n)

@@ -1,40 +1,46 @@
 """Activation patching: which activations carry the information a behaviour depends on?
 
 Run the model on a *base* input (e.g. corrupted) while replacing the activation at one hook —
-at one position, grid cell or head — with its value on a *source* input (e.g. clean), and read a
-metric of the output. Where patching moves the metric from its base value to its source value,
-that activation carries what the two inputs differ in (Vig et al. 2020, "Causal mediation analysis
-for interpreting neural NLP"; Meng et al. 2022, "Locating and editing factual associations in
-GPT"; Heimersheim & Nanda 2024, "How to use and interpret activation patching").
+at one position, grid cell, head, or head at one position — with its value on a *source* input
+(e.g. clean), and read a metric of the output. Where patching moves the metric from its base
+value to its source value, that activation carries what the two inputs differ in (Vig et al.
+2020, "Causal mediation analysis for interpreting neural NLP"; Meng et al. 2022, "Locating and
+editing factual associations in GPT"; Heimersheim & Nanda 2024, "How to use and interpret
+activation patching").
 
-:func:`patch_sweep` gives the same numbers as ``transformer_lens.patching`` (e.g.
-``get_act_patch_resid_pre``) on the cases it covers, but runs every position of a hook in one
-batched forward pass (the base input is repeated once per position and each copy patches its own
-position) instead of one forward pass per position, and on transformers with TransformerLens's
-layout (``blocks``, ``ln_final``, ``unembed``) it reuses the base run's prefix: a hook in block
-``L`` is patched by running blocks ``L..`` only, from the base input's cached residual stream
-entering block ``L``. (The bridge's own ``start_at_layer`` still computes blocks ``0..L-1`` and
-discards them, so it would save nothing.) Normalised recovery
-``(patched - base) / (source - base)`` is :meth:`PatchResult.recovery`.
+:func:`patch_sweep` gives the same numbers as ``transformer_lens.patching`` on the cases it
+covers (``get_act_patch_resid_pre`` is ``by="position"`` at ``blocks.L.hook_resid_pre``;
+``get_act_patch_attn_head_out_by_pos`` is ``by="head_position"`` at ``blocks.L.attn.hook_z``),
+but runs every location of a hook in one batched forward pass (the base input is repeated once
+per location and each copy patches its own) instead of one forward pass per location, and on
+transformers with TransformerLens's layout (``blocks``, ``ln_final``, ``unembed``) it reuses the
+base run's prefix: a hook in block ``L`` is patched by running blocks ``L..`` only, from the base
+input's cached residual stream entering block ``L``. (The bridge's own ``start_at_layer`` still
+computes blocks ``0..L-1`` and discards them, so it would save nothing.) Normalised recovery
+``(patched - base) / (source - base)`` is :meth:`PatchResult.recovery`. It works on any
+``nn.Module`` (hooks as :mod:`mesa.probes.hooks` names them) whose output is a tensor.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from einops import rearrange, repeat
 from jaxtyping import Shaped
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mesa.errors import MesaError
-from mesa.probes.hooks import HookedModel, check_hooks, check_model
+from mesa.probes.checks import Array, scalar
+from mesa.probes.errors import MesaError
+from mesa.probes.hooks import Hooked, hooked
 
 Metric = Callable[[Tensor], Tensor]
-BY = ("position", "cell", "head", None)
+BY = ("position", "cell", "head", "head_position", None)
 
 
 def logit_diff(good: int, bad: int, position: int | None = -1) -> Metric:
@@ -67,7 +73,9 @@ def target_prob(target: int | Tensor, position: int | None = -1) -> Metric:
 
 @dataclass
 class PatchResult:
-    """``values[i, k]``: the metric with hook ``hooks[i]`` patched at location ``k``."""
+    """``values[i, k]``: the metric with hook ``hooks[i]`` patched at location ``k``; for
+    ``by="head_position"``, ``values[i, p, h]``: patched at position ``p`` of head ``h`` (the
+    layout of ``transformer_lens.patching``'s ``*_by_pos`` results, one row per hook)."""
 
     hooks: list[str]
     by: str | None
@@ -103,39 +111,42 @@ class PatchResult:
         return ax
 
 
-def _locations(act: Tensor, by: str | None, hook: str) -> tuple[int, Callable[[int], Tensor]]:
-    """Number of locations and a function giving the boolean mask of location ``k``."""
-    shape = act.shape[1:]
+#: The layout each way of patching needs (the activation's axes).
+_NEEDS = {
+    "position": "[batch, pos, ...]",
+    "cell": "[batch, C, H, W]",
+    "head": "[batch, pos, head, d_head]",
+    "head_position": "[batch, pos, head, d_head]",
+}
+
+
+def _locations(act: Tensor, by: str | None, hook: str) -> tuple[tuple[int, ...], Any]:
+    """The grid of locations ``by`` names in ``act`` (``[batch, ...]``) and a function from flat
+    location indices to their boolean masks ``[K, *act.shape[1:]]``."""
+    shape = tuple(act.shape[1:])
+    # each mask is a one-hot over the located axes, spread by an einops pattern over the rest
     if by is None:
-        return 1, lambda k: torch.ones(shape, dtype=torch.bool)
+        return (1,), lambda ks: torch.ones((len(ks), *shape), dtype=torch.bool)
     if by == "position" and act.ndim >= 3:
-        axis = 0
+        pattern, sizes, grid = "k (p) -> k p" + " 1" * (len(shape) - 1), {"p": shape[0]}, shape[:1]
     elif by == "cell" and act.ndim == 4:
-        n = shape[1] * shape[2]
-
-        def cell(k: int) -> Tensor:
-            m = torch.zeros(shape[1] * shape[2], dtype=torch.bool)
-            m[k] = True
-            return m.view(1, shape[1], shape[2]).expand(shape)
-
-        return n, cell
+        pattern, sizes, grid = "k (h w) -> k 1 h w", {"h": shape[1], "w": shape[2]}, shape[1:]
     elif by == "head" and act.ndim == 4:
-        axis = 1
+        pattern, sizes, grid = "k (n) -> k 1 n 1", {"n": shape[1]}, shape[1:2]
+    elif by == "head_position" and act.ndim == 4:
+        pattern, sizes, grid = "k (p n) -> k p n 1", {"p": shape[0], "n": shape[1]}, shape[:2]
     else:
         raise MesaError(
-            f"cannot patch hook {hook!r} of shape {tuple(act.shape)} by {by!r}; "
-            "'position' needs [batch, pos, ...], 'cell' [batch, C, H, W], 'head' "
-            "[batch, pos, head, d_head], None patches the whole activation"
+            f"cannot patch hook {hook!r} of shape {tuple(act.shape)} by {by!r}: it needs "
+            f"{_NEEDS[by]} (by=None patches the whole activation)"
         )
 
-    def along(k: int) -> Tensor:
-        m = torch.zeros(shape[axis], dtype=torch.bool)
-        m[k] = True
-        view = [1] * len(shape)
-        view[axis] = shape[axis]
-        return m.view(view).expand(shape)
+    def masks(ks: Sequence[int]) -> Tensor:
+        one_hot = torch.eye(math.prod(grid), dtype=torch.bool)[list(ks)]
+        return rearrange(one_hot, pattern, **sizes).expand(len(ks), *shape)
 
-    return shape[axis], along
+    # a cell sweep keeps one flat H*W axis (cells in row-major order)
+    return ((math.prod(grid),) if by == "cell" else grid), masks
 
 
 def _start_block(hook: str) -> int | None:
@@ -165,18 +176,85 @@ def _suffix_runner(model: Any) -> Callable[[Tensor, int, list[Any]], Tensor] | N
     return run
 
 
-def _check_pair(base: Tensor, source: Tensor) -> None:
-    if base.shape != source.shape:
-        raise MesaError(
-            f"base and source inputs differ in shape: {tuple(base.shape)} vs {tuple(source.shape)}"
-        )
+class _BaseRuns:
+    """Runs the base inputs, repeated once per location, with one hook patched.
+
+    On a TransformerLens transformer whose blocks can be run one by one (checked: running from a
+    block's cached incoming residual stream must reproduce the base output exactly), a hook in
+    block ``L`` runs blocks ``L..`` only; otherwise every run is a whole forward pass.
+    """
+
+    def __init__(self, hm: Hooked, base: Tensor, names: list[str]) -> None:
+        self.hm, self.base = hm, base
+        self.suffix = _suffix_runner(hm.model) if hm.lens else None
+        starts = {h: _start_block(h) if self.suffix else None for h in names}
+        prefix = sorted({f"blocks.{b}.hook_resid_pre" for b in starts.values() if b})
+        if not set(prefix) <= set(hm.names):
+            starts, prefix = dict.fromkeys(names), []
+        self.base_out, self.resid = hm.cache(base, prefix)
+        if not all(self._reproduces(name) for name in prefix):
+            starts = dict.fromkeys(names)
+        self.starts = starts
+
+    def _reproduces(self, name: str) -> bool:
+        try:
+            out = self.suffix(self.resid[name], int(name.split(".")[1]), [])  # type: ignore[misc]
+        except Exception:  # a layout that cannot be run block by block: run it whole
+            return False
+        return torch.equal(out, self.base_out)
+
+    def __call__(self, hook: str, patch: Callable[..., Tensor], copies: int) -> Tensor:
+        first = self.starts[hook]
+        if first:  # from the base's residual stream entering block L
+            resid = self.resid[f"blocks.{first}.hook_resid_pre"]
+            copied = repeat(resid, "b ... -> (k b) ...", k=copies)
+            out = self.suffix(copied, first, [(hook, patch)])  # type: ignore[misc]
+        else:
+            out = self.hm.run(repeat(self.base, "b ... -> (k b) ...", k=copies), [(hook, patch)])
+        if not isinstance(out, Tensor):
+            raise MesaError(
+                f"patch_sweep needs a model whose output is a tensor, got {type(out).__name__}"
+            )
+        return rearrange(out, "(k b) ... -> k b ...", k=copies)
+
+
+def _sweep_hook(
+    runs: _BaseRuns, hook: str, src: Tensor, by: str | None, metric: Metric, max_rows: int
+) -> Tensor:
+    """The metric with ``hook`` patched from ``src`` at each location, shaped as the grid."""
+    if src.is_floating_point() and torch.isnan(src).any():
+        raise MesaError(f"NaN activations at hook {hook!r}")
+    grid, masks_of = _locations(src, by, hook)
+    batch = len(src)
+    n_loc = math.prod(grid)
+    per_run = max(1, max_rows // batch)
+    values: list[float] = []
+    for start in range(0, n_loc, per_run):
+        masks = masks_of(range(start, min(n_loc, start + per_run)))  # [K, *act_shape]
+
+        def patch(act: Tensor, hook: Any = None, masks: Tensor = masks) -> Tensor:
+            copies = rearrange(act, "(k b) ... -> k b ...", k=len(masks))
+            return rearrange(torch.where(masks[:, None], src, copies), "k b ... -> (k b) ...")
+
+        values += [scalar(metric, out) for out in runs(hook, patch, len(masks))]
+    return torch.tensor(values).view(grid)
+
+
+def _table(rows: list[Tensor]) -> Tensor:
+    """One tensor ``[hooks, *grid]``, padded with NaN where hooks have fewer locations."""
+    grid = [max(sizes) for sizes in zip(*(r.shape for r in rows), strict=True)]
+    table = torch.full((len(rows), *grid), float("nan"))
+    for i, r in enumerate(rows):
+        index: tuple[int | slice, ...] = (i, *(slice(0, n) for n in r.shape))
+        table[index] = r
+    return table
 
 
 @torch.no_grad()
 def patch_sweep(
-    model: HookedModel,
-    base_inputs: Shaped[Tensor, "batch ..."],
-    source_inputs: Shaped[Tensor, "batch ..."],
+    model: nn.Module,
+    base_inputs: Shaped[Array, "batch ..."],
+    source_inputs: Shaped[Array, "batch ..."],
     hooks: str | Sequence[str],
     metric: Metric,
     by: str | None = "position",
@@ -185,66 +263,29 @@ def patch_sweep(
 ) -> PatchResult:
     """Patch each hook from source into base at every location ``by`` and record ``metric``.
 
-    ``metric`` maps the model's output for a batch to a scalar (as in
-    ``transformer_lens.patching``). Locations are patched in batches of up to ``max_rows`` rows.
+    ``by``: ``"position"`` (``[batch, pos, ...]`` hooks), ``"cell"`` (``[batch, C, H, W]``),
+    ``"head"`` or ``"head_position"`` (``[batch, pos, head, d_head]``, e.g. TransformerLens's
+    ``attn.hook_z``), or None (the whole activation). ``metric`` maps the model's output for a
+    batch to one number (as in ``transformer_lens.patching``). Locations are patched in batches
+    of up to ``max_rows`` rows.
     """
-    model = check_model(model)
-    names = check_hooks(model, hooks)
+    hm = hooked(model)
+    names = hm.check(hooks)
     if by not in BY:
-        raise MesaError(f"unknown location {by!r}; valid: position, cell, head, None")
-    _check_pair(base_inputs, source_inputs)
-    source_out, cache = model.run_with_cache(source_inputs, names_filter=lambda n: n in names)
-    # reuse the base run's prefix: a hook in block L needs blocks L.. only, from the base's
-    # residual stream entering block L (where the model's layout allows it and reproduces the
-    # whole forward pass exactly)
-    suffix = _suffix_runner(model)
-    starts = {h: _start_block(h) if suffix else None for h in names}
-    prefix = {f"blocks.{b}.hook_resid_pre" for b in starts.values() if b}
-    base_out, base_cache = model.run_with_cache(base_inputs, names_filter=lambda n: n in prefix)
-    for name in prefix:
-        block = int(name.split(".")[1])
-        try:
-            ok = torch.equal(suffix(base_cache[name], block, []), base_out)  # type: ignore[misc]
-        except Exception:  # a layout that cannot be run block by block: run it whole
-            ok = False
-        if not ok:
-            starts = {h: None for h in names}
-            break
-    base_value = float(metric(base_out))
-    source_value = float(metric(source_out))
-    batch = len(base_inputs)
-    rows: list[Tensor] = []
-    for hook in tqdm(names, desc="patching", disable=not progress):
-        src = cache[hook]
-        if torch.isnan(src).any():
-            raise MesaError(f"NaN activations at hook {hook!r}")
-        n_loc, mask_of = _locations(src, by, hook)
-        per_chunk = max(1, max_rows // batch)
-        values = []
-        for start in range(0, n_loc, per_chunk):
-            ks = list(range(start, min(n_loc, start + per_chunk)))
-            masks = torch.stack([mask_of(k) for k in ks])  # [K, *act_shape]
-
-            def patch(
-                act: Tensor, hook: Any = None, masks: Tensor = masks, src: Tensor = src
-            ) -> Tensor:
-                act = act.view(len(masks), batch, *act.shape[1:])
-                return torch.where(masks[:, None], src[None], act).flatten(0, 1)
-
-            first = starts[hook]
-            if first:  # run blocks L.. only, from the base's residual stream entering block L
-                resid = base_cache[f"blocks.{first}.hook_resid_pre"]
-                out = suffix(  # type: ignore[misc]
-                    resid.repeat(len(ks), *[1] * (resid.ndim - 1)), first, [(hook, patch)]
-                )
-            else:
-                reps = [len(ks)] + [1] * (base_inputs.ndim - 1)
-                out = model.run_with_hooks(base_inputs.repeat(*reps), fwd_hooks=[(hook, patch)])
-            out = out.view(len(ks), batch, *out.shape[1:])
-            values += [float(metric(out[j])) for j in range(len(ks))]
-        rows.append(torch.tensor(values))
-    width = max(len(r) for r in rows)
-    table = torch.full((len(names), width), float("nan"))
-    for i, r in enumerate(rows):
-        table[i, : len(r)] = r
-    return PatchResult(names, by, table, base_value, source_value)
+        raise MesaError(
+            f"unknown location {by!r}; valid: cell, head, head_position, position, None"
+        )
+    base = hm.inputs(base_inputs, "base inputs")
+    source = hm.inputs(source_inputs, "source inputs")
+    if base.shape != source.shape:
+        raise MesaError(
+            f"base and source inputs differ in shape: {tuple(base.shape)} vs {tuple(source.shape)}"
+        )
+    source_out, cache = hm.cache(source, names)
+    runs = _BaseRuns(hm, base, names)
+    base_value, source_value = scalar(metric, runs.base_out), scalar(metric, source_out)
+    rows = [
+        _sweep_hook(runs, hook, cache[hook], by, metric, max_rows)
+        for hook in tqdm(names, desc="patching", disable=not progress)
+    ]
+    return PatchResult(names, by, _table(rows), base_value, source_value)

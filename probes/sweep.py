@@ -13,21 +13,26 @@ on held-out examples (95% Wilson interval), beside three controls:
 
 Splits never leak: with ``groups`` (e.g. the layout or episode each example came from), no group
 is in both the training and the test split.
+
+Labels must be classes: continuous values (non-integer floats) are refused, to be discretised
+first; integer-valued floats are taken as classes.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
-from torch import Tensor
+from torch import Tensor, nn
 
-from mesa.errors import MesaError
-from mesa.probes.activations import collect_activations
-from mesa.probes.hooks import HookedModel, check_model, hook_names
+from mesa.probes.activations import collect, position_axis_problem
+from mesa.probes.checks import Array, as_tensor, class_labels
+from mesa.probes.errors import MesaError
+from mesa.probes.hooks import Hooked, hooked
 from mesa.probes.linear import LinearProbe
 from mesa.probes.stats import wilson
 
@@ -94,36 +99,61 @@ class SweepResult:
         return ax
 
 
+def _numpy(x: Array | None) -> np.ndarray | None:
+    return None if x is None else x.numpy() if isinstance(x, Tensor) else np.asarray(x)
+
+
+def default_hooks(hm: Hooked, inputs: Tensor, position: int | None) -> list[str]:
+    """Every hook that runs on ``inputs``; with a ``position``, only those laid out ``[batch,
+    pos, ...]`` along the model's positions (the most common length of axis 1 among hooks with
+    three or more axes), leaving out 2-D hooks and attention patterns and scores."""
+    acts = hm.fired(inputs[:2])
+    if not acts:
+        raise MesaError("no hook of the model gives one batch-first tensor per forward pass")
+    if position is None:
+        return list(acts)
+    seq = {h: a.shape for h, a in acts.items() if position_axis_problem(h, a.shape) is None}
+    if not seq:
+        raise MesaError("no hook of the model has a position axis; use position=None")
+    n_pos = Counter(shape[1] for shape in seq.values()).most_common(1)[0][0]
+    return [h for h, shape in seq.items() if shape[1] == n_pos]
+
+
 def probe_sweep(
-    model: HookedModel,
-    inputs: Tensor,
-    labels: Tensor,
+    model: nn.Module,
+    inputs: Array,
+    labels: Array,
     hooks: Sequence[str] | None = None,
-    groups: Tensor | None = None,
-    baseline_inputs: Tensor | None = None,
-    control_keys: Tensor | None = None,
+    groups: Array | None = None,
+    baseline_inputs: Array | None = None,
+    control_keys: Array | None = None,
     position: int | None = None,
     test_size: float = 0.25,
     seed: int = 0,
     batch_size: int = 512,
 ) -> SweepResult:
-    """Probe every hook (default: all of the model's hooks) for ``labels``, with controls."""
-    model = check_model(model)
-    if len(inputs) != len(labels):
-        raise MesaError(f"{len(inputs)} inputs but {len(labels)} labels")
-    y = labels.numpy()
+    """Probe each hook for ``labels`` (class labels), with controls.
+
+    ``hooks`` defaults to every hook that runs in the model's forward pass; with a ``position``,
+    to those that have a position axis there (``[batch, pos, ...]``; see :func:`default_hooks`).
+    A named hook without one is refused.
+    """
+    hm = hooked(model)
+    inputs = hm.inputs(inputs)
+    y = class_labels(labels, len(inputs), of="inputs").numpy()
     if len(np.unique(y)) < 2:
         raise MesaError(f"labels have one class only ({y[0]!r}); a probe needs at least two")
-    hooks = list(hooks) if hooks is not None else hook_names(model)
-    acts = collect_activations(model, inputs, hooks, batch_size=batch_size, position=position)
-    train, test = split_indices(len(y), None if groups is None else groups.numpy(), test_size, seed)
+    hooks = hm.check(hooks) if hooks is not None else default_hooks(hm, inputs, position)
+    acts = collect(hm, inputs, hooks, batch_size, position)
+    train, test = split_indices(len(y), _numpy(groups), test_size, seed)
     rng = np.random.default_rng(seed)
-    if control_keys is None:
+    keys = _numpy(control_keys)
+    if keys is None:
         control = rng.permutation(y)
     else:
-        keys, inverse = np.unique(control_keys.numpy(), return_inverse=True)
-        control = rng.choice(np.unique(y), size=len(keys))[inverse]
-    raw = (baseline_inputs if baseline_inputs is not None else inputs).flatten(1).float().numpy()
+        unique_keys, inverse = np.unique(keys, return_inverse=True)
+        control = rng.choice(np.unique(y), size=len(unique_keys))[inverse]
+    raw = inputs if baseline_inputs is None else as_tensor(baseline_inputs, "baseline inputs")
     values, counts = np.unique(y[train], return_counts=True)
     rows = []
     for h in hooks:
@@ -134,7 +164,7 @@ def probe_sweep(
     return SweepResult(
         rows=rows,
         chance=float((y[test] == values[counts.argmax()]).mean()),
-        baseline=held_out_accuracy(raw, y, train, test),
+        baseline=held_out_accuracy(raw.flatten(1).float().numpy(), y, train, test),
         n_train=len(train),
         n_test=len(test),
     )

@@ -9,6 +9,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mesa.errors import MesaError
 from mesa.probes import (
+    LinearProbe,
     collect_activations,
     erasure_effect,
     fit_das,
@@ -44,6 +45,23 @@ def test_patching_equals_transformer_lens(name):
         model, corrupted, clean, [f"blocks.{i}.hook_{name}" for i in range(4)], metric
     )
     # both compute the same float32 forward passes; 1e-5 allows for summation order only
+    assert (ours.values - reference).abs().max() <= 1e-5
+
+
+def test_head_position_patching_equals_transformer_lens():
+    import transformer_lens.patching as tlp
+
+    model = tiny_transformer(n_layers=2).eval()
+    g = torch.Generator().manual_seed(0)
+    clean, corrupted = (torch.randint(0, 20, (4, 8), generator=g) for _ in range(2))
+    _, clean_cache = model.run_with_cache(clean)
+    metric = logit_diff(3, 7)
+    reference = tlp.get_act_patch_attn_head_out_by_pos(model, corrupted, clean_cache, metric)
+    hooks = [f"blocks.{i}.attn.hook_z" for i in range(2)]
+    ours = patch_sweep(model, corrupted, clean, hooks, metric, by="head_position")
+    assert ours.values.shape == reference.shape == (2, 8, 4)  # [layer, pos, head]
+    assert reference.abs().max() > 0.1  # heads matter: the comparison is not vacuous
+    # the same float32 forward passes; 1e-5 allows for summation order only
     assert (ours.values - reference).abs().max() <= 1e-5
 
 
@@ -268,27 +286,89 @@ def test_fit_erasers_bad_input():
         fit_erasers(torch.full((20, 4), float("nan")), [torch.arange(20) % 2])
 
 
-@pytest.mark.parametrize("model_kind", ["mlp", "conv", "transformer"])
-def test_erasure_and_steering_run_on_every_model(model_kind):
+def _linear_readout(model_kind: str):
+    """A model, inputs, a hook, its position, the output's read-out, and the matrix W with
+    ``read-out = W @ activation + b``: the hook feeds the read-out through a linear map only."""
+    g = torch.Generator().manual_seed(0)
     if model_kind == "mlp":
-        model, inputs, hook, pos = TinyMLP(), torch.randn(200, 8), "hook_hidden", None
-    elif model_kind == "conv":
-        model, inputs, hook, pos = TinyConv(), torch.randn(200, 3, 5, 5), "blocks.0.hook_out", None
-    else:
-        model = tiny_transformer().eval()
-        inputs, hook, pos = torch.randint(0, 20, (200, 8)), "blocks.1.hook_resid_pre", -1
+        model = TinyMLP()
+        return (
+            model,
+            torch.randn(400, 8, generator=g),
+            "hook_hidden",
+            None,
+            lambda o: o,
+            model.w2.weight,
+        )
+    if model_kind == "conv":
+        with torch.random.fork_rng(devices=[]):  # TinyConv draws torch's default init
+            torch.manual_seed(0)
+            model = TinyConv()
+        inputs = torch.randn(400, 3, 5, 5, generator=g)
+        return model, inputs, "blocks.1.hook_out", None, lambda o: o, model.head.weight
+    model = tiny_transformer().eval()
+    inputs = torch.randint(0, 20, (400, 8), generator=g)
+    return model, inputs, "ln_final.hook_out", -1, lambda o: o[:, -1], model.W_U.T
+
+
+def _fresh_probe_accuracy(features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Held-out accuracy of a (barely regularised) probe fit on the first half of the examples,
+    scored on the rest."""
+    x, y, half = features.numpy(), labels.numpy(), len(labels) // 2
+    return float(LinearProbe(C=100).fit(x[:half], y[:half]).score(x[half:], y[half:]))
+
+
+@pytest.mark.parametrize("model_kind", ["mlp", "conv", "transformer"])
+def test_erasing_a_concept_in_the_forward_pass_leaves_a_fresh_probe_at_chance(model_kind):
+    model, inputs, hook, pos, readout, _ = _linear_readout(model_kind)
+    with torch.no_grad():
+        out = readout(model(inputs))
+    labels = (out[:, 0] - out[:, 1] > (out[:, 0] - out[:, 1]).median()).long()  # in the output
     acts = collect_activations(model, inputs, [hook], position=pos)[hook]
-    labels = (acts[:, 0] > acts[:, 0].median()).long()
     eraser, _ = fit_eraser(acts, labels)
-    metric = logit_diff(0, 1)
-    effect = erasure_effect(model, inputs, hook, eraser, metric, position=pos)
-    assert set(effect) == {"before", "after", "drop"}
-    assert effect["drop"] == pytest.approx(effect["before"] - effect["after"])
-    direction = torch.zeros(acts.shape[1])
-    steered = steer(
-        model, inputs, hook, direction, alpha=3.0, positions=None if pos is None else [pos]
+    effect = erasure_effect(
+        model, inputs, hook, eraser, lambda o: _fresh_probe_accuracy(readout(o), labels), pos
     )
-    assert torch.allclose(steered, model(inputs), atol=1e-6)  # a zero direction changes nothing
+    assert effect["before"] >= 0.9
+    # the output is linear in the erased activation, so no linear probe on it beats a constant;
+    # chance is 0.5 (median split) and 200 held-out examples leave about 3.5 points of noise
+    assert effect["after"] <= 0.6
+    assert effect["drop"] >= 0.3
+
+
+@pytest.mark.parametrize("model_kind", ["mlp", "conv", "transformer"])
+def test_steering_along_a_direction_moves_the_output_by_the_known_amount(model_kind):
+    model, inputs, hook, pos, readout, weight = _linear_readout(model_kind)
+    inputs = inputs[:5]
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        plain = model(inputs)
+        direction = torch.randn(weight.shape[1], generator=g)
+        shift = 3.0 * weight @ direction  # what adding 3 * direction at the hook must do
+        steered = steer(model, inputs, hook, direction, alpha=3.0,
+                        positions=None if pos is None else [pos])  # fmt: skip
+        assert torch.allclose(readout(steered) - readout(plain), shift.expand(5, -1), atol=1e-4)
+        assert shift.abs().max() > 0.1  # not vacuous
+        if model_kind == "transformer":
+            # at the chosen position only; a d_model direction with no positions: everywhere
+            assert torch.allclose(steered[:, :-1], plain[:, :-1], atol=1e-6)
+            everywhere = steer(model, inputs, hook, direction, alpha=3.0)
+            assert torch.allclose(everywhere - plain, shift.expand(5, 8, -1), atol=1e-4)
+            # a direction of one whole example's size is added as it is
+            whole = torch.zeros(8, 32)
+            whole[2] = direction
+            at_two = steer(model, inputs, hook, whole.flatten(), alpha=3.0) - plain
+            assert torch.allclose(at_two[:, 2], shift.expand(5, -1), atol=1e-4)
+            assert at_two[:, [0, 1, 3, 4, 5, 6, 7]].abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("model_kind", ["mlp", "conv", "transformer"])
+def test_zero_steering_changes_nothing(model_kind):
+    model, inputs, hook, pos, _, weight = _linear_readout(model_kind)
+    steered = steer(model, inputs[:5], hook, torch.zeros(weight.shape[1]), alpha=3.0,
+                    positions=None if pos is None else [pos])  # fmt: skip
+    with torch.no_grad():
+        assert torch.allclose(steered, model(inputs[:5]), atol=1e-6)
 
 
 def test_steering_moves_output_along_the_direction():

@@ -18,6 +18,36 @@ def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"C": 0}, r"'C' parameter of LinearProbe must be a float in the range \(0.0, inf\)"),
+        ({"C": -1}, r"'C' parameter .* Got -1 instead"),
+        ({"C": "big"}, r"'C' parameter .* Got 'big' instead"),
+        ({"max_iter": 0}, r"'max_iter' parameter .* range \[1, inf\)"),
+        ({"tol": -1e-3}, r"'tol' parameter"),
+        ({"history_size": 0}, r"'history_size' parameter"),
+        ({"fit_intercept": "yes"}, r"'fit_intercept' parameter"),
+    ],
+)
+def test_probe_parameters_are_validated_the_scikit_learn_way(params, message):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(MesaError, match=message) as caught:
+        LinearProbe(**params).fit(x, np.arange(20) % 2)
+    assert isinstance(caught.value, InvalidParameterError)  # what scikit-learn callers catch
+    assert "\n" not in str(caught.value)
+
+
+def test_probe_passes_scikit_learns_parameter_validation_check():
+    # not among the checks parametrize_with_checks yields for estimators outside scikit-learn:
+    # every parameter has a constraint, and a value of a wrong type is refused by fit
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    check_param_validation("LinearProbe", LinearProbe())
+
+
 def test_torch_solver_matches_sklearn():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, 20))
@@ -97,13 +127,29 @@ def test_sweep_finds_planted_feature_and_control_stays_at_chance(
     result = probe_sweep(model, make_inputs(x), y, hooks=hooks, position=position)
     first = result.rows[0]
     assert first.accuracy >= 0.95  # the input holds the feature linearly
-    assert first.ci[0] <= first.accuracy <= first.ci[1]
     for row in result.rows:
         # shuffled labels: a probe can only memorise, and on held-out data it is at chance
         assert abs(row.control_accuracy - 0.5) < 0.1
         assert row.selectivity == pytest.approx(row.accuracy - row.control_accuracy)
     assert abs(result.chance - 0.5) < 0.1
     assert result.baseline >= 0.95
+
+
+def test_sweep_interval_covers_the_accuracy_that_label_noise_allows():
+    # labels flipped at random 15% of the time: on fresh data no probe can do better than 0.85,
+    # and a probe of the (linear) planted feature does about that well
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2000, 8, generator=g)
+    clean = (x[:, 2] - x[:, 5] > 0).long()
+    y = torch.where(torch.rand(2000, generator=g) < 0.15, 1 - clean, clean)
+    result = probe_sweep(TinyMLP(), x, y, hooks=["hook_in"])
+    lo, hi = result.rows[0].ci
+    assert result.n_test == 500
+    assert lo <= 0.85 <= hi  # the interval covers the rate the probe estimates
+    # and says something: 500 test examples give a half-width of about 1.96 * sqrt(.85 * .15 /
+    # 500) = 0.031, far from perfect decoding and from chance
+    assert 0.04 < hi - lo < 0.08
+    assert hi < 0.95 and lo > 0.6
 
 
 def test_sweep_on_transformer_reads_a_position():
@@ -114,6 +160,36 @@ def test_sweep_on_transformer_reads_a_position():
     assert result.rows[0].accuracy >= 0.9
     later = probe_sweep(model, tokens, labels, hooks=["blocks.0.hook_resid_pre"], position=4)
     assert later.rows[0].accuracy < 0.7  # position 4's embedding knows nothing of token 2
+
+
+def test_sweep_default_hooks_at_a_position_are_those_with_a_position_axis():
+    model = tiny_transformer(n_layers=1, n_ctx=6, d_vocab=12).eval()
+    tokens = torch.randint(0, 12, (120, 6), generator=torch.Generator().manual_seed(0))
+    labels = (tokens[:, -1] >= 6).long()  # the last token, read at the last position
+    result = probe_sweep(model, tokens, labels, position=-1)
+    hooks = [row.hook for row in result.rows]
+    assert len(set(hooks)) == len(hooks) >= 30
+    for left_out in (
+        "embed.hook_in",  # the token ids: [batch, pos], no axis after the position
+        "blocks.0.attn.hook_pattern",  # [batch, head, dest, src]
+        "blocks.0.attn.hook_attn_scores",
+        "blocks.0.hook_mlp_in",  # never runs in this model
+    ):
+        assert left_out not in hooks
+    for kept in (
+        "hook_embed",
+        "blocks.0.hook_resid_pre",
+        "blocks.0.attn.hook_z",
+        "unembed.hook_out",
+    ):
+        assert kept in hooks
+    assert result.rows[hooks.index("hook_embed")].accuracy >= 0.9
+    for named, problem in [
+        ("blocks.0.attn.hook_pattern", r"is laid out \[batch, head, dest, src\]"),
+        ("embed.hook_in", r"has no position axis \(shape \(\d+, 6\)"),
+    ]:
+        with pytest.raises(MesaError, match=f"hook '{named}' " + problem):
+            probe_sweep(model, tokens, labels, hooks=[named], position=-1)
 
 
 def test_groups_never_leak():
@@ -135,7 +211,9 @@ def test_collect_activations_batches_and_errors():
         collect_activations(model, torch.full((3, 8), float("nan")), ["hook_in"])
     with pytest.raises(MesaError, match="has no position axis"):
         collect_activations(model, x, ["hook_in"], position=0)
-    with pytest.raises(MesaError, match="not a hooked model"):
+    with pytest.raises(MesaError, match=r"str is not a torch.nn.Module"):
+        collect_activations("model", x, ["hook_in"])
+    with pytest.raises(MesaError, match=r"unknown hook 'hook_in'; Linear has no submodules"):
         collect_activations(torch.nn.Linear(2, 2), x, ["hook_in"])
 
 
@@ -148,12 +226,11 @@ def test_probe_errors():
         LinearProbe().fit(np.random.default_rng(0).normal(size=(10, 3)), np.arange(9) % 2)
     x = np.random.default_rng(0).normal(size=(10, 3))
     for solver in ("adam", "auto"):  # "auto" (scikit-learn for binary labels) is gone
-        with pytest.raises(MesaError, match=f"unknown solver '{solver}'; valid: sklearn, torch"):
+        with pytest.raises(MesaError, match=r"'solver' parameter .* among .* Got '" + solver):
             LinearProbe(solver=solver).fit(x, np.arange(10) % 2)
-    bad_precondition = "unknown precondition 'whiten'; valid: auto, diagonal, pca"
-    with pytest.raises(MesaError, match=bad_precondition):
+    with pytest.raises(MesaError, match=r"'precondition' parameter .* Got 'whiten' instead"):
         LinearProbe(precondition="whiten").fit(x, np.arange(10) % 2)
-    with pytest.raises(MesaError, match="10 inputs but 9 labels"):
+    with pytest.raises(MesaError, match=r"10 inputs need 10 labels in one dimension, got \(9,\)"):
         probe_sweep(TinyMLP(), torch.randn(10, 8), torch.arange(9) % 2, hooks=["hook_in"])
     with pytest.raises(MesaError, match="one class only"):
         probe_sweep(TinyMLP(), torch.randn(10, 8), torch.zeros(10, dtype=torch.long))
