@@ -101,6 +101,33 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
     print(result.summary())
 
 
+def _cmd_show(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from mesa.errors import MesaError
+    from mesa.report.show import SHOW_PNG, save_png, show
+
+    run = Path(args.run)
+    if (run / "zoo.json").is_file():
+        members = sorted(p.name for p in (run / "members").glob("*"))[:1]
+        example = run / "members" / (members[0] if members else "NAME")
+        raise MesaError(
+            f"{run} is a zoo; mesa show draws one run (e.g. {example}); mesa report {run} draws "
+            "the zoo"
+        )
+    if run.is_dir() and not (run / "model.safetensors").is_file():
+        raise MesaError(f"{run} is not a run directory (no model.safetensors in it)")
+    out = Path(args.out) if args.out else run / SHOW_PNG
+    import torch
+
+    # batches of a few dozen small inputs: waking a second thread costs more than it saves
+    # (on 2 shared cores it doubled the CPU time of a show)
+    torch.set_num_threads(1)
+    fig = show(run, seed=args.seed)
+    save_png(fig, out)
+    print(f"wrote {out}")
+
+
 def _cmd_report(args: argparse.Namespace) -> None:
     from mesa.report import write_report
 
@@ -124,6 +151,18 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options, e.g. size=7")
     p.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="trainer hyperparameters")
+
+
+def _add_show_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "show",
+        help="draw a run: OOD episodes and vector fields (gridworlds), or answer distributions "
+        "and patching maps (sequence tasks); writes a PNG",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", help="PNG to write (default: RUN/show.png)")
+    p.add_argument("--seed", type=int, default=0, help="picks the episodes, layouts and prompts")
+    p.set_defaults(func=_cmd_show)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,7 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.set_defaults(func=_cmd_zoo)
 
-    p = sub.add_parser("report", help="write report.html and report.md for a zoo or demo directory")
+    _add_show_parser(sub)
+    p = sub.add_parser(
+        "report", help="write report.html and report.md for a run, a zoo or a demo directory"
+    )
     p.add_argument("dir")
     p.set_defaults(func=_cmd_report)
 
