@@ -101,6 +101,15 @@ def test_episodes_follow_the_policy():
     assert all(ep.outcome == "neither" and set(ep.path) == {ep.scene.start} for ep in stuck)
 
 
+def test_pictures_draw_from_the_start_of_the_ood_pool():
+    task = mesa.make_task("maze", p=0.0, n_levels=G.VIEW_LEVELS + 20)
+    view = G.viewing_task(task)
+    assert view.config.n_levels == G.VIEW_LEVELS
+    full, cut = task.pool("ood", 0), view.pool("ood", 0)
+    assert torch.equal(full.walls[: G.VIEW_LEVELS], cut.walls)  # the same layouts, fewer
+    assert G.viewing_task(view) is view
+
+
 def _png_size(path: Path) -> tuple[int, int]:
     width, height = struct.unpack(">II", path.read_bytes()[16:24])
     return width, height
