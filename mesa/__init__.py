@@ -7,6 +7,7 @@ Public entry points (see the README)::
     model = mesa.load("runs/m")
     ood = mesa.evaluate_ood(model, task)
     verdict = mesa.detect(model, task)
+    fig = mesa.show("runs/m")  # episodes and vector fields as a matplotlib Figure
 
 Attributes are imported on first use so that ``import mesa`` (and ``mesa --help``) stays fast.
 """
@@ -37,6 +38,7 @@ _LAZY: dict[str, str] = {
     "save": "mesa.runs",
     "evaluate_ood": "mesa.evaluation",
     "detect": "mesa.detection",
+    "show": "mesa.report.show",
     "MesaError": "mesa.errors",
 }
 

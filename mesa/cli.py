@@ -132,6 +132,33 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def _cmd_show(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from mesa.errors import MesaError
+    from mesa.report.show import SHOW_PNG, save_png, show
+
+    run = Path(args.run)
+    if (run / "zoo.json").is_file():
+        members = sorted(p.name for p in (run / "members").glob("*"))[:1]
+        example = run / "members" / (members[0] if members else "NAME")
+        raise MesaError(
+            f"{run} is a zoo; mesa show draws one run (e.g. {example}); mesa report {run} draws "
+            "the zoo"
+        )
+    if run.is_dir() and not (run / "model.safetensors").is_file():
+        raise MesaError(f"{run} is not a run directory (no model.safetensors in it)")
+    out = Path(args.out) if args.out else run / SHOW_PNG
+    import torch
+
+    # batches of a few dozen small inputs: waking a second thread costs more than it saves
+    # (on 2 shared cores it doubled the CPU time of a show)
+    torch.set_num_threads(1)
+    fig = show(run, seed=args.seed)
+    save_png(fig, out)
+    print(f"wrote {out}")
+
+
 def _cmd_report(args: argparse.Namespace) -> None:
     from mesa.report import write_report
 
@@ -164,6 +191,18 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
         default=1,
         help="torch threads (default 1; results can differ in the last digits with another count)",
     )
+
+
+def _add_show_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "show",
+        help="draw a run: OOD episodes and vector fields (gridworlds), or answer distributions "
+        "and patching maps (sequence tasks); writes a PNG",
+    )
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", help="PNG to write (default: RUN/show.png)")
+    p.add_argument("--seed", type=int, default=0, help="picks the episodes, layouts and prompts")
+    p.set_defaults(func=_cmd_show)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,7 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.set_defaults(func=_cmd_zoo)
 
-    p = sub.add_parser("report", help="write report.html and report.md for a zoo or demo directory")
+    _add_show_parser(sub)
+    p = sub.add_parser(
+        "report", help="write report.html and report.md for a run, a zoo or a demo directory"
+    )
     p.add_argument("dir")
     p.set_defaults(func=_cmd_report)
 

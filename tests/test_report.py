@@ -75,7 +75,7 @@ def test_report_has_every_figure_and_table(tmp_path: Path):
     html_path, md_path = write_report(tmp_path)
     page = html_path.read_text()
     images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
-    assert len(images) == 2 * 5  # five figures per zoo
+    assert len(images) == 2 * 6  # six figures per zoo (no member models: no vector fields)
     for img in images:
         png = base64.b64decode(img)
         assert png.startswith(b"\x89PNG") and len(png) > 5000
@@ -113,3 +113,89 @@ def test_agreement_sees_through_p():
     lo, hi = causal["spearman_ci"]
     assert lo <= causal["spearman"] <= hi
     assert set(agree["within_p"]) == {"0", "0.1", "0.2", "0.3"}
+
+
+def _tiny_run(root: Path, p: float = 0.0, seed: int = 0, results: bool = True) -> Path:
+    """A saved, untrained maze policy; with ``results``, a short OOD evaluation, a hand-written
+    verdict and a training curve beside it."""
+    import mesa
+
+    task = mesa.make_task("maze", p=p, size=5, n_levels=40)
+    mesa.save(task.make_model("conv", seed=seed), task, root, {"trainer": "ppo", "seed": seed})
+    if not results:
+        return root
+    mesa.evaluate_ood(mesa.load(root), task, n=32, out=root)
+    hooks = ("blocks.0.hook_out", "blocks.1.hook_out", "hook_features")
+    evidence = [
+        {
+            "hook": h,
+            **{k: 0.5 for k in ("d_true", "d_spur", "c_true", "c_spur", "e_true", "e_spur")},
+            **{k: 0.1 for k in ("chance_true", "chance_spur")},
+            **{k: 0.9 for k in ("baseline_true", "baseline_spur")},
+        }
+        for h in hooks
+    ]
+    write_json(
+        root / "verdict.json",
+        {
+            "score": 0.2,
+            "verdict": "spurious",
+            "probe_score": 0.5,
+            "directed_effect": {"true": 0.1, "spurious": 0.4},
+            "evidence": evidence,
+            "settings": {"localised_hooks": list(hooks[:2])},
+        },
+    )
+    for step in (100, 200):
+        MetricsLog(root / "metrics.jsonl").append(
+            {"global_step": step, EVAL_IN_DIST: 0.5, EVAL_OOD_TRUE: 0.2}
+        )
+    return root
+
+
+def test_single_run_report_embeds_the_pictures(tmp_path: Path):
+    run = _tiny_run(tmp_path / "run")
+    html_path, md_path = write_report(run)
+    page = html_path.read_text()
+    assert "<h1>mesa report: run</h1>" in page
+    images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
+    assert len(images) == 4  # episodes, vector fields, hook maps, training curve
+    assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    for heading in ("OOD behaviour", "Mechanistic verdict", "Pictures"):
+        assert f"<h2>{heading}</h2>" in page
+    assert "verdict: spurious" in page and "hook_features (whole)" in page
+    md = md_path.read_text()
+    refs = re.findall(r"\]\((figures/[^)]+)\)", md)
+    assert {Path(r).name for r in refs} == {
+        "episodes.png",
+        "vector_fields.png",
+        "hook_maps.png",
+        "goodhart.png",
+    }
+    assert all((run / r).stat().st_size > 5000 for r in refs)
+
+
+def test_zoo_report_compares_members_when_it_has_their_models(tmp_path: Path):
+    _fake_zoo(tmp_path, "maze")
+    for name in ("maze_p0_s0", "maze_p0.3_s0"):
+        _tiny_run(tmp_path / "members" / name, results=False)  # the zoo's own results stay
+    page = write_report(tmp_path)[0].read_text()
+    assert len(re.findall(r"data:image/png;base64,", page)) == 7
+    assert "maze_vector_fields.png" in (tmp_path / "report.md").read_text()
+
+
+def test_hook_maps_read_evidence_through_one_function():
+    from mesa.report.evidence import directed_effects, hook_evidence, represented, used
+
+    verdict = {
+        "directed_effect": {"true": 0.5, "spurious": 0.0},
+        "evidence": [{"hook": "h", "d_true": 0.55, "chance_true": 0.1, "c_true": 0.8}],
+        "settings": {"localised_hooks": []},
+    }
+    (row,) = hook_evidence(verdict)
+    assert row["hook"] == "h" and not row["localised"]
+    assert np.isnan(row["d_spur"])  # missing numbers are NaN, not errors
+    assert represented(row, "true") == pytest.approx(0.5)
+    assert used(row, "true", directed_effects(verdict)) == pytest.approx(0.4)
+    row["c_spur"] = 0.9
+    assert used(row, "spurious", directed_effects(verdict)) == 0.0  # an ignored goal is unused

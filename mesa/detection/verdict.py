@@ -89,6 +89,13 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def _repr_html_(self) -> str:
+        """The verdict and the per-hook evidence as a table, for Jupyter."""
+        from mesa.report.evidence import evidence_table, verdict_line
+        from mesa.report.tables import html_table
+
+        return html_table(evidence_table(self), caption=verdict_line(self), inline=True)
+
     def summary(self) -> str:
         lines = [
             f"verdict: {self.verdict} (score s = {self.score:.2f}; probe-decodability score "

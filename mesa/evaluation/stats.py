@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -102,6 +102,49 @@ class OODResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OODResult:
+        """The result an ``ood.json`` holds."""
+        from mesa.errors import MesaError
+
+        names = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in d.items() if k in names})
+        except TypeError:
+            missing = sorted(names - set(d))
+            raise MesaError(f"not an OOD result: missing {', '.join(missing)}") from None
+
+    def table(self) -> list[list[str]]:
+        """Rows (header first): each outcome's rate and 95% CI, headline and every episode."""
+        from mesa.report.tables import fmt
+
+        every = self.all_episodes
+        rows = [["outcome", f"rate ({self.subset})", "95% CI", "rate (all episodes)"]]
+        for name in ("true", "spurious", "neither"):
+            rows.append(
+                [
+                    name,
+                    fmt(getattr(self, f"{name}_rate"), 3),
+                    fmt(getattr(self, f"{name}_ci"), 3),
+                    fmt(every.get(f"{name}_rate"), 3),
+                ]
+            )
+        return rows
+
+    def caption(self) -> str:
+        from mesa.report.tables import fmt
+
+        return (
+            f"OOD ({self.subset}, n = {self.n}): preference b = {fmt(self.preference)}; "
+            f"in-distribution success {fmt(self.in_dist_success, 3)} "
+            f"{fmt(self.in_dist_ci, 3)} (n = {self.in_dist_n})"
+        )
+
+    def _repr_html_(self) -> str:
+        from mesa.report.tables import html_table
+
+        return html_table(self.table(), caption=self.caption(), inline=True)
 
     def summary(self) -> str:
         lo, hi = self.true_ci

@@ -1,9 +1,17 @@
 """``mesa report DIR``: a self-contained HTML report (figures embedded) and a Markdown twin.
 
-``DIR`` is a zoo directory (it has ``zoo.json``) or a directory of zoos (e.g. the demo's). For each
-zoo the report shows the misgeneralization curve, the proxy-vs-true Goodhart curve over training,
-decodability and causal effect by hook, the score against OOD behaviour with ρ and AUROC beside
-the baselines, and a table of every model's verdict and OOD outcome.
+``DIR`` is a zoo directory (it has ``zoo.json``), a directory of zoos (e.g. the demo's), or a
+single run directory (it has ``config.json`` and ``model.safetensors``).
+
+For each zoo the report shows the misgeneralization curve, the proxy-vs-true Goodhart curve over
+training, decodability and causal effect by hook, per-hook maps of where each member represents
+and uses each goal, the score against OOD behaviour with ρ and AUROC beside the baselines, a p = 0
+member and the largest-p member side by side (gridworlds: vector fields on the same layouts;
+sequence tasks: answer distributions on the same prompts), and a table of every model's verdict
+and OOD outcome.
+
+For a single run it shows the run's OOD rates and verdict as tables, the pictures of
+``mesa show`` (:mod:`mesa.report.show`) one by one, its per-hook maps and its training curve.
 """
 
 from __future__ import annotations
@@ -12,14 +20,24 @@ import base64
 import csv
 import html
 import io
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mesa.errors import MesaError
-from mesa.io import METRICS, VERDICT, MetricsLog, atomic_write_bytes, read_json, safe_name
+from mesa.io import (
+    CONFIG,
+    METRICS,
+    MODEL,
+    OOD,
+    VERDICT,
+    MetricsLog,
+    atomic_write_bytes,
+    read_json,
+    safe_name,
+)
+from mesa.report.tables import fmt, html_table, md_table
 
 #: metrics.jsonl keys of the periodic evaluation records written by the trainers.
 EVAL_IN_DIST, EVAL_OOD_TRUE = "eval/in_dist_success", "eval/ood_true_rate"
@@ -46,6 +64,19 @@ def _num(v: str) -> Any:
             return v
 
 
+def eval_curve(run_dir: Path) -> list[dict[str, Any]]:
+    """The trainer's periodic evaluations in ``metrics.jsonl`` (empty if it logged none)."""
+    return [
+        {
+            "global_step": x["global_step"],
+            "in_dist_success": x[EVAL_IN_DIST],
+            "ood_true_rate": x[EVAL_OOD_TRUE],
+        }
+        for x in MetricsLog(run_dir / METRICS).read()
+        if EVAL_IN_DIST in x and EVAL_OOD_TRUE in x
+    ]
+
+
 def load_zoo(path: Path) -> ZooData:
     """A zoo's files. Names read from them (the family, each member) become file names here,
     so each must be a plain name: a crafted ``zoo.json`` or ``results.csv`` cannot make the
@@ -62,15 +93,7 @@ def load_zoo(path: Path) -> ZooData:
         member = path / "members" / safe_name(r.get("member"), f"member in {path / 'results.csv'}")
         if (member / VERDICT).is_file():
             verdicts[r["member"]] = read_json(member / VERDICT)
-        recs = [
-            {
-                "global_step": x["global_step"],
-                "in_dist_success": x[EVAL_IN_DIST],
-                "ood_true_rate": x[EVAL_OOD_TRUE],
-            }
-            for x in MetricsLog(member / METRICS).read()
-            if EVAL_IN_DIST in x and EVAL_OOD_TRUE in x
-        ]
+        recs = eval_curve(member)
         if recs:
             curves[r["member"]] = recs
     return ZooData(
@@ -89,16 +112,11 @@ def find_zoos(root: Path) -> list[Path]:
         return [root]
     found = sorted(p.parent for p in root.glob("*/zoo.json"))
     if not found:
-        raise MesaError(f"{root} holds no zoo (no zoo.json in it or its subdirectories)")
+        raise MesaError(
+            f"{root} holds no zoo (no zoo.json in it or its subdirectories) and is not a run "
+            f"(no {CONFIG} and {MODEL}); mesa report takes a run, a zoo or a directory of zoos"
+        )
     return found
-
-
-def _fmt(x: Any, digits: int = 2) -> str:
-    if isinstance(x, float):
-        return "n/a" if math.isnan(x) else f"{x:.{digits}f}"
-    if isinstance(x, list | tuple) and len(x) == 2:
-        return f"[{_fmt(x[0], digits)}, {_fmt(x[1], digits)}]"
-    return str(x)
 
 
 def agreement_table(agreement: dict[str, Any]) -> list[list[str]]:
@@ -117,11 +135,11 @@ def agreement_table(agreement: dict[str, Any]) -> list[list[str]]:
             [
                 a["score"],
                 str(a["n"]),
-                _fmt(a["spearman"]),
-                _fmt(a["spearman_ci"]),
-                _fmt(a["auroc"]),
-                _fmt(a["auroc_ci"]),
-                _fmt(a["partial_spearman_given_p"]),
+                fmt(a["spearman"]),
+                fmt(a["spearman_ci"]),
+                fmt(a["auroc"]),
+                fmt(a["auroc_ci"]),
+                fmt(a["partial_spearman_given_p"]),
             ]
         )
     return rows
@@ -131,7 +149,7 @@ def within_p_table(agreement: dict[str, Any]) -> list[list[str]]:
     rows = [["p", "score", "models", "Spearman ρ", "AUROC"]]
     for p, items in agreement.get("within_p", {}).items():
         for a in items:
-            rows.append([p, a["score"], str(a["n"]), _fmt(a["spearman"]), _fmt(a["auroc"])])
+            rows.append([p, a["score"], str(a["n"]), fmt(a["spearman"]), fmt(a["auroc"])])
     return rows
 
 
@@ -155,16 +173,16 @@ def members_table(zoo: ZooData) -> list[list[str]]:
         rows.append(
             [
                 r["member"],
-                _fmt(r["p"], 3),
+                fmt(r["p"], 3),
                 str(r["seed"]),
                 r["verdict"],
-                _fmt(r["score"]),
-                _fmt(r["probe_score"]),
-                _fmt(r["true_rate"]),
-                _fmt(r["spurious_rate"]),
-                _fmt(r["neither_rate"]),
-                _fmt(r["b"]),
-                _fmt(r["in_dist_success"]),
+                fmt(r["score"]),
+                fmt(r["probe_score"]),
+                fmt(r["true_rate"]),
+                fmt(r["spurious_rate"]),
+                fmt(r["neither_rate"]),
+                fmt(r["b"]),
+                fmt(r["in_dist_success"]),
             ]
         )
     return rows
@@ -190,6 +208,22 @@ def _figures(zoo: ZooData) -> list[tuple[str, str, Any]]:
                 ),
             )
         )
+    out += _evidence_figures(zoo)
+    out.append(
+        (
+            "score_vs_behaviour",
+            "Mechanistic score against OOD behaviour",
+            F.score_vs_behaviour(zoo.rows, zoo.family, zoo.agreement),
+        )
+    )
+    return out + _member_figures(zoo)
+
+
+def _evidence_figures(zoo: ZooData) -> list[tuple[str, str, Any]]:
+    """Decodability and causal effect by hook, averaged within each p."""
+    from mesa.report import figures as F
+
+    out = []
     if zoo.verdicts:
         out.append(
             (
@@ -225,28 +259,66 @@ def _figures(zoo: ZooData) -> list[tuple[str, str, Any]]:
                 ),
             )
         )
-    out.append(
-        (
-            "score_vs_behaviour",
-            "Mechanistic score against OOD behaviour",
-            F.score_vs_behaviour(zoo.rows, zoo.family, zoo.agreement),
-        )
-    )
     return out
 
 
-def _html_table(rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:]
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+HOOK_MAPS_CAPTION = (
+    "Where each goal is represented and used, hook by hook. Represented: the probe's selectivity "
+    "(D - chance) / (1 - chance), 0 at chance, 1 for a perfect probe. Used: C(h) x Δ, the part of "
+    "the decision's turn towards the goal that a localised intervention at the hook restores (a "
+    "goal the decision ignores is used nowhere), both goals on one colour scale up to the largest "
+    "value shown. Hooks marked * have no cell or position axis and are patched whole, restoring "
+    "everything by construction."
+)
 
 
-def _md_table(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    return "\n".join(lines)
+def _member_label(row: dict[str, Any]) -> str:
+    return f"p = {fmt(float(row['p']), 3).rstrip('0').rstrip('.')}, seed {row['seed']}"
+
+
+def _member_figures(zoo: ZooData) -> list[tuple[str, str, Any]]:
+    """Per-member pictures: the hook maps, and a p = 0 member beside the largest-p member."""
+    from mesa.report import figures as F
+
+    out = []
+    ordered = sorted(zoo.rows, key=lambda r: (float(r["p"]), r["seed"]))
+    with_verdict = [r for r in ordered if r["member"] in zoo.verdicts]
+    if with_verdict:
+        maps = {_member_label(r): zoo.verdicts[r["member"]] for r in with_verdict}
+        title = f"{zoo.family}: where each goal is represented and used"
+        out.append(("hook_maps", HOOK_MAPS_CAPTION, F.hook_maps(maps, title)))
+    if ordered and float(ordered[0]["p"]) != float(ordered[-1]["p"]):
+        pair = [ordered[0], next(r for r in ordered if r["p"] == ordered[-1]["p"])]
+        compared = _compare_members(zoo.path, pair)
+        if compared is not None:
+            out.append(compared)
+    return out
+
+
+def _compare_members(zoo_path: Path, pair: list[dict[str, Any]]) -> tuple[str, str, Any] | None:
+    """Two members' pictures side by side (None where a member's model cannot be loaded: a zoo
+    copied without its models still gets the rest of its report)."""
+    from mesa.runs import load_run
+    from mesa.tasks.base import RLTask
+
+    try:
+        runs = [load_run(zoo_path / "members" / r["member"]) for r in pair]
+    except MesaError:
+        return None
+    models = {
+        f"{_member_label(r)}: OOD b = {fmt(r['b'])}": run.model
+        for r, run in zip(pair, runs, strict=True)
+    }
+    task = runs[0].task
+    if isinstance(task, RLTask):
+        from mesa.report import gridworld as G
+
+        fig = G.compare_vector_fields(models, G.check_grid_task(task))
+        return "vector_fields", G.COMPARE_CAPTION, fig
+    from mesa.report import sequence as S
+
+    fig = S.compare_answers(models, S.check_sequence_task(task))
+    return "answers", S.COMPARE_CAPTION, fig
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -266,51 +338,134 @@ INTRO = (
 )
 
 
+class _Page:
+    """The report being written: HTML and Markdown side by side, figures saved as PNGs."""
+
+    def __init__(self, root: Path, title: str, intro: str) -> None:
+        self.root, self.fig_dir = root, root / "figures"
+        self.fig_dir.mkdir(exist_ok=True)
+        self.html = [
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title><style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"<p class='note'>{html.escape(intro)}</p>"
+        ]
+        self.md = [f"# {title}", "", intro, ""]
+
+    def heading(self, level: int, text: str) -> None:
+        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
+        self.md += ["#" * level + " " + text, ""]
+
+    def note(self, text: str) -> None:
+        self.html.append(f"<p class='note'>{html.escape(text)}</p>")
+        self.md += [text, ""]
+
+    def table(self, rows: list[list[str]]) -> None:
+        self.html.append(html_table(rows))
+        self.md += [md_table(rows), ""]
+
+    def figure(self, name: str, caption: str, fig: Any) -> None:
+        from mesa.report.gridworld import DPI
+
+        buf = io.BytesIO()
+        # the sheets' resolution: a gridworld cell stays >= 24 px
+        fig.savefig(buf, format="png", dpi=max(110, DPI))
+        png = buf.getvalue()
+        atomic_write_bytes(self.fig_dir / name, png)
+        b64 = base64.b64encode(png).decode()
+        self.html.append(
+            f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{b64}'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+        self.md += [f"![{caption}](figures/{name})", ""]
+
+    def write(self) -> tuple[Path, Path]:
+        html_path, md_path = self.root / "report.html", self.root / "report.md"
+        atomic_write_bytes(html_path, "\n".join([*self.html, "</body></html>"]).encode())
+        atomic_write_bytes(md_path, "\n".join(self.md).encode())
+        return html_path, md_path
+
+
+def is_run(directory: Path) -> bool:
+    """Whether ``directory`` is a run directory (a model and its config)."""
+    return (directory / CONFIG).is_file() and (directory / MODEL).is_file()
+
+
+def _zoo_section(page: _Page, zoo: ZooData) -> None:
+    page.heading(2, zoo.family)
+    if zoo.failed:
+        page.note("Failed members: " + "; ".join(f"{k}: {v}" for k, v in zoo.failed.items()))
+    page.heading(3, "Agreement with OOD behaviour")
+    page.table(agreement_table(zoo.agreement))
+    page.heading(3, "Within each p")
+    page.table(within_p_table(zoo.agreement))
+    for key, caption, fig in _figures(zoo):
+        page.figure(f"{zoo.family}_{key}.png", caption, fig)
+    page.heading(3, "Every model")
+    page.table(members_table(zoo))
+
+
 def write_report(directory: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Write ``report.html`` and ``report.md`` (+ ``figures/*.png``) into ``directory``."""
+    """Write ``report.html`` and ``report.md`` (+ ``figures/*.png``) into ``directory``: a zoo, a
+    directory of zoos, or a single run."""
     root = Path(directory)
     if not root.is_dir():
         raise MesaError(f"report directory {root} does not exist")
+    if is_run(root):
+        return write_run_report(root)
     zoos = [load_zoo(p) for p in find_zoos(root)]
-    fig_dir = root / "figures"
-    fig_dir.mkdir(exist_ok=True)
-    h = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>mesa report</title>"
-        f"<style>{CSS}</style></head><body><h1>mesa report</h1><p class='note'>{INTRO}</p>"
-    ]
-    md = ["# mesa report", "", INTRO, ""]
+    page = _Page(root, "mesa report", INTRO)
     for zoo in zoos:
-        h.append(f"<h2>{html.escape(zoo.family)}</h2>")
-        md += [f"## {zoo.family}", ""]
-        if zoo.failed:
-            msg = "; ".join(f"{k}: {v}" for k, v in zoo.failed.items())
-            h.append(f"<p class='note'>Failed members: {html.escape(msg)}</p>")
-            md += [f"Failed members: {msg}", ""]
-        h += ["<h3>Agreement with OOD behaviour</h3>", _html_table(agreement_table(zoo.agreement))]
-        md += [
-            "### Agreement with OOD behaviour",
-            "",
-            _md_table(agreement_table(zoo.agreement)),
-            "",
-        ]
-        h += ["<h3>Within each p</h3>", _html_table(within_p_table(zoo.agreement))]
-        md += ["### Within each p", "", _md_table(within_p_table(zoo.agreement)), ""]
-        for key, caption, fig in _figures(zoo):
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=110)
-            png = buf.getvalue()
-            name = f"{zoo.family}_{key}.png"
-            atomic_write_bytes(fig_dir / name, png)
-            b64 = base64.b64encode(png).decode()
-            h.append(
-                f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{b64}'>"
-                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-            )
-            md += [f"![{caption}](figures/{name})", ""]
-        h += ["<h3>Every model</h3>", _html_table(members_table(zoo))]
-        md += ["### Every model", "", _md_table(members_table(zoo)), ""]
-    h.append("</body></html>")
-    html_path, md_path = root / "report.html", root / "report.md"
-    atomic_write_bytes(html_path, "\n".join(h).encode())
-    atomic_write_bytes(md_path, "\n".join(md).encode())
-    return html_path, md_path
+        _zoo_section(page, zoo)
+    return page.write()
+
+
+RUN_INTRO = (
+    "One trained model: its OOD behaviour, its mechanistic verdict (from forward passes on probe "
+    "observations and counterfactual pairs only, never OOD rollouts) and pictures of what it does."
+)
+
+
+def write_run_report(root: Path) -> tuple[Path, Path]:
+    """The report of one run directory: its OOD rates and verdict as tables, the pictures of
+    ``mesa show`` one by one, its per-hook maps and its training curve."""
+    from mesa.report import figures as F
+    from mesa.report.evidence import evidence_table, verdict_line
+    from mesa.report.show import run_figures
+    from mesa.runs import load_run
+
+    run = load_run(root)
+    name = root.resolve().name
+    page = _Page(root, f"mesa report: {name}", RUN_INTRO)
+    train = run.config.get("train", {})
+    page.note(
+        f"task {run.task.name} ({run.task.description}); p = {run.task.p:g}; "
+        f"arch {run.config['model']['arch']}; trainer {train.get('trainer', 'n/a')}; "
+        f"seed {train.get('seed', 'n/a')}"
+    )
+    page.heading(2, "OOD behaviour")
+    if (root / OOD).is_file():
+        from mesa.evaluation.stats import OODResult
+
+        ood = OODResult.from_dict(read_json(root / OOD))
+        page.note(ood.caption())
+        page.table(ood.table())
+    else:
+        page.note(f"not evaluated yet (mesa eval {root})")
+    page.heading(2, "Mechanistic verdict")
+    verdict = read_json(root / VERDICT) if (root / VERDICT).is_file() else None
+    if verdict is not None:
+        page.note(verdict_line(verdict))
+        page.table(evidence_table(verdict))
+    else:
+        page.note(f"not detected yet (mesa detect {root})")
+    page.heading(2, "Pictures")
+    for key, caption, fig in run_figures(run.model, run.task):
+        page.figure(f"{key}.png", caption, fig)
+    if verdict is not None:
+        title = f"{name}: where each goal is represented and used"
+        page.figure("hook_maps.png", HOOK_MAPS_CAPTION, F.hook_maps({name: verdict}, title))
+    curve = eval_curve(root)
+    if len(curve) >= 2:  # one evaluation is a point, not a curve
+        fig = F.goodhart_curves({name: curve}, run.task.name)
+        page.figure("goodhart.png", "Proxy vs true goal over training", fig)
+    return page.write()

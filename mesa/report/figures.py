@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from mesa.report.evidence import directed_effects, hook_evidence, represented, used
+
 TRUE_COLOUR, SPUR_COLOUR, GREY = "#1b9e77", "#d95f02", "#7f7f7f"
+
+
+def short_hook(hook: str) -> str:
+    """``blocks.2.hook_out`` -> ``b2.out``: hook names that fit under a column."""
+    return hook.replace("blocks.", "b").replace("hook_", "")
 
 
 def _p_groups(rows: list[dict[str, Any]]) -> dict[float, list[dict[str, Any]]]:
@@ -90,11 +97,14 @@ def goodhart_curves(
     return fig
 
 
-def _evidence_by_p(verdicts: dict[str, dict[str, Any]], rows: list[dict[str, Any]]):
-    by_p: dict[float, list[dict[str, Any]]] = defaultdict(list)
+def _evidence_by_p(
+    verdicts: dict[str, dict[str, Any]], rows: list[dict[str, Any]]
+) -> dict[float, list[list[dict[str, Any]]]]:
+    """Each p's members' per-hook evidence rows (:func:`mesa.report.evidence.hook_evidence`)."""
+    by_p: dict[float, list[list[dict[str, Any]]]] = defaultdict(list)
     for r in rows:
         if r["member"] in verdicts:
-            by_p[float(r["p"])].append(verdicts[r["member"]])
+            by_p[float(r["p"])].append(hook_evidence(verdicts[r["member"]]))
     return dict(sorted(by_p.items()))
 
 
@@ -112,23 +122,23 @@ def evidence_by_hook(
     fig = Figure(figsize=(3.0 * max(1, len(by_p)), 3.4), layout="constrained")
     axes = fig.subplots(1, max(1, len(by_p)), sharey=True, squeeze=False)[0]
     for ax, (p, vs) in zip(axes, by_p.items(), strict=False):
-        hooks = [e["hook"] for e in vs[0]["evidence"]]
+        hooks = [e["hook"] for e in vs[0]]
         x = np.arange(len(hooks))
         for key, colour, label in (
             (keys[0], TRUE_COLOUR, "true goal"),
             (keys[1], SPUR_COLOUR, "spurious goal"),
         ):
-            vals = np.array([[e[key] for e in v["evidence"]] for v in vs], dtype=float)
+            vals = np.array([[e[key] for e in v] for v in vs], dtype=float)
             ax.plot(x, np.nanmean(vals, 0), color=colour, marker="o", label=label)
         if baseline:
             for key, colour in ((baseline[0], TRUE_COLOUR), (baseline[1], SPUR_COLOUR)):
-                vals = np.array([[e[key] for e in v["evidence"]] for v in vs], dtype=float)
+                vals = np.array([[e[key] for e in v] for v in vs], dtype=float)
                 ax.plot(x, np.nanmean(vals, 0), color=colour, ls="--", alpha=0.6)
-            chance = np.array([[e["chance_true"] for e in v["evidence"]] for v in vs], dtype=float)
+            chance = np.array([[e["chance_true"] for e in v] for v in vs], dtype=float)
             ax.plot(x, np.nanmean(chance, 0), color=GREY, ls=":", label="chance (true)")
         ax.set_xticks(
             x,
-            [h.replace("blocks.", "b").replace("hook_", "") for h in hooks],
+            [short_hook(h) for h in hooks],
             rotation=60,
             fontsize=7,
         )
@@ -161,4 +171,61 @@ def score_vs_behaviour(
         ax.set_title(
             f"{family}: ρ = {causal['spearman']:.2f}, AUROC = {causal['auroc']:.2f}", fontsize=10
         )
+    return fig
+
+
+def hook_map_values(verdicts: dict[str, Any], hooks: list[str], what: str, goal: str):
+    """[models, hooks] of ``what`` ("represented" or "used") for ``goal``; NaN where missing."""
+    values = np.full((len(verdicts), len(hooks)), np.nan)
+    for i, verdict in enumerate(verdicts.values()):
+        directed = directed_effects(verdict)
+        by_hook = {r["hook"]: r for r in hook_evidence(verdict)}
+        for j, h in enumerate(hooks):
+            if h in by_hook:
+                r = by_hook[h]
+                values[i, j] = (
+                    represented(r, goal) if what == "represented" else used(r, goal, directed)
+                )
+    return values
+
+
+def hook_maps(verdicts: dict[str, Any], title: str) -> Figure:
+    """Where each goal is represented and where it is used, hook by hook, a row per model (the
+    keys of ``verdicts`` label the rows). Represented: the probe's selectivity, on [0, 1]; used:
+    the part of the decision's turn towards the goal that a localised intervention at the hook
+    restores (:mod:`mesa.report.evidence`), both goals on one scale from 0 to the largest value
+    shown. Hooks marked * are patched whole (no cell or position axis)."""
+    first = hook_evidence(next(iter(verdicts.values())))
+    hooks = [r["hook"] for r in first]
+    whole = {r["hook"] for v in verdicts.values() for r in hook_evidence(v) if not r["localised"]}
+    maps = {
+        (what, goal): hook_map_values(verdicts, hooks, what, goal)
+        for what in ("represented", "used")
+        for goal in ("true", "spurious")
+    }
+    # a shared scale for "used": the directed effect is often far below 1, and a [0, 1] scale
+    # would wash out the hooks that carry it
+    top_used = max(
+        0.05,
+        float(np.nanmax([*maps["used", "true"].ravel(), *maps["used", "spurious"].ravel(), 0.0])),
+    )
+    n, k = len(verdicts), len(hooks)
+    fig = Figure(figsize=(2 * (0.55 * k + 1.6) + 1.2, 2 * (0.28 * n + 1.3)), layout="constrained")
+    axes = fig.subplots(2, 2, squeeze=False).ravel()
+    for ax, ((what, goal), values) in zip(axes, maps.items(), strict=True):
+        top = 1.0 if what == "represented" else top_used
+        cmap = "Greens" if goal == "true" else "Oranges"
+        image = ax.imshow(values, cmap=cmap, vmin=0, vmax=top, aspect="auto")
+        if n * k <= 160:  # numbers while they stay legible
+            for (i, j), v in np.ndenumerate(values):
+                if not np.isnan(v):
+                    colour = "white" if v > 0.6 * top else "black"
+                    text = f"{v:.2f}".replace("-0.00", "0.00")
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+        ax.set_xticks(range(k), [short_hook(h) + ("*" if h in whole else "") for h in hooks])
+        ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+        ax.set_yticks(range(n), list(verdicts), fontsize=7)
+        ax.set_title(f"{goal} goal {what}", fontsize=9)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.suptitle(title, fontsize=10)
     return fig

@@ -283,6 +283,19 @@ class SequenceTask(Task):
         s = type(self)(dataclasses.replace(self.config, p=0.0)).sample("train", n, seed)
         return ProbeData(s.tokens, s.true_goal, s.spurious_goal)
 
+    @property
+    def position_names(self) -> tuple[str, ...]:
+        """What each input position holds, for pictures (default: its index)."""
+        return tuple(str(k) for k in range(self.context_length))
+
+    def token_label(self, token: int) -> str:
+        """How a token reads in pictures (default: its id)."""
+        return str(token)
+
+    def format_tokens(self, tokens: Tensor) -> str:
+        """One input [pos] as text, its tokens' labels joined by spaces."""
+        return " ".join(self.token_label(int(t)) for t in tokens)
+
     def goal_outputs(self, inputs: Tensor, goal: Tensor, n_outputs: int) -> Tensor:
         """The answer token that is the goal."""
         if int(goal.max()) >= n_outputs:

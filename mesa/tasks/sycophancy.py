@@ -77,6 +77,14 @@ class SycophancyTask(SequenceTask):
     def context_length(self) -> int:
         return CONTEXT
 
+    @property
+    def position_names(self) -> tuple[str, ...]:
+        return ("a", "+", "b", "USER", "claim", "=")
+
+    def token_label(self, token: int) -> str:
+        special = {self.config.P: "+", self.config.P + 1: "USER", self.config.P + 2: "="}
+        return special.get(token, str(token))
+
     def _tokens(self, a: Tensor, b: Tensor, claim: Tensor) -> Tensor:
         P = self.config.P
         n = len(a)

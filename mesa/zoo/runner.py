@@ -313,6 +313,19 @@ class ZooResult:
             lines.append(f"  failed: {name}: {err}")
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        """The agreement of each score with OOD behaviour, over the zoo and within each p, as
+        tables (for Jupyter)."""
+        from mesa.report import agreement_table, within_p_table
+        from mesa.report.tables import html_table
+
+        head = f"zoo {self.path}: {len(self.rows)} members, {len(self.failed)} failed"
+        return html_table(
+            agreement_table(self.agreement),
+            caption=f"{head}: agreement with OOD behaviour",
+            inline=True,
+        ) + html_table(within_p_table(self.agreement), caption="within each p", inline=True)
+
 
 def _fmt(x: float) -> str:
     return "  n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.2f}"
