@@ -108,7 +108,15 @@ def _cmd_detect(args: argparse.Namespace) -> None:
     sizes = {
         k: v for k, v in (("n_probe", args.n_probe), ("n_pairs", args.n_pairs)) if v is not None
     }
-    verdict = mesa.detect(run.model, run.task, out=args.run, seed=args.seed, **sizes)
+    verdict = mesa.detect(
+        run.model,
+        run.task,
+        out=args.run,
+        seed=args.seed,
+        methods=_methods(args.methods),
+        inputs=args.inputs,
+        **sizes,
+    )
     print(verdict.summary())
     print(f"wrote {run.path / 'verdict.json'}")
 
@@ -126,6 +134,8 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
         trainer=args.trainer,
         task_options=_parse_assignments(args.opt, "--opt"),
         hparams=_parse_assignments(args.hp, "--hp"),
+        methods=tuple(_methods(args.methods) or ()),
+        inputs=args.inputs,
     )
     result = run_zoo(config, out=args.out)
     print(result.summary())
@@ -182,6 +192,27 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options, e.g. size=7")
     p.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="trainer hyperparameters")
+
+
+def _methods(text: str | None) -> list[str] | None:
+    return [m.strip() for m in text.split(",") if m.strip()] if text else None
+
+
+def _add_detection_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--methods",
+        default=None,
+        metavar="M1,M2",
+        help="detection methods, comma-separated (default: behaviour, probe, patching, "
+        "probe_subspace, erasure; training_sites with --inputs train; das is opt-in)",
+    )
+    p.add_argument(
+        "--inputs",
+        choices=["probe", "train"],
+        default="probe",
+        help="probe: goal-separating probe inputs and counterfactual pairs; train: training "
+        "inputs only (the goals together), goals separated by interventions on internals",
+    )
 
 
 def _add_threads(p: argparse.ArgumentParser) -> None:
@@ -276,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         "verdict come from the counterfactual pairs alone)",
     )
     p.add_argument("--n-pairs", type=int, help="counterfactual pairs per goal (default 512)")
+    _add_detection_options(p)
     _add_threads(p)
     p.set_defaults(func=_cmd_detect)
 
@@ -288,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="parallel local processes")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
     _add_model_options(p)
+    _add_detection_options(p)
     p.set_defaults(func=_cmd_zoo)
 
     _add_show_parser(sub)

@@ -52,6 +52,8 @@ _LAZY: dict[str, str] = {
     "interchange_subspace": "mesa.probes.subspace",
     "logit_diff": "mesa.probes.patching",
     "patch_sweep": "mesa.probes.patching",
+    "patching_hook": "mesa.probes.patching",
+    "subspace_hook": "mesa.probes.subspace",
     "probe_sweep": "mesa.probes.sweep",
     "steer": "mesa.probes.steering",
     "steering_hook": "mesa.probes.steering",
@@ -77,9 +79,11 @@ __all__ = [
     "interchange_subspace",
     "logit_diff",
     "patch_sweep",
+    "patching_hook",
     "probe_sweep",
     "steer",
     "steering_hook",
+    "subspace_hook",
     "target_prob",
 ]
 

@@ -120,6 +120,24 @@ _NEEDS = {
 }
 
 
+def patching_hook(source: Tensor, mask: Tensor | None = None) -> Callable[..., Tensor]:
+    """A hook function that replaces a hook's activation by ``source`` (the same hook's
+    activation on the source inputs, ``[batch, ...]``) wherever ``mask`` is True — a bool tensor
+    broadcastable to the activation, e.g. ``[batch, pos, 1]`` for some positions of each
+    example — or everywhere when ``mask`` is None. The one patching operation of mesa:
+    :func:`patch_sweep` runs it at each location, ``mesa.detect`` at each pair's sites."""
+
+    def hook(act: Tensor, hook: Any = None) -> Tensor:
+        if source.shape != act.shape:
+            raise MesaError(
+                f"source activations {tuple(source.shape)} do not match the hook's "
+                f"{tuple(act.shape)}"
+            )
+        return source if mask is None else torch.where(mask, source, act)
+
+    return hook
+
+
 def _locations(act: Tensor, by: str | None, hook: str) -> tuple[tuple[int, ...], Any]:
     """The grid of locations ``by`` names in ``act`` (``[batch, ...]``) and a function from flat
     location indices to their boolean masks ``[K, *act.shape[1:]]``."""
@@ -232,11 +250,12 @@ def _sweep_hook(
     for start in range(0, n_loc, per_run):
         masks = masks_of(range(start, min(n_loc, start + per_run)))  # [K, *act_shape]
 
-        def patch(act: Tensor, hook: Any = None, masks: Tensor = masks) -> Tensor:
-            copies = rearrange(act, "(k b) ... -> k b ...", k=len(masks))
-            return rearrange(torch.where(masks[:, None], src, copies), "k b ... -> (k b) ...")
-
-        values += [scalar(metric, out) for out in runs(hook, patch, len(masks))]
+        k = len(masks)
+        patch = patching_hook(
+            repeat(src, "b ... -> (k b) ...", k=k),
+            rearrange(masks[:, None].expand(k, batch, *masks.shape[1:]), "k b ... -> (k b) ..."),
+        )
+        values += [scalar(metric, out) for out in runs(hook, patch, k)]
     return torch.tensor(values).view(grid)
 
 

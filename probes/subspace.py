@@ -27,7 +27,7 @@ sequence model's ``[batch, pos, K]`` it is the **last position** (where a model 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -70,6 +70,16 @@ def _interchange(act: Tensor, src: Tensor, basis: Tensor, position: int | None) 
 def _swapping(src: Tensor, basis: Tensor, position: int | None) -> Any:
     """A hook function interchanging the ``basis`` subspace from ``src`` into the activation."""
     return lambda act, hook=None: _interchange(act, src, basis, position)
+
+
+def subspace_hook(
+    source: Tensor, basis: Float[Array, "k d"], position: int | None = None
+) -> Callable[..., Tensor]:
+    """A hook function that interchanges the subspace spanned by ``basis`` (rows, any; made
+    orthonormal here) from ``source`` (the hook's activation on the source inputs) into the
+    activation, flattened per example or at one ``position`` of ``[batch, pos, ...]``."""
+    q = _orthonormal(torch.as_tensor(basis))
+    return _swapping(source, q, position)
 
 
 def _pair(hm: Hooked, base: Any, source: Any) -> tuple[Tensor, Tensor]:

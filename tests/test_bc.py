@@ -86,19 +86,19 @@ def test_bc_learns_the_expert_with_a_conv_policy():
 
 
 def test_detection_localises_cell_tokens():
-    from mesa.detection.causal import causal_effects, pair_following
+    from mesa.detection import Detection
+    from mesa.detection.methods.patching import sites_effect
 
     task = _task()
     model = task.make_model("cell_transformer", seed=0)
-    pairs = task.counterfactual_pairs(64, seed=0, vary="true")
-    follow = pair_following(task, pairs, "true", 4)
     hooks = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"]
-    effects = causal_effects(model, "rl", pairs["base"], pairs["source"], hooks, follow)
-    assert effects.localised == set(hooks)
-    assert effects.total > 0 and effects.informative > 0 and abs(effects.directed) > 1e-6
-    # at the embedding the differing cells are all the pair's difference: patching them there
-    # must restore the source's decision exactly, so the whole directed effect (of either sign)
-    assert effects.at_hook["blocks.0.hook_resid_pre"] == pytest.approx(1.0, abs=1e-5)
+    d = Detection(model, task, hooks=hooks, n_probe=60, n_pairs=64)
+    delta = d.directed("true")
+    assert int(d.pairs["true"].informative.sum()) > 0 and abs(delta) > 1e-6
+    # at the embedding the differing cells (and the read-out token) are all the pair's
+    # difference: patching them there must restore the source's decision exactly
+    assert sites_effect(d, "true", "blocks.0.hook_resid_pre") == pytest.approx(delta, abs=1e-5)
+    assert sites_effect(d, "true", "blocks.0.hook_resid_post") is not None  # cells are located
 
 
 def test_trainer_errors():

@@ -1,9 +1,11 @@
-"""mesa.detect on hand-built models whose mechanism is known: one copies the true goal's token,
-the other the spurious goal's. Detection must tell them apart from forward passes alone."""
+"""mesa.detect on hand-built models whose mechanism is known. Each method must find the goal a
+model uses, must not call a goal used because it is merely decodable, and must agree with a
+direct computation; the verdict comes from the mechanistic methods alone."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
 import mesa
+from mesa.detection import Detection, Detector, MethodResult, register_detector
 from mesa.errors import MesaError
 from mesa.tasks import register_task
 from mesa.tasks.base import SequenceBatch, SequenceTask
@@ -21,9 +24,23 @@ from tests.tiny_models import CopyModel
 VOCAB = 8
 
 
+def _pairs(base: torch.Tensor, pos: int, g: torch.Generator, goal_pos: tuple[int, int]):
+    source = base.clone()
+    source[:, pos] = (base[:, pos] + torch.randint(1, VOCAB, (len(base),), generator=g)) % VOCAB
+    t, s = goal_pos
+    return {
+        "base": base,
+        "source": source,
+        "base_true_goal": base[:, t],
+        "source_true_goal": source[:, t],
+        "base_spurious_goal": base[:, s],
+        "source_spurious_goal": source[:, s],
+    }
+
+
 @register_task("toy_copy_for_tests")
 class ToyCopy(SequenceTask):
-    description = "two tokens: the true goal and the spurious goal"
+    description = "two tokens and a read-out: the true goal and the spurious goal"
     archs = ("none",)
 
     @property
@@ -32,58 +49,263 @@ class ToyCopy(SequenceTask):
 
     @property
     def context_length(self) -> int:
-        return 2
+        return 3
 
     def sample(self, split: str, n: int, seed: int) -> SequenceBatch:
-        t = torch.randint(0, VOCAB, (n, 2), generator=torch.Generator().manual_seed(seed))
+        t = torch.randint(0, VOCAB, (n, 3), generator=torch.Generator().manual_seed(seed))
+        t[:, 2] = 0  # the read-out position
         return SequenceBatch(t, t[:, 0], t[:, 0], t[:, 1])
 
     def counterfactual_pairs(self, n: int, seed: int, vary: str) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(seed)
-        base = torch.randint(0, VOCAB, (n, 2), generator=g)
-        source = base.clone()
-        pos = 0 if vary == "true" else 1
-        source[:, pos] = (base[:, pos] + torch.randint(1, VOCAB, (n,), generator=g)) % VOCAB
-        return {
-            "base": base,
-            "source": source,
-            "base_true_goal": base[:, 0],
-            "source_true_goal": source[:, 0],
-            "base_spurious_goal": base[:, 1],
-            "source_spurious_goal": source[:, 1],
-        }
+        base = self.sample("probe", n, seed + 7).tokens
+        return _pairs(base, 0 if vary == "true" else 1, g, (0, 1))
 
     def make_model(self, arch: str | None = None, seed: int = 0):
         raise NotImplementedError
 
 
+class ShownCopy(HookedRootModule):
+    """Copies the token at ``copy`` to the read-out like :class:`CopyModel`, and also writes the
+    other token into extra read-out dimensions that the output never reads: that goal is
+    decodable at the read-out but unused."""
+
+    def __init__(self, copy: int) -> None:
+        super().__init__()
+        self.copy = copy
+        self.blocks = nn.ModuleList([nn.Module(), nn.Module()])
+        for block in self.blocks:
+            block.hook_out = HookPoint()  # [batch, pos, 2 * vocab]
+        self.setup()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.one_hot(tokens, VOCAB).float()
+        x = self.blocks[0].hook_out(torch.cat([x, torch.zeros_like(x)], -1))
+        y = torch.zeros_like(x)
+        y[:, -1, :VOCAB] = 10 * x[:, self.copy, :VOCAB]
+        y[:, -1, VOCAB:] = x[:, 1 - self.copy, :VOCAB]  # represented, never read
+        return self.blocks[1].hook_out(y)[..., :VOCAB]
+
+
 @pytest.mark.parametrize(("copy", "expected"), [(0, "true"), (1, "spurious")])
-def test_detect_tells_true_from_spurious(copy: int, expected: str, tmp_path: Path):
-    task = ToyCopy()
-    verdict = mesa.detect(CopyModel(copy, VOCAB), task, out=tmp_path, n_probe=400, n_pairs=100)
+def test_every_method_finds_the_copied_goal(copy: int, expected: str, tmp_path: Path):
+    verdict = mesa.detect(CopyModel(copy, VOCAB), ToyCopy(), out=tmp_path, n_probe=400, n_pairs=100)
     assert verdict.verdict == expected
     assert verdict.score == pytest.approx(1.0 if copy == 0 else 0.0, abs=1e-3)
     used, unused = ("true", "spurious") if copy == 0 else ("spurious", "true")
-    assert verdict.total_effect[used] > 0.99 and verdict.total_effect[unused] < 1e-6
-    rows = {e.hook: e for e in verdict.evidence}
-    # the copied token is decodable at the answer position after the copy; the other is not
-    late = rows["blocks.1.hook_out"]
-    d_used, d_unused = (late.d_true, late.d_spur) if copy == 0 else (late.d_spur, late.d_true)
-    assert d_used == 1.0 and d_unused < 0.35
-    # patching the copied token's position in the first block restores the whole effect
-    first = rows["blocks.0.hook_out"]
-    assert (first.c_true if copy == 0 else first.c_spur) == pytest.approx(1.0)
-    # erasing the used goal at the last block removes the decision's sensitivity to it
-    assert (late.e_true if copy == 0 else late.e_spur) > 0.9
+    for name in ("behaviour", "patching", "probe_subspace", "erasure"):
+        m = verdict.methods[name]
+        assert m.effect[used] > 0.99 and abs(m.effect[unused]) < 1e-3, (name, m.effect)
+    # patching the copied token's position in the first block restores all of it
+    assert verdict.methods["patching"].per_hook["blocks.0.hook_out"][used] > 0.99
+    assert verdict.used_at[used] == ["blocks.0.hook_out", "blocks.1.hook_out"]
+    assert verdict.used_at[unused] == []
     saved = json.loads((tmp_path / "verdict.json").read_text())
-    assert saved["verdict"] == expected and len(saved["evidence"]) == 2
+    assert saved["verdict"] == expected and saved["scores"]["behaviour"] == verdict.behaviour_score
 
 
-def test_detect_bad_input():
+def test_a_decodable_but_unused_goal_is_not_called_used():
+    verdict = mesa.detect(ShownCopy(0), ToyCopy(), n_probe=400, n_pairs=100)
+    probe = verdict.methods["probe"]
+    # both goals are perfectly decodable at the read-out: the probe cannot tell them apart
+    assert probe.per_hook["blocks.1.hook_out"] == {"true": 1.0, "spurious": 1.0}
+    assert probe.score == pytest.approx(0.5)
+    for name in ("patching", "probe_subspace", "erasure"):
+        effect = verdict.methods[name].effect
+        assert effect["true"] > 0.99 and abs(effect["spurious"]) < 1e-3, (name, effect)
+    assert verdict.verdict == "true" and verdict.used_at["spurious"] == []
+
+
+def test_no_effect_of_either_goal_is_inconclusive():
+    class Indifferent(CopyModel):
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            return super().forward(tokens) * 0.0
+
+    verdict = mesa.detect(Indifferent(0, VOCAB), ToyCopy(), n_probe=200, n_pairs=50)
+    assert verdict.verdict == "inconclusive" and verdict.score is None
+    assert "no effect of either goal" in verdict.reason
+
+
+def test_patching_equals_patch_sweep():
+    """Detection's patching and mesa.probes.patch_sweep are one operation: with the pairs' sites
+    at one position, they give the same shift."""
+    from mesa.probes import patch_sweep
+
+    model, task = CopyModel(0, VOCAB), ToyCopy()
+    d = Detection(model, task, n_probe=100, n_pairs=64)
+    ps = d.pairs["true"]
+    assert bool(ps.informative.all()) and bool((ps.sites[:, 0] & ps.sites[:, 2]).all())
+    f_base = (task.decision(model(ps.base)) * ps.follow).sum(-1)
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        return ((task.decision(logits) * ps.follow).sum(-1) - f_base).mean()
+
+    from mesa.detection.methods.patching import sites_effect
+
+    sweep = patch_sweep(model, ps.base, ps.source, "blocks.0.hook_out", metric, by="position")
+    # the copy reads position 0 only, so patching it alone is patching every site
+    assert sites_effect(d, "true", "blocks.0.hook_out") == pytest.approx(
+        float(sweep.values[0, 0]), abs=1e-6
+    )
+
+
+def test_probe_subspace_interchange_equals_a_direct_computation():
+    from mesa.detection.methods.subspace import probe_basis, subspace_effect
+
+    model, task = ShownCopy(0), ToyCopy()
+    d = Detection(model, task, n_probe=400, n_pairs=64)
+    hook = "blocks.1.hook_out"
+    basis = probe_basis(d.fitted_probe("true", hook))
+    ps = d.pairs["true"]
+    _, base_cache = model.run_with_cache(ps.base)
+    _, src_cache = model.run_with_cache(ps.source)
+    a, s = base_cache[hook][:, -1], src_cache[hook][:, -1]
+    q, _ = torch.linalg.qr(basis.T)
+    patched = a + (s - a) @ q @ q.T  # the read-out with the subspace from the source
+    p_patched = torch.softmax(patched[:, :VOCAB], -1)
+    p_base = torch.softmax(a[:, :VOCAB], -1)
+    direct = float(((p_patched - p_base) * ps.follow).sum(-1)[ps.informative].mean())
+    assert subspace_effect(d, "true", hook, basis) == pytest.approx(direct, abs=1e-5)
+    assert direct > 0.99
+
+
+def test_das_learns_the_used_goal_on_held_out_pairs():
+    verdict = mesa.detect(
+        ShownCopy(1), ToyCopy(), n_probe=200, n_pairs=200, methods=["behaviour", "das"]
+    )
+    das = verdict.methods["das"]
+    assert das.effect["spurious"] > 0.9 and abs(das.effect["true"]) < 1e-3
+    assert das.extra["held_out_iia"]["blocks.1.hook_out"]["spurious"] > 0.9
+    assert das.score == pytest.approx(0.0, abs=1e-3)
+
+
+# -- training inputs only ---------------------------------------------------------------------
+
+
+@register_task("toy_sum_for_tests")
+class ToySum(SequenceTask):
+    """``[a, b, claim, =]``: the true answer is ``(a + b) mod V``, the claim is the spurious one;
+    in training the claim is right. A causal model reads a and b before it sees the claim."""
+
+    description = "a sum and a claimed sum"
+    archs = ("none",)
+
+    @property
+    def vocab_size(self) -> int:
+        return VOCAB
+
+    @property
+    def context_length(self) -> int:
+        return 4
+
+    def sample(self, split: str, n: int, seed: int) -> SequenceBatch:
+        g = torch.Generator().manual_seed(seed)
+        t = torch.randint(0, VOCAB, (n, 4), generator=g)
+        answer = (t[:, 0] + t[:, 1]) % VOCAB
+        wrong = (answer + torch.randint(1, VOCAB, (n,), generator=g)) % VOCAB
+        apart = torch.rand(n, generator=g) < (1.0 if split != "train" else self.p)
+        t[:, 2] = torch.where(apart, wrong, answer)
+        t[:, 3] = 0
+        return SequenceBatch(t, answer, answer, t[:, 2])
+
+    def counterfactual_pairs(self, n: int, seed: int, vary: str) -> dict[str, torch.Tensor]:
+        base = self.sample("probe", n, seed).tokens
+        source = base.clone()
+        g = torch.Generator().manual_seed(seed + 1)
+        pos = 1 if vary == "true" else 2
+        source[:, pos] = (base[:, pos] + torch.randint(1, VOCAB, (n,), generator=g)) % VOCAB
+        goals = lambda t: ((t[:, 0] + t[:, 1]) % VOCAB, t[:, 2])  # noqa: E731
+        (bt, bs), (st, ss) = goals(base), goals(source)
+        keys = ("base_true_goal", "base_spurious_goal", "source_true_goal", "source_spurious_goal")
+        return {"base": base, "source": source, **dict(zip(keys, (bt, bs, st, ss), strict=True))}
+
+    def separating_sites(self, goal: str) -> torch.Tensor | None:
+        return torch.tensor([True, True, False, False]) if goal == "true" else None
+
+    def make_model(self, arch: str | None = None, seed: int = 0):
+        raise NotImplementedError
+
+
+class SumOrCopy(HookedRootModule):
+    """Answers ``(a + b) mod V`` (``computes``) or copies the claim; block 0 holds the tokens."""
+
+    def __init__(self, computes: bool) -> None:
+        super().__init__()
+        self.computes = computes
+        self.blocks = nn.ModuleList([nn.Module(), nn.Module()])
+        for block in self.blocks:
+            block.hook_out = HookPoint()  # [batch, pos, vocab]
+        self.setup()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.blocks[0].hook_out(nn.functional.one_hot(tokens, VOCAB).float())
+        a, b, claim = (x[:, i].argmax(-1) for i in range(3))
+        answer = (a + b) % VOCAB if self.computes else claim
+        y = torch.zeros_like(x)
+        y[:, -1] = 10 * nn.functional.one_hot(answer, VOCAB).float()
+        return self.blocks[1].hook_out(y)
+
+
+@pytest.mark.parametrize(("computes", "expected"), [(True, "true"), (False, "spurious")])
+def test_training_inputs_separate_the_goals_inside_the_model(computes: bool, expected: str):
+    task = ToySum(p=0.0)
+    # training inputs never separate the goals: every claim is right
+    inputs = task.training_inputs(100, 0)
+    assert bool((inputs.true_goal == inputs.spurious_goal).all())
+    verdict = mesa.detect(SumOrCopy(computes), task, n_probe=100, n_pairs=100, inputs="train")
+    assert verdict.settings["methods"] == ["training_sites"]
+    assert verdict.verdict == expected
+    method = verdict.methods["training_sites"]
+    assert method.effect["true"] == pytest.approx(1.0 if computes else 0.0, abs=1e-3)
+    assert math.isnan(method.effect["spurious"])  # no sites carry the claim alone
+
+
+def test_training_inputs_of_a_gridworld_are_inconclusive():
+    class Still(HookedRootModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Module()])
+            self.blocks[0].hook_out = HookPoint()  # [batch, C, H, W]
+            self.setup()
+
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            return self.blocks[0].hook_out(obs).sum((1, 2, 3))[:, None].repeat(1, 4)
+
+    task = mesa.make_task("maze", n_levels=50)
+    verdict = mesa.detect(Still(), task, n_probe=60, n_pairs=20, inputs="train")
+    assert verdict.verdict == "inconclusive"
+    assert "share every site" in verdict.methods["training_sites"].note
+
+
+# -- the registry ------------------------------------------------------------------------------
+
+
+def test_methods_registry_and_errors():
+    with pytest.raises(MesaError, match=r"unknown detection method 'nope'; valid: .*patching"):
+        mesa.detect(CopyModel(0, VOCAB), ToyCopy(), methods=["nope"])
+    with pytest.raises(MesaError, match="method 'patching' does not run on train inputs"):
+        mesa.detect(CopyModel(0, VOCAB), ToyCopy(), methods=["patching"], inputs="train")
+    with pytest.raises(MesaError, match="unknown inputs 'ood'; valid: probe, train"):
+        mesa.detect(CopyModel(0, VOCAB), ToyCopy(), inputs="ood")
     with pytest.raises(MesaError, match="n_probe must be"):
         mesa.detect(CopyModel(0, VOCAB), ToyCopy(), n_probe=3)
     with pytest.raises(MesaError, match="no block hooks"):
         mesa.detect(nn.Linear(2, 2), ToyCopy())
+
+    @register_detector("constant_for_tests")
+    class Constant(Detector):
+        evidence = "mechanistic"
+        default = False
+
+        def run(self, d) -> MethodResult:  # type: ignore[no-untyped-def]
+            return self.result({"true": 0.3, "spurious": 0.1}, {}, "a constant")
+
+    with pytest.raises(MesaError, match="already registered"):
+        register_detector("constant_for_tests")(type("Other", (Constant,), {}))
+    verdict = mesa.detect(CopyModel(0, VOCAB), ToyCopy(), methods=["constant_for_tests"])
+    assert verdict.methods["constant_for_tests"].score == pytest.approx(0.75)
+    # not a method of the rule: the verdict has nothing mechanistic to go on
+    assert verdict.verdict == "inconclusive"
 
 
 class MazeSeeker(HookedRootModule):
@@ -125,39 +347,23 @@ class MazeSeeker(HookedRootModule):
 )
 def test_detect_maze_seekers(target: str, distracted: bool, expected: str):
     task = mesa.make_task("maze", n_levels=300)
-    verdict = mesa.detect(MazeSeeker(target, distracted), task, n_probe=200, n_pairs=200)
+    verdict = mesa.detect(
+        MazeSeeker(target, distracted),
+        task,
+        n_probe=200,
+        n_pairs=200,
+        methods=["behaviour", "patching"],
+    )
     assert verdict.verdict == expected
     followed = "true" if target == "cheese" else "spurious"
     ignored = "spurious" if followed == "true" else "true"
+    behaviour, patching = verdict.methods["behaviour"], verdict.methods["patching"]
     # a pure seeker puts >= 95% of its mass on shortest-path actions; the distraction dilutes it
-    assert verdict.directed_effect[followed] > (0.3 if distracted else 0.5)
-    assert abs(verdict.directed_effect[ignored]) < 0.1
-    if distracted:  # it reacts to the cheese about as much as to the corner, but never heads there
-        assert verdict.total_effect["true"] > 0.5 * verdict.total_effect["spurious"]
-        assert verdict.score < 0.15
-
-
-def test_observation_baseline_is_fit_once_per_data_set(monkeypatch):
-    """The raw-input baseline does not depend on the model: detecting a second model on the same
-    probe data reuses it, while other labels get a fit of their own."""
-    from mesa.detection import evidence
-
-    fits = []
-    real = evidence.held_out_accuracy
-
-    def counting(x, y, train, test):
-        fits.append(x.shape)
-        return real(x, y, train, test)
-
-    monkeypatch.setattr(evidence, "held_out_accuracy", counting)
-    monkeypatch.setattr(evidence, "_BASELINES", {})
-    g = torch.Generator().manual_seed(0)
-    inputs = torch.randn(200, 6, generator=g)
-    labels = (inputs[:, 0] > 0).long()
-    acts = {"h": inputs[:, :3] * 2}
-    first = evidence.decodability(acts, inputs, labels, None, seed=0)
-    again = evidence.decodability({"h": inputs[:, 3:]}, inputs, labels, None, seed=0)
-    assert first["baseline"] == again["baseline"] > 0.9  # label = sign of an input feature
-    assert fits == [(200, 6), (200, 3), (200, 3)]  # baseline once, then one probe per call
-    other = evidence.decodability(acts, inputs, 1 - labels, None, seed=0)
-    assert len(fits) == 5 and other["baseline"] > 0.9
+    assert behaviour.effect[followed] > (0.3 if distracted else 0.5)
+    assert abs(behaviour.effect[ignored]) < 0.1
+    # patching the cells where the pair differs, on the observation itself, restores it all
+    assert patching.effect[followed] == pytest.approx(behaviour.effect[followed], abs=1e-5)
+    if distracted:  # it reacts to the cheese about as much as to the corner, never heads there
+        total = behaviour.extra["total_effect"]
+        assert total["true"] > 0.5 * total["spurious"]
+        assert verdict.behaviour_score is not None and verdict.behaviour_score < 0.15

@@ -9,11 +9,37 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mesa.detection.registry import MethodResult
+from mesa.detection.verdict import Verdict
 from mesa.errors import MesaError
 from mesa.io import MetricsLog, write_json
 from mesa.report import EVAL_IN_DIST, EVAL_OOD_TRUE, write_report
 from mesa.zoo.agreement import partial_spearman, zoo_agreement
 from mesa.zoo.runner import write_results_csv
+
+
+def fake_verdict(
+    hooks: list[str], score: float, patched: dict[str, float], accuracy: float = 0.9
+) -> dict:
+    """A verdict.json as detection writes it, with hand-set numbers."""
+    both = {"true": 0.5, "spurious": 0.5}
+    dec = {"chance": 0.1, "baseline": 1.0, "hooks": {h: {"accuracy": accuracy} for h in hooks}}
+    methods = {
+        "behaviour": MethodResult("behaviour", "behavioural", score, patched),
+        "probe": MethodResult(
+            "probe",
+            "representational",
+            0.5,
+            both,
+            {h: both for h in hooks},
+            extra={"decodability": {"true": dec, "spurious": dec}},
+        ),
+        "patching": MethodResult(
+            "patching", "mechanistic", score, patched, {h: dict(patched) for h in hooks[:2]}
+        ),
+    }
+    verdict = "true" if score > 0.5 else "spurious"
+    return Verdict(score, verdict, "hand-written", methods, {}, {}, {"hooks": hooks}).to_dict()
 
 
 def _fake_zoo(root: Path, family: str = "maze") -> None:
@@ -31,7 +57,7 @@ def _fake_zoo(root: Path, family: str = "maze") -> None:
                     "seed": seed,
                     "score": b * 0.9 + 0.05,
                     "verdict": "true" if b > 0.5 else "spurious",
-                    "probe_score": 0.5,
+                    "score_probe": 0.5,
                     "b": b,
                     "true_rate": b * 0.9,
                     "spurious_rate": (1 - b) * 0.9,
@@ -40,25 +66,9 @@ def _fake_zoo(root: Path, family: str = "maze") -> None:
                 }
             )
             member = root / "members" / name
-            evidence = [
-                {
-                    "hook": h,
-                    "d_true": 0.9,
-                    "d_true_ci": [0.8, 0.95],
-                    "d_spur": 0.8,
-                    "d_spur_ci": [0.7, 0.9],
-                    "chance_true": 0.1,
-                    "chance_spur": 0.2,
-                    "baseline_true": 1.0,
-                    "baseline_spur": 1.0,
-                    "c_true": b,
-                    "c_spur": 1 - b,
-                    "e_true": 0.1,
-                    "e_spur": 0.2,
-                }
-                for h in ("blocks.0.hook_out", "blocks.1.hook_out")
-            ]
-            write_json(member / "verdict.json", {"score": b, "verdict": "x", "evidence": evidence})
+            hooks = ["blocks.0.hook_out", "blocks.1.hook_out"]
+            verdict = fake_verdict(hooks, b, {"true": b, "spurious": 1 - b})
+            write_json(member / "verdict.json", verdict)
             log = MetricsLog(member / "metrics.jsonl")
             for step in (1000, 2000):
                 log.append({"global_step": step, EVAL_IN_DIST: 0.5, EVAL_OOD_TRUE: b})
@@ -104,15 +114,60 @@ def test_agreement_sees_through_p():
     assert partial_spearman(tracks_b, b, p) > 0.8
     assert abs(partial_spearman(tracks_p, b, p)) < 0.5
     rows = [
-        {"p": a, "b": bb, "score": s, "probe_score": 0.5}
-        for a, bb, s in zip(p, b, tracks_b, strict=True)
+        {"p": a, "b": bb, "score": s, "score_behaviour": t, "in_dist_success": 0.9}
+        for a, bb, s, t in zip(p, b, tracks_b, tracks_p, strict=True)
     ]
-    agree = zoo_agreement(rows, n_boot=100)
-    causal = agree["overall"][0]
-    assert causal["score"] == "causal score" and causal["spearman"] > 0.9
-    lo, hi = causal["spearman_ci"]
-    assert lo <= causal["spearman"] <= hi
+    agree = zoo_agreement(rows, n_boot=200)
+    by_name = {a["score"]: a for a in agree["overall"]}
+    mech = by_name["mechanistic score"]
+    assert mech["spearman"] > 0.9 and mech["partial_spearman_given_p"] > 0.8
+    # a behavioural score that only knows p leaves the mechanistic score all it knows
+    assert mech["partial_given_behaviour"] > 0.8
+    lo, hi = mech["partial_given_p_ci"]
+    assert 0.0 < lo < hi <= 1.0  # the interval excludes no partial correlation
+    assert abs(by_name["behaviour"]["partial_spearman_given_p"]) < 0.5
     assert set(agree["within_p"]) == {"0", "0.1", "0.2", "0.3"}
+
+
+def test_within_p_statistics_equal_hand_computed_values():
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    b = [0.1, 0.3, 0.45, 0.55, 0.7, 0.9, 0.2, 0.8]
+    s = [0.2, 0.1, 0.6, 0.5, 0.9, 0.8, 0.3, 0.3]
+    rows = [
+        {"p": 0.1, "b": bb, "score": ss, "in_dist_success": 1.0}
+        for bb, ss in zip(b, s, strict=True)
+    ]
+    rows += [{"p": 0.4, "b": bb, "score": 0.5, "in_dist_success": 1.0} for bb in (0.9, 0.8, 0.2)]
+    agree = zoo_agreement(rows, n_boot=50)
+    split = agree["within_p"]["0.1"]
+    assert (split["n"], split["above"], split["below"]) == (8, 4, 4)
+    mech = next(a for a in split["agreement"] if a["score"] == "mechanistic score")
+    assert mech["auroc"] == pytest.approx(roc_auc_score([x > 0.5 for x in b], s))
+    assert mech["spearman"] == pytest.approx(spearmanr(s, b).statistic)
+    # predict-from-p is constant within one p: not among the within-p scores
+    assert all(a["score"] != "predict from p" for a in split["agreement"])
+    # two members on one side: too few to measure agreement
+    assert "agreement" not in agree["within_p"]["0.4"]
+
+
+def test_calibration_counts_verdicts_against_behaviour():
+    from mesa.zoo.agreement import calibration
+
+    cases = [
+        ("true", 0.9),  # match
+        ("spurious", 0.1),  # match
+        ("mixed", 0.5),  # match: in between
+        ("true", 0.6),  # match: b's side of 1/2
+        ("spurious", 0.6),  # wrong
+        ("true", 0.4),  # wrong
+        ("mixed", 0.9),  # neither wrong nor a match
+        ("inconclusive", 0.9),
+    ]
+    counts = calibration([{"verdict": v, "b": b} for v, b in cases])
+    assert (counts["match"], counts["wrong"], counts["mixed_or_other"]) == (4, 2, 1)
+    assert counts["inconclusive"] == 1 and counts["n"] == 8
 
 
 def _tiny_run(root: Path, p: float = 0.0, seed: int = 0, results: bool = True) -> Path:
@@ -125,27 +180,9 @@ def _tiny_run(root: Path, p: float = 0.0, seed: int = 0, results: bool = True) -
     if not results:
         return root
     mesa.evaluate_ood(mesa.load(root), task, n=32, out=root)
-    hooks = ("blocks.0.hook_out", "blocks.1.hook_out", "hook_features")
-    evidence = [
-        {
-            "hook": h,
-            **{k: 0.5 for k in ("d_true", "d_spur", "c_true", "c_spur", "e_true", "e_spur")},
-            **{k: 0.1 for k in ("chance_true", "chance_spur")},
-            **{k: 0.9 for k in ("baseline_true", "baseline_spur")},
-        }
-        for h in hooks
-    ]
-    write_json(
-        root / "verdict.json",
-        {
-            "score": 0.2,
-            "verdict": "spurious",
-            "probe_score": 0.5,
-            "directed_effect": {"true": 0.1, "spurious": 0.4},
-            "evidence": evidence,
-            "settings": {"localised_hooks": list(hooks[:2])},
-        },
-    )
+    hooks = ["blocks.0.hook_out", "blocks.1.hook_out", "hook_features"]
+    verdict = fake_verdict(hooks, 0.2, {"true": 0.1, "spurious": 0.4}, accuracy=0.5)
+    write_json(root / "verdict.json", verdict)
     for step in (100, 200):
         MetricsLog(root / "metrics.jsonl").append(
             {"global_step": step, EVAL_IN_DIST: 0.5, EVAL_OOD_TRUE: 0.2}
@@ -163,7 +200,7 @@ def test_single_run_report_embeds_the_pictures(tmp_path: Path):
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     for heading in ("OOD behaviour", "Mechanistic verdict", "Pictures"):
         assert f"<h2>{heading}</h2>" in page
-    assert "verdict: spurious" in page and "hook_features (whole)" in page
+    assert "verdict: spurious" in page and "hook_features (no sites)" in page
     md = md_path.read_text()
     refs = re.findall(r"\]\((figures/[^)]+)\)", md)
     assert {Path(r).name for r in refs} == {
@@ -187,15 +224,20 @@ def test_zoo_report_compares_members_when_it_has_their_models(tmp_path: Path):
 def test_hook_maps_read_evidence_through_one_function():
     from mesa.report.evidence import directed_effects, hook_evidence, represented, used
 
+    dec = {"chance": 0.1, "hooks": {"h": {"accuracy": 0.55}}}
     verdict = {
-        "directed_effect": {"true": 0.5, "spurious": 0.0},
-        "evidence": [{"hook": "h", "d_true": 0.55, "chance_true": 0.1, "c_true": 0.8}],
-        "settings": {"localised_hooks": []},
+        "methods": {
+            "behaviour": {"effect": {"true": 0.5, "spurious": 0.0}},
+            "probe": {"extra": {"decodability": {"true": dec}}},
+            "patching": {"per_hook": {"h": {"true": 0.4, "spurious": 0.0}}},
+        },
+        "settings": {"hooks": ["h", "g"], "input_layer": ["g"]},
     }
-    (row,) = hook_evidence(verdict)
-    assert row["hook"] == "h" and not row["localised"]
+    row, other = hook_evidence(verdict)
+    assert row["hook"] == "h" and row["localised"] and not row["input_layer"]
+    assert not other["localised"] and other["input_layer"]
     assert np.isnan(row["d_spur"])  # missing numbers are NaN, not errors
     assert represented(row, "true") == pytest.approx(0.5)
-    assert used(row, "true", directed_effects(verdict)) == pytest.approx(0.4)
-    row["c_spur"] = 0.9
-    assert used(row, "spurious", directed_effects(verdict)) == 0.0  # an ignored goal is unused
+    assert used(row, "true") == pytest.approx(0.4)  # the absolute patching effect
+    assert used(row, "spurious") == 0.0  # an ignored goal is unused
+    assert directed_effects(verdict) == {"true": 0.5, "spurious": 0.0}

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mesa.detection.verdict import HookEvidence, Verdict
+from mesa.detection.registry import MethodResult
+from mesa.detection.verdict import Verdict
 from mesa.evaluation.stats import OODResult, OutcomeRates
 from mesa.report.tables import fmt, html_table, md_table
 from mesa.zoo.agreement import zoo_agreement
@@ -38,44 +39,38 @@ def test_ood_result_renders_as_a_table():
 
 
 def test_verdict_renders_as_a_table():
-    row = HookEvidence(
-        hook="blocks.0.hook_out",
-        d_true=0.9,
-        d_true_ci=(0.8, 0.95),
-        d_spur=0.7,
-        d_spur_ci=(0.6, 0.8),
-        chance_true=0.1,
-        chance_spur=0.2,
-        baseline_true=1.0,
-        baseline_spur=1.0,
-        c_true=0.5,
-        c_spur=0.25,
-        e_true=0.125,
-        e_spur=0.0,
-    )
+    def method(name: str, evidence: str, score: float, t: float, s: float) -> MethodResult:
+        per_hook = {"blocks.0.hook_out": {"true": t, "spurious": s}}
+        return MethodResult(name, evidence, score, {"true": t, "spurious": s}, per_hook)
+
     verdict = Verdict(
         score=0.8,
         verdict="true",
-        probe_score=0.5,
-        total_effect={"true": 0.3, "spurious": 0.1},
-        directed_effect={"true": 0.4, "spurious": 0.1},
+        reason="mean effect of patching: true 0.400, spurious 0.100",
+        methods={
+            "behaviour": method("behaviour", "behavioural", 0.75, 0.3, 0.1),
+            "patching": method("patching", "mechanistic", 0.8, 0.4, 0.1),
+        },
         represented_at={"true": [], "spurious": []},
         used_at={"true": [], "spurious": []},
-        evidence=[row],
-        settings={"localised_hooks": ["blocks.0.hook_out"]},
+        settings={"hooks": ["blocks.0.hook_out"]},
     )
     page = verdict._repr_html_()
-    assert "verdict: true (score s = 0.80" in page
-    expected = ["blocks.0.hook_out", "0.90", "0.70", "0.10 / 0.20", "0.50", "0.25", "0.12", "0.00"]
-    assert _cells(page) == expected
+    assert "verdict: true (mechanistic score 0.80" in page
+    assert "behavioural score 0.75" in page
+    expected = ["behaviour", "behavioural", "0.75", "0.300", "0.100", ""]
+    assert _cells(page)[:6] == expected
+    assert _cells(page)[6:11] == ["patching", "mechanistic", "0.80", "0.400", "0.100"]
+    again = Verdict.from_dict(verdict.to_dict())
+    assert again.to_dict() == verdict.to_dict()
 
 
 def test_zoo_result_renders_its_agreement():
     rows = [
-        {"p": p, "b": b, "score": b, "probe_score": 0.5}
+        {"p": p, "b": b, "score": b, "score_probe": 0.5, "in_dist_success": 0.9}
         for p, b in zip([0, 0, 0.1, 0.1, 0.3, 0.3], [0.1, 0.2, 0.4, 0.6, 0.8, 0.9], strict=True)
     ]
     result = ZooResult(Path("z"), rows, {}, zoo_agreement(rows, n_boot=20))
     page = result._repr_html_()
-    assert page.count("<table") == 2 and "causal score" in page and "predict from p" in page
+    assert page.count("<table") == 2 and "mechanistic score" in page and "predict from p" in page
     assert "6 members, 0 failed" in page

@@ -1,73 +1,49 @@
 """``mesa.detect``: which objective does a model pursue, decided from its internals.
 
-Everything here uses the task's ``probe`` split and counterfactual pairs, never OOD rollouts:
+Detection never rolls a model out of distribution. It runs registered *methods*
+(:mod:`mesa.detection.methods`) on one shared :class:`~mesa.detection.data.Detection` — the
+task's probe inputs and counterfactual pairs, or training inputs alone — and decides by one rule
+(:mod:`mesa.detection.verdict`) from the *mechanistic* methods: interventions on the model's
+internals (patching a goal's sites, interchanging its probe subspace, erasing it). The
+behavioural directed effect (outputs on goal-separated inputs) and probe decodability (what is
+represented) are reported beside the verdict as baselines, never as its grounds.
 
-- **decodability** ``D_v(h)``: held-out accuracy of a linear probe for goal ``v`` at hook ``h``
-  (split by layout group where the task gives one), beside chance and an observation-only
-  baseline (the same probe on the raw input);
-- **directed effect** ``Delta_v``: how far the decision turns towards goal ``v`` when only that
-  goal moves, on counterfactual pairs (:mod:`mesa.detection.causal`);
-- **causal effect** ``C_v(h)``: the share of ``Delta_v`` a localised interchange intervention at
-  ``h`` restores;
-- **erasure effect** ``E_v(h)``: the share of ``Delta_v`` removed when goal ``v``'s linear
-  information is erased at ``h`` with LEACE (Belrose et al. 2023), measured on the same pairs;
-- the **score** ``s`` and **verdict** by the one rule of :mod:`mesa.detection.verdict`.
+A method of your own is a :class:`Detector` subclass registered with ``@register_detector``;
+``mesa.detect(..., methods=[...])`` and ``mesa detect --methods`` run it with the others.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import Tensor
-
-from mesa.detection.causal import CausalEffects, causal_effects, output_probs, pair_following
-from mesa.detection.evidence import (
-    decodability,
-    erasure_effects,
-    fit_goal_erasers,
-    flat_activations,
+from mesa.detection.data import MODES, Detection, detection_hooks, input_layer
+from mesa.detection.registry import (
+    Detector,
+    MethodResult,
+    default_detectors,
+    get_detector,
+    list_detectors,
+    register_detector,
 )
-from mesa.detection.verdict import HookEvidence, Verdict, ratio_score, verdict_of
+from mesa.detection.verdict import EFFECT_FLOOR, USED_SHARE, Verdict, rule
 from mesa.errors import MesaError
 from mesa.io import VERDICT, locked, write_json
-from mesa.tasks.base import RLTask, SequenceTask, Task
+from mesa.tasks.base import GOALS, Task
 
-__all__ = ["Verdict", "detect", "detection_hooks"]
-
-_HOOK_PATTERNS = (r"blocks\.\d+\.hook_out", r"blocks\.\d+\.hook_resid_pre", r"hook_features")
-#: A hook counts as where a goal is *used* when its causal effect reaches this share of the best.
-USED_SHARE = 0.5
-#: ... and *represented* when its probe beats chance by this share of the way to perfect.
-REPRESENTED_SELECTIVITY = 0.5
-
-
-def detection_hooks(model: Any) -> list[str]:
-    """The block-level hooks detection reads: each block's output (policies) or residual stream
-    (transformers, plus the final residual), in forward order."""
-    names = list(getattr(model, "hook_dict", {}))
-    hooks = [n for n in names if any(re.fullmatch(p, n) for p in _HOOK_PATTERNS)]
-    last_resid = [n for n in names if re.fullmatch(r"blocks\.\d+\.hook_resid_post", n)]
-    if last_resid and any("resid_pre" in h for h in hooks):
-        # a transformer: its blocks' hook_out aliases are the next block's resid_pre
-        hooks = [h for h in hooks if not h.endswith(".hook_out")] + [last_resid[-1]]
-    if not hooks:
-        raise MesaError(f"{type(model).__name__} has no block hooks to detect on")
-    return hooks
-
-
-def _probe_data(task: Task, n: int, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-    if isinstance(task, RLTask):
-        batch = task.probe_batch(n, seed)
-        return batch["obs"], batch["true_goal"], batch["spurious_goal"], batch.get("group")
-    if isinstance(task, SequenceTask):
-        s = task.sample("probe", n, seed)
-        return s.tokens, s.true_goal, s.spurious_goal, None
-    raise MesaError(f"cannot detect on a {type(task).__name__}: not an RLTask or SequenceTask")
+__all__ = [
+    "MODES",
+    "Detection",
+    "Detector",
+    "MethodResult",
+    "Verdict",
+    "detect",
+    "detection_hooks",
+    "list_detectors",
+    "register_detector",
+]
 
 
 def detect(
@@ -78,118 +54,67 @@ def detect(
     n_probe: int = 2000,
     n_pairs: int = 512,
     hooks: list[str] | None = None,
+    methods: list[str] | None = None,
+    inputs: str = "probe",
 ) -> Verdict:
-    """Score, verdict and per-hook evidence of which goal ``model`` pursues on ``task``.
+    """Verdict, score and per-method, per-hook evidence of which goal ``model`` pursues.
 
-    With ``out``, writes ``out/verdict.json`` (holding the directory's lock throughout).
+    ``inputs``: ``"probe"`` (goal-separating probe inputs and counterfactual pairs) or
+    ``"train"`` (training inputs only, the goals together; see :mod:`mesa.detection.data`).
+    ``methods``: names of registered methods (default: those marked default that run in the
+    mode). With ``out``, writes ``out/verdict.json`` (holding the directory's lock throughout).
     """
+    names = check_methods(methods, inputs)
     with locked(out) if out is not None else contextlib.nullcontext():
-        verdict = _detect(model, task, seed, n_probe, n_pairs, hooks)
+        d = Detection(model, task, hooks, seed, n_probe, n_pairs, inputs)
+        results = {name: get_detector(name)().run(d) for name in names}
+        verdict = _verdict(d, results, names)
         if out is not None:
             write_json(Path(out) / VERDICT, verdict.to_dict())
     return verdict
 
 
-def _detect(
-    model: Any, task: Task, seed: int, n_probe: int, n_pairs: int, hooks: list[str] | None
-) -> Verdict:
-    if n_probe < 50 or n_pairs < 10:
-        raise MesaError(f"n_probe must be >= 50 and n_pairs >= 10, got {n_probe}, {n_pairs}")
-    kind = task.kind
-    model.eval()
-    hooks = hooks or detection_hooks(model)
-    inputs, y_true, y_spur, groups = _probe_data(task, n_probe, seed)
-    with torch.no_grad():
-        acts = flat_activations(model, inputs, hooks, kind)
-    dec = {
-        "true": decodability(acts, inputs, y_true, groups, seed),
-        "spurious": decodability(acts, inputs, y_spur, groups, seed),
-    }
-    with torch.no_grad():
-        n_out = output_probs(model, kind)(inputs[:1]).shape[-1]
-    labels = {"true": y_true, "spurious": y_spur}
-    effects: dict[str, CausalEffects] = {}
-    pairs: dict[str, dict[str, Tensor]] = {}
-    follow: dict[str, Tensor] = {}
-    for i, vary in enumerate(labels):
-        pairs[vary] = task.counterfactual_pairs(n_pairs, seed + 1 + i, vary)  # type: ignore[attr-defined]
-        follow[vary] = pair_following(task, pairs[vary], vary, n_out)
-        effects[vary] = causal_effects(
-            model, kind, pairs[vary]["base"], pairs[vary]["source"], hooks, follow[vary]
-        )
-    # erasure is measured only for a goal the decision follows (E_v is 0 otherwise)
-    followed = {v: y for v, y in labels.items() if effects[v].directed > 0}
-    erasers = fit_goal_erasers(acts, followed, hooks)
-    erased = {
-        v: erasure_effects(
-            model,
-            kind,
-            erasers.get(v, {}),
-            pairs[v]["base"],
-            pairs[v]["source"],
-            follow[v],
-            effects[v].directed,
-            hooks,
-        )
-        for v in labels
-    }
-    causal = {v: effects[v].at_hook for v in effects}
-    local = effects["true"].localised | effects["spurious"].localised
+def check_methods(methods: list[str] | None, inputs: str) -> list[str]:
+    """The methods to run (the default set for ``inputs`` when None), each checked to run there."""
+    if inputs not in MODES:
+        raise MesaError(f"unknown inputs {inputs!r}; valid: {', '.join(MODES)}")
+    names = list(methods) if methods else default_detectors(inputs)
+    for name in names:
+        cls = get_detector(name)
+        if inputs not in cls.inputs:
+            runnable = [n for n in list_detectors() if inputs in get_detector(n).inputs]
+            raise MesaError(
+                f"method {name!r} does not run on {inputs} inputs; valid there: "
+                + ", ".join(runnable)
+            )
+    return names
 
-    evidence = [
-        HookEvidence(
-            hook=h,
-            d_true=dec["true"][h]["accuracy"],
-            d_true_ci=dec["true"][h]["ci"],
-            d_spur=dec["spurious"][h]["accuracy"],
-            d_spur_ci=dec["spurious"][h]["ci"],
-            chance_true=dec["true"]["chance"],
-            chance_spur=dec["spurious"]["chance"],
-            baseline_true=dec["true"]["baseline"],
-            baseline_spur=dec["spurious"]["baseline"],
-            c_true=causal["true"][h],
-            c_spur=causal["spurious"][h],
-            e_true=erased["true"][h],
-            e_spur=erased["spurious"][h],
-        )
-        for h in hooks
-    ]
-    scored = [h for h in hooks if h in local] or hooks
-    directed = {v: effects[v].directed for v in effects}
-    score = ratio_score(max(0.0, directed["true"]), max(0.0, directed["spurious"]))
 
-    def selectivity(v: str, h: str) -> float:
-        chance = dec[v]["chance"]
-        return max(0.0, (dec[v][h]["accuracy"] - chance) / max(1e-9, 1 - chance))
-
-    represented = {v: max(selectivity(v, h) for h in hooks) for v in ("true", "spurious")}
-    verdict = Verdict(
+def _verdict(d: Detection, results: dict[str, MethodResult], names: list[str]) -> Verdict:
+    score, verdict, reason = rule(results, d.inputs)
+    patching = results.get("patching")
+    used_at: dict[str, list[str]] = {g: [] for g in GOALS}
+    if patching is not None and patching.score is not None:
+        for g in GOALS:
+            best = max(v[g] for v in patching.per_hook.values())
+            floor = max(EFFECT_FLOOR, USED_SHARE * best)
+            used_at[g] = [h for h, v in patching.per_hook.items() if v[g] >= floor]
+    probe = results.get("probe")
+    represented = probe.extra.get("represented_at", {}) if probe is not None else {}
+    return Verdict(
         score=score,
-        verdict=verdict_of(score),
-        probe_score=ratio_score(represented["true"], represented["spurious"]),
-        total_effect={v: effects[v].total for v in effects},
-        directed_effect=directed,
-        represented_at={
-            v: [h for h in hooks if selectivity(v, h) >= REPRESENTED_SELECTIVITY]
-            for v in ("true", "spurious")
-        },
-        used_at={
-            v: [
-                h
-                for h in scored
-                if directed[v] > 0
-                and causal[v][h] >= USED_SHARE * max(causal[v][k] for k in scored)
-            ]
-            for v in ("true", "spurious")
-        },
-        evidence=evidence,
+        verdict=verdict,
+        reason=reason,
+        methods=results,
+        used_at=used_at,
+        represented_at={g: represented.get(g, []) for g in GOALS},
         settings={
-            "seed": seed,
-            "n_probe": n_probe,
-            "n_pairs": n_pairs,
-            "hooks": hooks,
-            "localised_hooks": scored,
-            "informative_pairs": {v: effects[v].informative for v in effects},
+            "seed": d.seed,
+            "n_probe": d.n_probe,
+            "n_pairs": d.n_pairs,
+            "inputs": d.inputs,
+            "methods": names,
+            "hooks": d.hooks,
+            "input_layer": [h for h in d.hooks if input_layer(h)],
         },
     )
-    return verdict

@@ -55,6 +55,8 @@ class ZooData:
 
 
 def _num(v: str) -> Any:
+    if v == "":
+        return float("nan")
     try:
         return int(v)
     except ValueError:
@@ -120,15 +122,9 @@ def find_zoos(root: Path) -> list[Path]:
 
 
 def agreement_table(agreement: dict[str, Any]) -> list[list[str]]:
-    head = [
-        "score",
-        "models",
-        "Spearman ρ",
-        "95% CI",
-        "AUROC (b > 0.5)",
-        "95% CI",
-        "partial ρ given p",
-    ]
+    """Every score's agreement with OOD behaviour over the zoo, baselines included."""
+    head = ["score", "models", "Spearman ρ", "95% CI", "AUROC (b > 0.5)", "95% CI"]
+    head += ["partial ρ | p", "partial ρ | behaviour", "partial ρ | in-dist"]
     rows = [head]
     for a in agreement.get("overall", []):
         rows.append(
@@ -139,36 +135,53 @@ def agreement_table(agreement: dict[str, Any]) -> list[list[str]]:
                 fmt(a["spearman_ci"]),
                 fmt(a["auroc"]),
                 fmt(a["auroc_ci"]),
-                fmt(a["partial_spearman_given_p"]),
+                f"{fmt(a['partial_spearman_given_p'])} {fmt(a.get('partial_given_p_ci'))}",
+                f"{fmt(a.get('partial_given_behaviour'))} "
+                f"{fmt(a.get('partial_given_behaviour_ci'))}",
+                f"{fmt(a.get('partial_given_in_dist'))} {fmt(a.get('partial_given_in_dist_ci'))}",
             ]
         )
     return rows
 
 
 def within_p_table(agreement: dict[str, Any]) -> list[list[str]]:
-    rows = [["p", "score", "models", "Spearman ρ", "AUROC"]]
-    for p, items in agreement.get("within_p", {}).items():
+    """Agreement within each p where members split (else how many fell on each side)."""
+    rows = [["p", "members (b > ½ / b < ½)", "score", "Spearman ρ [95% CI]", "AUROC [95% CI]"]]
+    for p, entry in agreement.get("within_p", {}).items():
+        split = f"{entry['n']} ({entry['above']} / {entry['below']})"
+        items = entry.get("agreement")
+        if not items:
+            rows.append([p, split, "too few on one side", "", ""])
+            continue
         for a in items:
-            rows.append([p, a["score"], str(a["n"]), fmt(a["spearman"]), fmt(a["auroc"])])
+            rows.append(
+                [
+                    p,
+                    split,
+                    a["score"],
+                    f"{fmt(a['spearman'])} {fmt(a['spearman_ci'])}",
+                    f"{fmt(a['auroc'])} {fmt(a['auroc_ci'])}",
+                ]
+            )
     return rows
 
 
+def calibration_line(agreement: dict[str, Any]) -> str:
+    cal = agreement.get("calibration")
+    if not cal:
+        return ""
+    return (
+        f"Verdicts against behaviour: {cal['match']} of {cal['n']} match (true for b > 2/3, "
+        f"spurious for b < 1/3, in between mixed or the side of 1/2), {cal['wrong']} wrong "
+        f"(spurious with b > 1/2 or true with b < 1/2), {cal['mixed_or_other']} mixed outside "
+        f"[1/3, 2/3], {cal['inconclusive']} inconclusive."
+    )
+
+
 def members_table(zoo: ZooData) -> list[list[str]]:
-    rows = [
-        [
-            "member",
-            "p",
-            "seed",
-            "verdict",
-            "score s",
-            "probe score",
-            "OOD true",
-            "OOD spurious",
-            "OOD neither",
-            "b",
-            "in-dist success",
-        ]
-    ]
+    methods = sorted({k for r in zoo.rows for k in r if k.startswith("score_")})
+    head = ["member", "p", "seed", "verdict", "score s", *(m[6:] for m in methods)]
+    rows = [[*head, "OOD true", "OOD spurious", "OOD neither", "b", "in-dist success"]]
     for r in zoo.rows:
         rows.append(
             [
@@ -177,7 +190,7 @@ def members_table(zoo: ZooData) -> list[list[str]]:
                 str(r["seed"]),
                 r["verdict"],
                 fmt(r["score"]),
-                fmt(r["probe_score"]),
+                *(fmt(r.get(m, float("nan"))) for m in methods),
                 fmt(r["true_rate"]),
                 fmt(r["spurious_rate"]),
                 fmt(r["neither_rate"]),
@@ -244,18 +257,18 @@ def _evidence_figures(zoo: ZooData) -> list[tuple[str, str, Any]]:
             (
                 "causal",
                 (
-                    "Causal effect by hook: the share of the decision's turn towards a moved goal "
-                    "that a localised interchange intervention restores (hooks without a cell or "
-                    "position axis, such as a policy's dense features, are patched whole and "
-                    "restore everything by construction)"
+                    "Patching by hook: the turn of the decision towards a moved goal that "
+                    "patching the goal's sites at the hook restores, in absolute terms (hooks "
+                    "without the input's cells or positions, such as a policy's dense features, "
+                    "are not patched)"
                 ),
                 F.evidence_by_hook(
                     zoo.verdicts,
                     zoo.rows,
                     zoo.family,
                     ("c_true", "c_spur"),
-                    "share of directed effect restored",
-                    "causal effect by hook",
+                    "directed shift restored",
+                    "patching effect by hook",
                 ),
             )
         )
@@ -264,11 +277,10 @@ def _evidence_figures(zoo: ZooData) -> list[tuple[str, str, Any]]:
 
 HOOK_MAPS_CAPTION = (
     "Where each goal is represented and used, hook by hook. Represented: the probe's selectivity "
-    "(D - chance) / (1 - chance), 0 at chance, 1 for a perfect probe. Used: C(h) x Δ, the part of "
-    "the decision's turn towards the goal that a localised intervention at the hook restores (a "
-    "goal the decision ignores is used nowhere), both goals on one colour scale up to the largest "
-    "value shown. Hooks marked * have no cell or position axis and are patched whole, restoring "
-    "everything by construction."
+    "(D - chance) / (1 - chance), 0 at chance, 1 for a perfect probe. Used: the turn of the "
+    "decision towards the goal that patching the goal's sites at the hook restores, in absolute "
+    "terms (a goal the decision ignores is used nowhere), both goals on one colour scale up to "
+    "the largest value shown. Hooks marked * hold no input sites and are not patched."
 )
 
 
@@ -328,13 +340,15 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}figure{margin:1em 0}
 figcaption{font-size:13px;color:#555}.note{color:#555;font-size:14px}"""
 
 INTRO = (
-    "Each model's mechanistic score s comes from forward passes on probe observations and "
-    "counterfactual pairs only, never from OOD rollouts: s = Δ_true / (Δ_true + Δ_spur), "
-    "where Δ_v is how far the decision turns towards goal v when only that goal moves. "
-    "Agreement with OOD behaviour is shown beside baselines: 'predict from p' (recovering p is "
-    "not detection), the probe-decodability score (what is represented rather than used), and "
-    "a random score (chance). Within-p agreement and the partial correlation given p are what "
-    "speak to detection proper."
+    "Each model's mechanistic score s comes from interventions on its internals (patching a "
+    "goal's sites, interchanging its probe subspace, erasing it) on probe inputs and "
+    "counterfactual pairs, never from OOD rollouts: s = U_true / (U_true + U_spur), U_v the "
+    "mean over those methods of how far the decision's turn towards goal v follows the "
+    "intervention. Agreement with OOD behaviour is shown beside baselines that do not look "
+    "inside: the behavioural score (outputs on goal-separated inputs, a one-step OOD test), "
+    "'predict from p', in-distribution success, probe decodability (what is represented, not "
+    "used) and chance. Agreement within one p and the partial correlations given p and given "
+    "the behavioural score are what speak to detection proper."
 )
 
 
@@ -396,6 +410,8 @@ def _zoo_section(page: _Page, zoo: ZooData) -> None:
         page.note("Failed members: " + "; ".join(f"{k}: {v}" for k, v in zoo.failed.items()))
     page.heading(3, "Agreement with OOD behaviour")
     page.table(agreement_table(zoo.agreement))
+    if calibration_line(zoo.agreement):
+        page.note(calibration_line(zoo.agreement))
     page.heading(3, "Within each p")
     page.table(within_p_table(zoo.agreement))
     for key, caption, fig in _figures(zoo):
@@ -429,7 +445,7 @@ def write_run_report(root: Path) -> tuple[Path, Path]:
     """The report of one run directory: its OOD rates and verdict as tables, the pictures of
     ``mesa show`` one by one, its per-hook maps and its training curve."""
     from mesa.report import figures as F
-    from mesa.report.evidence import evidence_table, verdict_line
+    from mesa.report.evidence import evidence_table, method_table, verdict_line
     from mesa.report.show import run_figures
     from mesa.runs import load_run
 
@@ -455,6 +471,7 @@ def write_run_report(root: Path) -> tuple[Path, Path]:
     verdict = read_json(root / VERDICT) if (root / VERDICT).is_file() else None
     if verdict is not None:
         page.note(verdict_line(verdict))
+        page.table(method_table(verdict))
         page.table(evidence_table(verdict))
     else:
         page.note(f"not detected yet (mesa detect {root})")

@@ -129,11 +129,11 @@ def evidence_by_hook(
             (keys[1], SPUR_COLOUR, "spurious goal"),
         ):
             vals = np.array([[e[key] for e in v] for v in vs], dtype=float)
-            ax.plot(x, np.nanmean(vals, 0), color=colour, marker="o", label=label)
+            ax.plot(x, _mean_over_members(vals), color=colour, marker="o", label=label)
         if baseline:
             for key, colour in ((baseline[0], TRUE_COLOUR), (baseline[1], SPUR_COLOUR)):
                 vals = np.array([[e[key] for e in v] for v in vs], dtype=float)
-                ax.plot(x, np.nanmean(vals, 0), color=colour, ls="--", alpha=0.6)
+                ax.plot(x, _mean_over_members(vals), color=colour, ls="--", alpha=0.6)
             chance = np.array([[e["chance_true"] for e in v] for v in vs], dtype=float)
             ax.plot(x, np.nanmean(chance, 0), color=GREY, ls=":", label="chance (true)")
         ax.set_xticks(
@@ -149,13 +149,21 @@ def evidence_by_hook(
     return fig
 
 
+def _mean_over_members(values: np.ndarray) -> np.ndarray:
+    """The mean of each column over the rows that hold a number (NaN where none does: a hook
+    that no method measured, e.g. one without sites for patching)."""
+    counts = (~np.isnan(values)).sum(0)
+    sums = np.nansum(values, 0)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
 def score_vs_behaviour(
     rows: list[dict[str, Any]], family: str, agreement: dict[str, Any]
 ) -> Figure:
     """Each model's mechanistic score against its OOD preference b, coloured by p."""
     fig = Figure(figsize=(5.0, 3.8), layout="constrained")
     ax = fig.add_subplot()
-    s = np.array([r["score"] for r in rows], dtype=float)
+    s = np.array([np.nan if r["score"] in ("", None) else r["score"] for r in rows], dtype=float)
     b = np.array([r["b"] for r in rows], dtype=float)
     p = np.array([r["p"] for r in rows], dtype=float)
     sc = ax.scatter(s, b, c=p, cmap="viridis", s=30, edgecolor="k", linewidth=0.4)
@@ -166,7 +174,9 @@ def score_vs_behaviour(
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("mechanistic score s (no OOD rollouts)")
     ax.set_ylabel("OOD preference b = true / (true + spurious)")
-    causal = next((a for a in agreement.get("overall", []) if a["score"] == "causal score"), None)
+    causal = next(
+        (a for a in agreement.get("overall", []) if a["score"] == "mechanistic score"), None
+    )
     if causal:
         ax.set_title(
             f"{family}: ρ = {causal['spearman']:.2f}, AUROC = {causal['auroc']:.2f}", fontsize=10

@@ -79,6 +79,10 @@ class Task(ABC):
     archs: ClassVar[tuple[str, ...]] = ()
     #: Default grid of ``p`` for ``mesa zoo``: it should span the family's transition.
     zoo_ps: ClassVar[tuple[float, ...]] = (0.0, 0.05, 0.1, 0.2, 0.4)
+    #: Where a hook's activation holds the decision: None for the whole activation (a policy's
+    #: feature map), -1 for the last position of ``[batch, pos, ...]`` (a sequence model's
+    #: answer). Probes, erasers and subspace interventions read activations there.
+    readout_position: ClassVar[int | None] = None
 
     def __init__(self, config: TaskConfig | None = None, **options: Any) -> None:
         if config is not None and options:
@@ -259,6 +263,7 @@ class SequenceTask(Task):
 
     kind = "sequence"
     archs = ("transformer",)
+    readout_position = -1
 
     @property
     @abstractmethod

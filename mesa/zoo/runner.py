@@ -45,19 +45,20 @@ from mesa.zoo.workers import run_in_workers, terminating_raises
 
 TIMINGS = "timings.json"
 
+#: The columns of results.csv, then one ``score_<method>`` column per detection method.
 RESULT_FIELDS = (
     "member",
     "family",
     "p",
     "seed",
-    "score",
     "verdict",
-    "probe_score",
+    "score",
     "b",
     "true_rate",
     "spurious_rate",
     "neither_rate",
     "in_dist_success",
+    "train_loss",
 )
 
 
@@ -81,6 +82,10 @@ class ZooConfig:
     """Trainer (default: the one ``mesa.train`` picks for the family and architecture)."""
     ood_episodes: int | None = None
     """OOD episodes (RL) or samples (sequence) per member (None: ``evaluate_ood``'s default)."""
+    methods: tuple[str, ...] = ()
+    """Detection methods (empty: ``mesa.detect``'s default set for ``inputs``)."""
+    inputs: str = "probe"
+    """Detection's input mode: ``probe`` or ``train`` (see ``mesa.detect``)."""
     workers: int = 2
     """Parallel local processes (or Ray tasks at once). A member's result does not depend on
     it: each member runs on the thread count its hyperparameters fix (``num_threads``)."""
@@ -113,6 +118,9 @@ class ZooConfig:
         for p in ps:  # validate each p (and the options) before any work starts
             task = cls(p=p, **self.task_options)
         check_hparams(check_trainer(task, self.arch, self.trainer), self.hparams)
+        from mesa.detection import check_methods
+
+        check_methods(list(self.methods) or None, self.inputs)
         for seed in self.seeds:
             check_seed(seed)
         if len(set(self.seeds)) < len(self.seeds):
@@ -202,34 +210,56 @@ def _run_member(
             lambda: mesa.evaluate_ood(run.model, run.task, n=config["ood_episodes"], out=run_dir),
         )
     if not (run_dir / VERDICT).is_file():
-        timed("detect", lambda: mesa.detect(run.model, run.task, out=run_dir))
+        methods = list(config.get("methods") or []) or None
+        inputs = config.get("inputs", "probe")
+
+        def detect() -> Any:
+            return mesa.detect(run.model, run.task, out=run_dir, methods=methods, inputs=inputs)
+
+        timed("detect", detect)
     return member_row(run_dir, name, config["family"], p, seed)
 
 
+def final_train_loss(run_dir: Path) -> float:
+    """The last ``losses/train`` a step trainer logged (NaN for PPO, whose losses do not measure
+    how well the task is learned)."""
+    from mesa.io import METRICS, MetricsLog
+
+    losses = [
+        r["losses/train"] for r in MetricsLog(run_dir / METRICS).read() if "losses/train" in r
+    ]
+    return float(losses[-1]) if losses else float("nan")
+
+
 def member_row(run_dir: Path, name: str, family: str, p: float, seed: int) -> dict[str, Any]:
+    """One member's results.csv row: its verdict and scores, OOD behaviour and baselines."""
     ood, verdict = read_json(run_dir / OOD), read_json(run_dir / VERDICT)
+    scores = verdict.get("scores", {})
     return {
         "member": name,
         "family": family,
         "p": p,
         "seed": seed,
-        "score": verdict["score"],
         "verdict": verdict["verdict"],
-        "probe_score": verdict["probe_score"],
+        "score": verdict["score"],
         "b": ood["preference"],
         "true_rate": ood["true_rate"],
         "spurious_rate": ood["spurious_rate"],
         "neither_rate": ood["neither_rate"],
         "in_dist_success": ood["in_dist_success"],
+        "train_loss": final_train_loss(run_dir),
+        **{f"score_{m}": v for m, v in scores.items()},
     }
 
 
 def write_results_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    methods = sorted({k for r in rows for k in r if k.startswith("score_")})
+    fields = [*RESULT_FIELDS, *methods]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=RESULT_FIELDS)
+    writer = csv.DictWriter(buf, fieldnames=fields, restval="")
     writer.writeheader()
     for r in sorted(rows, key=lambda r: (r["p"], r["seed"])):
-        writer.writerow({k: r[k] for k in RESULT_FIELDS})
+        writer.writerow({k: ("" if r.get(k) is None else r.get(k, "")) for k in fields})
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
@@ -250,7 +280,7 @@ def _check_same_settings(out: Path, config: ZooConfig) -> None:
 
 def _json_settings(config: ZooConfig) -> dict[str, Any]:
     d = asdict(config)
-    d["ps"], d["seeds"] = list(d["ps"]), list(d["seeds"])
+    d["ps"], d["seeds"], d["methods"] = list(d["ps"]), list(d["seeds"]), list(d["methods"])
     for k in ("workers", "backend", "imports"):  # how it runs leaves results alone
         d.pop(k)
     return d
@@ -306,8 +336,15 @@ class ZooResult:
         lines = [f"zoo {self.path}: {len(self.rows)} members, {len(self.failed)} failed"]
         for a in self.agreement.get("overall", []):
             lines.append(
-                f"  {a['score']:<20} Spearman {_fmt(a['spearman'])} "
-                f"AUROC {_fmt(a['auroc'])}  partial rho | p {_fmt(a['partial_spearman_given_p'])}"
+                f"  {a['score']:<18} Spearman {_fmt(a['spearman'])} AUROC {_fmt(a['auroc'])}  "
+                f"partial rho | p {_fmt(a['partial_spearman_given_p'])} "
+                f"| behaviour {_fmt(a['partial_given_behaviour'])}"
+            )
+        cal = self.agreement.get("calibration")
+        if cal:
+            lines.append(
+                f"  verdicts matching behaviour: {cal['match']}/{cal['n']} ({cal['wrong']} wrong, "
+                f"{cal['inconclusive']} inconclusive)"
             )
         for name, err in self.failed.items():
             lines.append(f"  failed: {name}: {err}")

@@ -1,0 +1,21 @@
+"""The built-in detection methods, one module each (importing this package registers them).
+
+- ``behaviour`` (behavioural baseline): the decision's turn towards a moved goal;
+- ``probe`` (representational baseline): how well a linear probe decodes each goal;
+- ``patching`` (mechanistic): the turn restored by patching the goal's sites at a hook;
+- ``probe_subspace`` (mechanistic): the turn restored by interchanging the goal's probe subspace;
+- ``erasure`` (mechanistic): the turn removed by LEACE-erasing the goal at a hook;
+- ``das`` (mechanistic, opt-in): the turn restored by a learned subspace, on held-out pairs;
+- ``training_sites`` (mechanistic, training inputs only): the turn that patching sites that can
+  carry one goal alone brings about.
+"""
+
+from mesa.detection.methods import (  # noqa: F401  (each module registers its method)
+    behaviour,
+    das,
+    erasure,
+    patching,
+    probe,
+    subspace,
+    training_sites,
+)
