@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from mesa.zoo.curve import group_by_p
+
 TRUE_COLOUR, SPUR_COLOUR, GREY = "#1b9e77", "#d95f02", "#7f7f7f"
-
-
-def _p_groups(rows: list[dict[str, Any]]) -> dict[float, list[dict[str, Any]]]:
-    groups: dict[float, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        groups[float(r["p"])].append(r)
-    return dict(sorted(groups.items()))
 
 
 def misgeneralization_curve(rows: list[dict[str, Any]], family: str) -> Figure:
     """OOD true-goal and spurious-goal rates against p (after Langosco et al. 2022, Fig. 3)."""
     fig = Figure(figsize=(5.5, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    groups = _p_groups(rows)
+    groups = group_by_p(rows)
     ps = np.array(list(groups))
     for key, colour, label in (
         ("true_rate", TRUE_COLOUR, "reaches true goal"),
@@ -91,11 +85,11 @@ def goodhart_curves(
 
 
 def _evidence_by_p(verdicts: dict[str, dict[str, Any]], rows: list[dict[str, Any]]):
-    by_p: dict[float, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        if r["member"] in verdicts:
-            by_p[float(r["p"])].append(verdicts[r["member"]])
-    return dict(sorted(by_p.items()))
+    """The verdicts of the members that have one, grouped by p."""
+    return {
+        p: [verdicts[r["member"]] for r in group]
+        for p, group in group_by_p(r for r in rows if r["member"] in verdicts).items()
+    }
 
 
 def evidence_by_hook(
