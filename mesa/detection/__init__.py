@@ -35,7 +35,7 @@ from mesa.detection.verdict import HookEvidence, Verdict, ratio_score, verdict_o
 from mesa.errors import MesaError
 from mesa.tasks.base import RLTask, SequenceTask, Task
 
-__all__ = ["Verdict", "detect", "detection_hooks"]
+__all__ = ["Verdict", "detect", "detection_hooks", "probe_data"]
 
 _HOOK_PATTERNS = (r"blocks\.\d+\.hook_out", r"blocks\.\d+\.hook_resid_pre", r"hook_features")
 #: A hook counts as where a goal is *used* when its causal effect reaches this share of the best.
@@ -58,7 +58,10 @@ def detection_hooks(model: Any) -> list[str]:
     return hooks
 
 
-def _probe_data(task: Task, n: int, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+def probe_data(task: Task, n: int, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """What :func:`detect` probes: ``(inputs, true goal, spurious goal, groups)`` of ``n``
+    examples of the task's ``probe`` split drawn with ``seed``; ``groups`` (layout ids, which
+    probe splits keep apart between train and test) is None for sequence tasks."""
     if isinstance(task, RLTask):
         batch = task.probe_batch(n, seed)
         return batch["obs"], batch["true_goal"], batch["spurious_goal"], batch.get("group")
@@ -86,7 +89,7 @@ def detect(
     kind = task.kind
     model.eval()
     hooks = hooks or detection_hooks(model)
-    inputs, y_true, y_spur, groups = _probe_data(task, n_probe, seed)
+    inputs, y_true, y_spur, groups = probe_data(task, n_probe, seed)
     with torch.no_grad():
         acts = flat_activations(model, inputs, hooks, kind)
     dec = {
