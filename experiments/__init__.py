@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import shlex
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,7 @@ def run(name: str, argv: Sequence[str], results: Path | None = None) -> None:
     common.COMMAND = shlex.join([*prefix, name, *argv])
     if results is not None:
         common.RESULTS = results.resolve()
+    sys.argv[0] = f"python -m experiments {name}"  # what the script's --help calls itself
     experiment.module().main(argv)
     if any(a in ("-h", "--help") for a in argv):
         return

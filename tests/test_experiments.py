@@ -42,6 +42,8 @@ def test_listing_names_every_script_and_nothing_else():
         assert (HERE / e.page).is_file(), e.page
         assert callable(e.module().main)
     assert "index" in out.stdout
+    readme = (HERE / "README.md").read_text()
+    assert all(f"| `{e.name}` |" in readme for e in EXPERIMENTS)  # the README's table too
     bad = _run("no_such_experiment")
     assert bad.returncode == 2 and "unknown experiment 'no_such_experiment'" in bad.stderr
 
