@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         },
     }
     family = ref[0]["member"].split("_p")[0]
-    seeds = seeds_slug(sorted({r["seed"] for r in zoo_rows.values()}))
+    seeds = seeds_slug(sorted({int(r["seed"]) for r in zoo_rows.values()}))
     sizes = "-".join(map(str, args.n_probe))
     write_result("detect_cost", f"{family}-{seeds}-n{sizes}", out)
     for n in args.n_probe:

@@ -135,14 +135,11 @@ def index_markdown(results: Path, found: list[Result]) -> str:
         "one that recorded them (`archive/README.md`).",
         "",
     ]
-    names = [e.name for e in EXPERIMENTS]
-    unknown = sorted({r.experiment for r in found} - set(names))
-    for e in [*EXPERIMENTS, *unknown]:
-        name = e if isinstance(e, str) else e.name
+    titles = {e.name: f"## {e.name}: {e.purpose} ([page](../{e.page}))" for e in EXPERIMENTS}
+    for r in found:  # a result of an experiment no longer registered still gets listed
+        titles.setdefault(r.experiment, f"## {r.experiment} (not a registered experiment)")
+    for name, title in titles.items():
         mine = [r for r in found if r.experiment == name]
-        title = f"## {name}"
-        if not isinstance(e, str):
-            title += f": {e.purpose} ([page](../{e.page}))"
         lines += [title, ""]
         if not mine:
             lines += ["No results yet.", ""]
