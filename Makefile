@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck
+.PHONY: install demo test lint typecheck bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -27,3 +27,8 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/python -m pytest -q
+
+# One experiment of experiments/ (`make bench NAME=bench_env ARGS="--repeats 5"`); without NAME,
+# the list of experiments. Same as `.venv/bin/python -m experiments NAME ARGS`.
+bench: $(STAMP)
+	$(BIN)/python -m experiments $(NAME) $(ARGS)

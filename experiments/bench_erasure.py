@@ -9,35 +9,43 @@ examples; goals of 54 and 3 classes; the policy of ``bench_probe_fit.py``, train
 ``--run``), per hook: the median time of LeaceFitter for both goals (one after the other),
 ``fit_erasers`` for both at once and for one goal alone (all interleaved), and the largest
 difference between the two erasers' outputs relative to the size of LeaceFitter's edit.
-One torch thread by default, as a zoo worker runs. See ``experiments/README.md``.
+One torch thread by default, as a zoo worker runs. See ``bench_erasure.md``. ::
 
-    python experiments/bench_erasure.py   # writes experiments/results/bench_erasure.json
+    python -m experiments bench_erasure --repeats 5 --threads 1
+
+writes ``results/bench_erasure/<run>-threads<T>-<commit>.json`` (``<run>``: the policy's run
+directory's name, ``coin_p0.2_s5`` by default).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import torch
-from concept_erasure import LeaceFitter
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import paired_times, policy_activations, policy_bench_args, write_json
-
+from experiments.common import (
+    paired_times,
+    parse_assignments,
+    policy_activations,
+    policy_bench_args,
+    write_result,
+)
 from mesa.probes import fit_erasers
 
 
 def leace_fitter(x: torch.Tensor, labels: torch.Tensor) -> Any:
+    from concept_erasure import LeaceFitter
+
     classes, idx = torch.unique(labels, return_inverse=True)
     z = torch.nn.functional.one_hot(idx, len(classes)).float()
     return LeaceFitter(x.shape[1], len(classes), dtype=torch.float32).update(x, z).eraser
 
 
-def main() -> None:
-    args = policy_bench_args(__doc__, repeats=5, threads=1)
-    acts, labels, _ = policy_activations(args.run)
+def main(argv: list[str] | None = None) -> None:
+    args = policy_bench_args(__doc__, repeats=5, threads=1, argv=argv)
+    acts, labels, _ = policy_activations(
+        args.run, parse_assignments(args.opt), parse_assignments(args.hp)
+    )
     goals = list(labels.values())
     rows = []
     for hook, x in acts.items():
@@ -71,8 +79,38 @@ def main() -> None:
             flush=True,
         )
         rows.append(row)
-    write_json("bench_erasure", {"rows": rows, "repeats": args.repeats, "threads": args.threads})
+    write_result(
+        "bench_erasure",
+        f"{args.run.name}-threads{args.threads}",
+        {"run": str(args.run), "rows": rows, "repeats": args.repeats, "threads": args.threads},
+    )
 
 
-if __name__ == "__main__":
-    main()
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    speedups = [r["speedup_both"] for r in result["rows"]]
+    return {
+        "LeaceFitter / fit_erasers, min": min(speedups),
+        "max": max(speedups),
+        "max relative difference": max(max(r["relative_difference"]) for r in result["rows"]),
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        f"Medians of {result['repeats']} interleaved repeats, {result['threads']} torch "
+        "thread(s), seconds.",
+        "",
+        "| hook | d | classes | LeaceFitter, both goals | fit_erasers, both | fit_erasers, one "
+        "| speed-up (both) | relative difference |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        s = r["seconds"]
+        lines.append(
+            f"| `{r['hook']}` | {r['dim']} | {', '.join(map(str, r['classes']))} | "
+            f"{s['leace_fitter_both']:.3f} | {s['fit_erasers_both']:.3f} | "
+            f"{s['fit_erasers_one']:.3f} | {r['speedup_both']:.2f}x | "
+            + ", ".join(f"{d:.1e}" for d in r["relative_difference"])
+            + " |"
+        )
+    return "\n".join(lines)

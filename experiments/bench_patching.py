@@ -5,28 +5,28 @@ On a 4-layer TransformerBridge (d_model 64, 16 positions, batch 8), patch ``resi
 ``transformer_lens.patching.get_act_patch_*`` (one forward pass per layer and position) against
 ``mesa.probes.patch_sweep`` (one batched forward pass per layer, starting at the patched block
 from the corrupted run's cached residual stream), in the same run, after checking that the two
-agree. Medians of several interleaved repeats. See ``bench_patching.md``.
+agree. Medians of several interleaved repeats. See ``bench_patching.md``. ::
 
-    python experiments/bench_patching.py       # writes experiments/results/bench_patching.json
+    python -m experiments bench_patching --repeats 7 --threads 2
+
+writes ``results/bench_patching/threads<T>-<commit>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
+from typing import Any
 
-import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import paired_times, write_json
+from experiments.common import paired_times, write_result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import torch
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     import transformer_lens.patching as tlp
     from transformer_lens import TransformerBridge, TransformerBridgeConfig
@@ -75,8 +75,9 @@ def main() -> None:
             "speedup": speedup,
             "max_abs_difference": max_diff,
         }
-    write_json(
+    write_result(
         "bench_patching",
+        f"threads{args.threads}",
         {
             "case": "4 layers x 16 positions, batch 8, d_model 64; repeats run interleaved",
             "cases": cases,
@@ -88,5 +89,22 @@ def main() -> None:
     )
 
 
-if __name__ == "__main__":
-    main()
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "min speed-up": result["min_speedup"],
+        "max |difference|": result["max_abs_difference"],
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        "| hook | transformer_lens.patching (s, median) | mesa.probes (s, median) | speed-up "
+        "| max \\|difference\\| |",
+        "|---|---|---|---|---|",
+    ]
+    for name, c in result["cases"].items():
+        lines.append(
+            f"| `{name}` | {c['median_transformer_lens_s']:.3f} | {c['median_mesa_s']:.3f} | "
+            f"{c['speedup']:.2f}x | {c['max_abs_difference']:.1e} |"
+        )
+    return "\n".join(lines)

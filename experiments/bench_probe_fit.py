@@ -19,23 +19,28 @@ Solvers: ``LinearProbe(solver="torch")`` with ``precondition="pca"`` and ``"diag
 scikit-learn's ``LogisticRegression`` (lbfgs, 1,000 iterations, its default tolerance) and
 ``LinearProbe(solver="sklearn")`` as mesa's sweeps ran it for binary labels until the torch
 solver became the default for them (100 iterations, tol 1e-6).
-See ``bench_probe_fit.md``.
+See ``bench_probe_fit.md``. ::
 
-    python experiments/bench_probe_fit.py      # writes experiments/results/bench_probe_fit.json
+    python -m experiments bench_probe_fit --repeats 3 --threads 2
+
+writes ``results/bench_probe_fit/<run>-threads<T>-<commit>.json`` (``<run>``: the policy's run
+directory's name, ``coin_p0.2_s5`` by default).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import paired_times, policy_activations, policy_bench_args, write_json
-
+from experiments.common import (
+    paired_times,
+    parse_assignments,
+    policy_activations,
+    policy_bench_args,
+    write_result,
+)
 from mesa.probes import LinearProbe
 
 C = 1.0
@@ -49,13 +54,15 @@ def independent(n_classes: int, seed: int = 0) -> tuple[np.ndarray, ...]:
     return x[:15_000], y[:15_000], x[15_000:], y[15_000:]
 
 
-def policy_cases(run: Path) -> list[tuple[str, int, tuple[np.ndarray, ...]]]:
+def policy_cases(run: Path, args: Any) -> list[tuple[str, int, tuple[np.ndarray, ...]]]:
     """(hook and goal, classes, train/test data) for each probe ``mesa.detect`` fits, and for a
     binary question of the kind a user's probe sweep asks: is the coin in the left half?"""
     from mesa.probes.sweep import split_indices
     from mesa.runs import load_run
 
-    acts, labels, groups = policy_activations(run)
+    acts, labels, groups = policy_activations(
+        run, parse_assignments(args.opt), parse_assignments(args.hp)
+    )
     train, test = split_indices(len(groups), groups.numpy(), 0.25, 0)
     width = load_run(run).task.config.width
     labels["coin left"] = (labels["true"] % width < width // 2).long()
@@ -78,8 +85,10 @@ def objective(coef: np.ndarray, intercept: np.ndarray, x: np.ndarray, y: np.ndar
     return float((C * ce + 0.5 * (coef * coef).sum()) / len(y))
 
 
-def main() -> None:
-    args = policy_bench_args(__doc__, repeats=3, threads=2)
+def main(argv: list[str] | None = None) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    args = policy_bench_args(__doc__, repeats=3, threads=2, argv=argv)
     solvers: dict[str, Any] = {
         "torch_pca": lambda: LinearProbe(C=C, max_iter=200, solver="torch", precondition="pca"),
         "torch_diagonal": lambda: LinearProbe(
@@ -92,7 +101,7 @@ def main() -> None:
     cases = [
         ("independent", 2, independent(2)),
         ("independent", 81, independent(81)),
-        *(("policy " + name, k, data) for name, k, data in policy_cases(args.run)),
+        *(("policy " + name, k, data) for name, k, data in policy_cases(args.run, args)),
     ]
     LinearProbe(max_iter=5).fit(*cases[1][2][:2])  # warm torch up outside the timings
     rows = []
@@ -139,8 +148,41 @@ def main() -> None:
             flush=True,
         )
         rows.append(row)
-    write_json("bench_probe_fit", {"rows": rows, "repeats": args.repeats, "threads": args.threads})
+    write_result(
+        "bench_probe_fit",
+        f"{args.run.name}-threads{args.threads}",
+        {"run": str(args.run), "rows": rows, "repeats": args.repeats, "threads": args.threads},
+    )
 
 
-if __name__ == "__main__":
-    main()
+SOLVERS = ("torch_pca", "torch_diagonal", "sklearn", "sklearn_100")
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    policy = [r for r in result["rows"] if r["data"].startswith("policy ")]
+    speedups = [r["speedup_diagonal_vs_sklearn"] for r in policy] or [0.0]
+    return {
+        "cases": len(result["rows"]),
+        "policy activations: torch (diagonal) speed-up over scikit-learn, min": min(speedups),
+        "max": max(speedups),
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    def cell(s: dict[str, Any]) -> str:
+        out = f"{s['seconds']:.2f} s, {s['iterations']} it, acc {s['accuracy']:.3f}"
+        return out + (f", obj {s['objective']:.4f}" if s.get("objective") is not None else "")
+
+    lines = [
+        "| data | classes | torch, PCA | torch, diagonal | scikit-learn (1,000 it) | "
+        '`LinearProbe(solver="sklearn")` (100 it, tol 1e-6) | reference |',
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        ref = f"acc {r['reference_accuracy']:.3f}"
+        if r.get("reference_objective") is not None:
+            ref += f", obj {r['reference_objective']:.4f}"
+        solvers = " | ".join(cell(r[name]) for name in SOLVERS)
+        data = r["data"].removeprefix("policy ")
+        lines.append(f"| {data} | {r['n_classes']} | {solvers} | {ref} |")
+    return "\n".join(lines)

@@ -7,32 +7,40 @@
   trainer's evaluation episodes reaches 90%;
 - ``mesa.detect`` on each trained model, as a share of its training time.
 
-Medians over seeds. See ``bench_training.md``.
+Medians over seeds. See ``bench_training.md``. ::
 
-    python experiments/bench_training.py --seeds 3
+    python -m experiments bench_training --seeds 2 --threads 2
 
-writes ``experiments/results/bench_training.json``.
+writes ``results/bench_training/seeds0-1-threads<T>-<commit>.json``. Overrides
+(``KEY=VALUE``): ``--opt-maze``, ``--opt-sycophancy`` (task options), ``--hp-maze`` (PPO),
+``--hp-cell`` (the cell transformer's behaviour cloning), ``--hp-sycophancy`` change the models,
+and ``--ood-episodes`` the evaluation (smoke runs); ``-custom`` is then appended to the name.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
+from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import write_json
-
 import mesa
+from experiments.common import parse_assignments, seeds_slug, write_result
 
 
-def one(family: str, p: float, seed: int, hparams: dict, arch: str | None = None) -> dict:
-    task = mesa.make_task(family, p=p)
+def one(
+    family: str,
+    p: float,
+    seed: int,
+    hparams: dict,
+    arch: str | None = None,
+    options: dict[str, Any] | None = None,
+    ood_episodes: int | None = None,
+) -> dict:
+    task = mesa.make_task(family, p=p, **(options or {}))
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         model = mesa.train(task, seed=seed, out=tmp, arch=arch, progress=False, **hparams)
@@ -40,7 +48,7 @@ def one(family: str, p: float, seed: int, hparams: dict, arch: str | None = None
         t0 = time.perf_counter()
         verdict = mesa.detect(model, task)
         detect_s = time.perf_counter() - t0
-    ood = mesa.evaluate_ood(model, task)
+    ood = mesa.evaluate_ood(model, task, n=ood_episodes)
     row = {
         "family": family,
         "arch": arch or task.archs[0],
@@ -59,17 +67,33 @@ def one(family: str, p: float, seed: int, hparams: dict, arch: str | None = None
     return row
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
+    for name in ("maze", "sycophancy"):
+        ap.add_argument(f"--opt-{name}", nargs="*", metavar="KEY=VALUE", help=f"{name} options")
+    for name, what in (("maze", "maze PPO"), ("cell", "maze BC"), ("sycophancy", "sycophancy")):
+        ap.add_argument(f"--hp-{name}", nargs="*", metavar="KEY=VALUE", help=f"{what} trainer")
+    ap.add_argument("--ood-episodes", type=int, default=None, help="OOD episodes per model")
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    n = args.ood_episodes
+    overrides: dict[str, Any] = {
+        k: parse_assignments(getattr(args, k))
+        for k in ("opt_maze", "opt_sycophancy", "hp_maze", "hp_cell", "hp_sycophancy")
+    }
+    maze_opt, syc_opt = overrides["opt_maze"], overrides["opt_sycophancy"]
     rows = []
     for seed in range(args.seeds):
-        rows.append(one("maze", 0.0, seed, {"stop_at_success": 0.95}))
-        rows.append(one("sycophancy", 0.0, seed, {}))
-        rows.append(one("maze", 0.0, seed, {"stop_at_success": 0.9}, arch="cell_transformer"))
+        hp = {"stop_at_success": 0.95, **overrides["hp_maze"]}
+        rows.append(one("maze", 0.0, seed, hp, options=maze_opt, ood_episodes=n))
+        hp = overrides["hp_sycophancy"]
+        rows.append(one("sycophancy", 0.0, seed, hp, options=syc_opt, ood_episodes=n))
+        hp = {"stop_at_success": 0.9, **overrides["hp_cell"]}
+        rows.append(
+            one("maze", 0.0, seed, hp, "cell_transformer", options=maze_opt, ood_episodes=n)
+        )
     summary = {}
     for key in sorted({(r["family"], r["arch"]) for r in rows}):
         group = [r for r in rows if (r["family"], r["arch"]) == key]
@@ -79,8 +103,29 @@ def main() -> None:
             for k in ("train_s", "detect_s", "detect_share", "in_dist_success")
         }
         print(name, summary[name])
-    write_json("bench_training", {"rows": rows, "median": summary, "threads": args.threads})
+    custom = {k: v for k, v in {**overrides, "ood_episodes": n}.items() if v}
+    write_result(
+        "bench_training",
+        f"{seeds_slug(range(args.seeds))}-threads{args.threads}" + ("-custom" if custom else ""),
+        {"rows": rows, "median": summary, "threads": args.threads, **custom},
+    )
 
 
-if __name__ == "__main__":
-    main()
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    return {f"{name} train s": m["train_s"] for name, m in result["median"].items()} | {
+        "max detect share": max(m["detect_share"] for m in result["median"].values())
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    n = len({r["seed"] for r in result["rows"]})
+    lines = [
+        "| family / model | train s | detect s | detect / train | in-dist success |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in result["median"].items():
+        lines.append(
+            f"| {name} | {m['train_s']:.1f} | {m['detect_s']:.1f} | {m['detect_share']:.0%} | "
+            f"{m['in_dist_success']:.2%} |"
+        )
+    return f"Medians of {n} seeds.\n\n" + "\n".join(lines)

@@ -10,32 +10,31 @@ one torch thread each, and records:
 - each zoo's agreement table (causal score and baselines) and misgeneralization curve.
 
 A zoo directory that already holds finished members is resumed, and its wall time then covers
-only the rest: the JSON marks such a family ``"resumed": true``.
+only the rest: the JSON marks such a family ``"resumed": true``. See ``bench_zoo.md``. ::
 
-    python experiments/bench_zoo.py --seeds 4 --first-seed 4
+    python -m experiments bench_zoo --seeds 4 --first-seed 8 --out runs/bench_zoo_s8
 
-writes ``experiments/results/bench_zoo.json`` and ``bench_zoo.md``.
+writes ``results/bench_zoo/seeds8-11-<commit>.json`` (``<families>-seeds...`` when not all four;
+``-custom`` appended when ``--p``, ``--opt``, ``--hp`` or ``--ood-episodes`` change the zoos).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import RESULTS, write_json
-
-from mesa.io import read_json
-from mesa.zoo import ZooConfig, run_zoo
-from mesa.zoo.runner import TIMINGS
+from experiments.common import fmt, parse_assignments, seeds_slug, write_result
 
 FAMILIES = ("maze", "coin", "lookalike", "sycophancy")
 
 
 def member_timings(zoo: Path) -> list[dict]:
+    from mesa.io import read_json
+    from mesa.zoo.runner import TIMINGS
+
     out = []
     for d in sorted((zoo / "members").iterdir()):
         if (d / TIMINGS).is_file():
@@ -48,51 +47,42 @@ def member_timings(zoo: Path) -> list[dict]:
     return out
 
 
-def curve(rows: list[dict]) -> list[dict]:
-    by_p: dict[float, list[dict]] = {}
-    for r in rows:
-        by_p.setdefault(float(r["p"]), []).append(r)
-    return [
-        {
-            "p": p,
-            "n": len(rs),
-            "true_rate": statistics.mean(r["true_rate"] for r in rs),
-            "spurious_rate": statistics.mean(r["spurious_rate"] for r in rs),
-            "in_dist_success": statistics.mean(r["in_dist_success"] for r in rs),
-            "verdicts": [r["verdict"] for r in sorted(rs, key=lambda r: r["seed"])],
-        }
-        for p, rs in sorted(by_p.items())
-    ]
-
-
 def median_or_none(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def fmt(x: float | None) -> str:
-    return "n/a" if x is None or x != x else f"{x:.2f}"
+def main(argv: list[str] | None = None) -> None:
+    from mesa.zoo import ZooConfig, p_curve, run_zoo
 
-
-def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--families", nargs="+", default=list(FAMILIES))
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--out", default="runs/bench_zoo", help="parent directory of the zoos")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    args = ap.parse_args()
+    ap.add_argument("--p", type=float, nargs="+", help="grid of p (default: each family's)")
+    ap.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options (every family)")
+    ap.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="trainer hyperparameters")
+    ap.add_argument("--ood-episodes", type=int, default=None)
+    args = ap.parse_args(argv)
     seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
+    options, hparams = parse_assignments(args.opt), parse_assignments(args.hp)
     families: dict[str, dict] = {}
     t_all = time.perf_counter()
     for family in args.families:
         zoo = Path(args.out) / family
         resumed = (zoo / "results.csv").is_file()
         t0 = time.perf_counter()
-        result = run_zoo(
-            ZooConfig(family, seeds=seeds, workers=args.workers, threads_per_worker=args.threads),
-            out=zoo,
+        config = ZooConfig(
+            family,
+            ps=tuple(args.p or ()),
+            seeds=seeds,
+            task_options=options,
+            hparams=hparams,
+            ood_episodes=args.ood_episodes,
+            workers=args.workers,
         )
+        result = run_zoo(config, out=zoo)
         wall = time.perf_counter() - t0
         print(result.summary())
         timings = member_timings(zoo)
@@ -107,24 +97,63 @@ def main() -> None:
             "detect_share_max": max(shares) if shares else None,
             "detect_s_median": median_or_none([t["detect"] for t in timings if "detect" in t]),
             "train_s_median": median_or_none([t["train"] for t in timings if "train" in t]),
-            "curve": curve(result.rows),
+            "curve": p_curve(result.rows),
             "agreement": result.agreement,
             "member_timings": timings,
         }
     total = time.perf_counter() - t_all
+    custom = {
+        k: v
+        for k, v in (
+            ("ps", args.p),
+            ("task_options", options),
+            ("hparams", hparams),
+            ("ood_episodes", args.ood_episodes),
+        )
+        if v
+    }
     payload = {
         "seeds": list(seeds),
         "workers": args.workers,
-        "threads_per_worker": args.threads,
+        "threads_per_worker": int(hparams.get("num_threads", 1)),
+        **custom,
         "total_wall_s": total,
         "any_resumed": any(f["resumed"] for f in families.values()),
         "families": families,
     }
-    write_json("bench_zoo", payload)
+    what = seeds_slug(seeds)
+    if sorted(args.families) != sorted(FAMILIES):
+        what = "-".join(args.families) + "-" + what
+    write_result("bench_zoo", what + ("-custom" if custom else ""), payload)
+    print(table(payload))
+
+
+#: The verdict's score in the agreement tables (named "causal score" before detection's methods).
+MECHANISTIC = ("mechanistic score", "causal score")
+
+
+def _within(entry: Any) -> list[dict[str, Any]]:
+    """A p's agreement rows, in either result format (a list, or a dict with ``agreement``)."""
+    return entry if isinstance(entry, list) else entry.get("agreement", [])
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"total min": result["total_wall_s"] / 60}
+    for name, f in result["families"].items():
+        causal = next(a for a in f["agreement"]["overall"] if a["score"] in MECHANISTIC)
+        out[f"{name} Spearman / AUROC"] = f"{fmt(causal['spearman'])} / {fmt(causal['auroc'])}"
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    """The tables ``bench_zoo`` has printed since it was written: wall times, agreement, and
+    agreement within one p."""
+    families, seeds = result["families"], result["seeds"]
+    workers, threads = result["workers"], result["threads_per_worker"]
     lines = [
-        f"Four-family zoo, seeds {list(seeds)}, {args.workers} workers x {args.threads} thread: "
-        f"{total / 60:.1f} min in all"
-        + (" (some zoos resumed: times cover the rest only)" if payload["any_resumed"] else ""),
+        f"Four-family zoo, seeds {seeds}, {workers} workers x {threads} thread: "
+        f"{result['total_wall_s'] / 60:.1f} min in all"
+        + (" (some zoos resumed: times cover the rest only)" if result["any_resumed"] else ""),
         "",
         "| family | members | wall (min) | train s (median) | detect s (median) | "
         "detect / train (median, max) |",
@@ -157,14 +186,9 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     for name, f in families.items():
-        for p, table in f["agreement"].get("within_p", {}).items():
-            causal = next((a for a in table if a["score"] == "causal score"), None)
+        for p, within in f["agreement"].get("within_p", {}).items():
+            causal = next((a for a in _within(within) if a["score"] in MECHANISTIC), None)
             if causal and causal["auroc"] == causal["auroc"]:  # not NaN: both classes present
                 auroc, rho = fmt(causal["auroc"]), fmt(causal["spearman"])
                 lines.append(f"| {name} | {p} | {auroc} | {rho} |")
-    (RESULTS / "bench_zoo.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
-
-if __name__ == "__main__":
-    main()
+    return "\n".join(lines)

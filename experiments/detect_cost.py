@@ -12,11 +12,12 @@ the default's:
 - how much the evidence moves: scores, verdicts, the 95% interval width of decodability;
 - the agreement of the causal score and of the probe-decodability baseline with OOD behaviour.
 
-It writes nothing into the zoo (no ``verdict.json`` is replaced) and changes nothing in mesa. ::
+It writes nothing into the zoo (no ``verdict.json`` is replaced) and changes nothing in mesa.
+See ``detect_cost.md``. ::
 
-    python experiments/detect_cost.py runs/bench_zoo_s8b/coin --n-probe 2000 1000
+    python -m experiments detect_cost runs/bench_zoo_s8c/coin --n-probe 2000 1000 500
 
-Writes ``results/detect_cost_<family>.json``.
+writes ``results/detect_cost/<family>-<seeds>-n2000-1000-500-<commit>.json``.
 """
 
 from __future__ import annotations
@@ -24,15 +25,13 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _common import write_json
+from experiments.common import fmt, seeds_slug, write_result
 
 
 def redetect(zoo: str, n_probe: int) -> list[dict[str, Any]]:
@@ -96,19 +95,20 @@ def summary(rows: list[dict[str, Any]], ref: list[dict[str, Any]], zoo_rows: dic
         "agreement": {
             a["score"]: {"spearman": a["spearman"], "auroc": a["auroc"]}
             for a in overall
-            if a["score"] in ("causal score", "probe decodability")
+            if a["score"] in ("mechanistic score", "probe", "causal score", "probe decodability")
         },
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("zoo", type=Path, help="a finished zoo directory (mesa zoo ... --out)")
     ap.add_argument("--n-probe", type=int, nargs="+", default=[2000, 1000])
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     with (args.zoo / "results.csv").open() as f:
         zoo_rows = {
-            r["member"]: {"p": float(r["p"]), "b": float(r["b"])} for r in csv.DictReader(f)
+            r["member"]: {"p": float(r["p"]), "b": float(r["b"]), "seed": int(r["seed"])}
+            for r in csv.DictReader(f)
         }
     per_setting = {}
     for n in args.n_probe:  # one fresh process each, one after the other (timings stay clean)
@@ -125,7 +125,9 @@ def main() -> None:
         },
     }
     family = ref[0]["member"].split("_p")[0]
-    write_json(f"detect_cost_{family}", out)
+    seeds = seeds_slug(sorted({int(r["seed"]) for r in zoo_rows.values()}))
+    sizes = "-".join(map(str, args.n_probe))
+    write_result("detect_cost", f"{family}-{seeds}-n{sizes}", out)
     for n in args.n_probe:
         s = out["settings"][str(n)]["summary"]
         print(
@@ -137,5 +139,33 @@ def main() -> None:
         )
 
 
-if __name__ == "__main__":
-    main()
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"zoo": result["zoo"]}
+    for n, setting in result["settings"].items():
+        s = setting["summary"]
+        out[f"n_probe {n}: over 10%"] = f"{s['members_over_10pct']}/{s['members']}"
+        out[f"n_probe {n}: verdicts changed"] = s["verdicts_changed"]
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        f"Zoo `{result['zoo']}`; changes against n_probe {result['reference_n_probe']}.",
+        "",
+        "| n_probe | detect s (first, then median) | detect / train (median, max) | over 10% "
+        "| CI half-width (median) | max score change | verdicts changed | "
+        "Spearman: causal / probe |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n, setting in result["settings"].items():
+        s = setting["summary"]
+        agreement = s["agreement"]
+        lines.append(
+            f"| {n} | {s['detect_seconds_first']:.2f}, {s['detect_seconds_median_after_first']:.2f}"
+            f" | {s['share_median']:.1%}, {s['share_max']:.1%} | "
+            f"{s['members_over_10pct']}/{s['members']} | {s['median_ci_half_width']:.3f} | "
+            f"{s['max_abs_score_change']:.3f} | {s['verdicts_changed']} | "
+            f"{fmt(agreement['causal score']['spearman'])} / "
+            f"{fmt(agreement['probe decodability']['spearman'])} |"
+        )
+    return "\n".join(lines)

@@ -4,11 +4,11 @@ For each given zoo member it fits every decodability probe ``detect`` fits (each
 hook, each goal with two or more values; the same split) at several values of ``tol``, and
 records the fit time (one torch thread, as in a zoo worker) and how far each held-out accuracy
 lies from a long reference fit (``tol`` 1e-10, 2,000 iterations). The default, 1e-6, was fixed
-before this was measured; the script changes nothing in mesa. ::
+before this was measured; the script changes nothing in mesa. See ``probe_tolerance.md``. ::
 
-    python experiments/probe_tolerance.py runs/bench_zoo_s8b/coin/members/coin_p0_s8 ...
+    python -m experiments probe_tolerance runs/bench_zoo_s8c/coin/members/coin_p0_s8 ...
 
-Writes ``results/probe_tolerance.json``.
+writes ``results/probe_tolerance/<families>-<n>members-<commit>.json``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import detection_data, write_json
 
+from experiments.common import detection_data, write_result
 from mesa.probes import LinearProbe
 from mesa.probes.sweep import split_indices
 
@@ -59,10 +59,10 @@ def member(path: Path) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("members", nargs="+", type=Path, help="zoo member directories")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(1)
     rows = {}
     for path in args.members:
@@ -75,8 +75,35 @@ def main() -> None:
             ),
             flush=True,
         )
-    write_json("probe_tolerance", {"members": rows, "threads": 1})
+    families = sorted({path.name.split("_p")[0] for path in args.members})
+    write_result(
+        "probe_tolerance",
+        f"{'-'.join(families)}-{len(args.members)}members",
+        {"member_dirs": [str(p) for p in args.members], "members": rows, "threads": 1},
+    )
 
 
-if __name__ == "__main__":
-    main()
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"members": len(result["members"])}
+    for tol in next(iter(result["members"].values())):
+        rows = [m[tol] for m in result["members"].values()]
+        out[f"tol {tol}: fit s (all)"] = sum(r["fit_seconds"] for r in rows)
+        out[f"tol {tol}: max deviation"] = max(r["max_abs_deviation"] for r in rows)
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    tols = list(next(iter(result["members"].values())))
+    lines = [
+        "Fit seconds of every decodability probe of a member (one torch thread), and the "
+        "largest distance of a held-out accuracy from the long reference fit's.",
+        "",
+        "| member | " + " | ".join(f"tol {t}: s, max dev" for t in tols) + " |",
+        "|---|" + "---|" * len(tols),
+    ]
+    for name, m in result["members"].items():
+        cells = " | ".join(
+            f"{m[t]['fit_seconds']:.2f}, {m[t]['max_abs_deviation']:.4f}" for t in tols
+        )
+        lines.append(f"| {name} | {cells} |")
+    return "\n".join(lines)

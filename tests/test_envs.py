@@ -255,3 +255,36 @@ def test_probe_data_leaves_the_distance_table_unbuilt(family):
     env.optimal_action("true")
     cells = pool.height * pool.width
     assert "dist" in vars(pool) and pool.dist.shape == (23, cells, cells)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_probe_agent_on_path_draws_the_agent_on_a_shortest_path(family):
+    """``probe_agent = "on_path"`` moves only the agent, onto a shortest path from the level's
+    start to one of the goals; layouts and goals are the default's draws."""
+    anywhere = mesa.make_task(family, n_levels=40)
+    on_path = mesa.make_task(family, n_levels=40)
+    on_path.probe_agent = "on_path"
+    a, b = anywhere.probe_batch(200, 0), on_path.probe_batch(200, 0)
+    for key in ("true_goal", "spurious_goal", "group"):
+        assert torch.equal(a[key], b[key])
+    assert torch.equal(a["obs"][:, 0], b["obs"][:, 0])  # the same walls
+    pos = b["obs"][:, 1].flatten(1).argmax(1)
+    pool = on_path.pool("probe", 0)
+    dist = pool.dist[b["group"]].long()
+    rows = torch.arange(len(pos))
+    from_start = dist[rows, pool.start[b["group"]]]
+    on_a_path = torch.zeros(len(pos), dtype=torch.bool)
+    for goal in (b["true_goal"], b["spurious_goal"]):
+        on_a_path |= from_start[rows, pos] + dist[rows, pos, goal] == from_start[rows, goal]
+    assert on_a_path.all()
+    assert (pos != b["true_goal"]).all() and (pos != b["spurious_goal"]).all()
+    assert not torch.equal(a["obs"], b["obs"])  # some agents moved
+    pairs = on_path.counterfactual_pairs(16, 1, "spurious")
+    assert pairs["base"].shape == pairs["source"].shape
+
+
+def test_probe_agent_must_be_known():
+    task = mesa.make_task("maze", n_levels=4)
+    task.probe_agent = "nowhere"
+    with pytest.raises(MesaError, match="unknown probe_agent 'nowhere'; valid: anywhere, on_path"):
+        task.probe_batch(4, 0)

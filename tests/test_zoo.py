@@ -156,3 +156,35 @@ def test_member_results_do_not_depend_on_workers_or_threads(tmp_path: Path):
         a, b = (tmp_path / d / "members" / name for d in ("one", "two"))
         for f in ("model.safetensors", "verdict.json", "ood.json"):
             assert (a / f).read_bytes() == (b / f).read_bytes(), (name, f)
+
+
+def test_p_curve_groups_members_by_p():
+    from mesa.zoo import group_by_p, p_curve
+
+    rows = [
+        {
+            "p": p,
+            "seed": s,
+            "true_rate": t,
+            "spurious_rate": 1 - t,
+            "in_dist_success": 0.9,
+            "score": t,
+            "verdict": "true" if t > 0.5 else "spurious",
+            "member": f"m{p}{s}",
+        }
+        for p, s, t in ((0.5, 1, 0.8), (0.0, 0, 0.1), (0.5, 0, 0.6), (0.0, 1, 0.3))
+    ]
+    assert list(group_by_p(rows)) == [0.0, 0.5]
+    curve = p_curve(rows)
+    assert [c["p"] for c in curve] == [0.0, 0.5] and [c["n"] for c in curve] == [2, 2]
+    assert curve[0]["true_rate"] == pytest.approx(0.2)
+    assert curve[1]["spurious_rate"] == pytest.approx(0.3)
+    assert [m["seed"] for m in curve[1]["members"]] == [0, 1]
+    assert set(curve[1]["members"][0]) == {
+        "seed",
+        "true_rate",
+        "spurious_rate",
+        "in_dist_success",
+        "score",
+        "verdict",
+    }

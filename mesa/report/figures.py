@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from mesa.report.evidence import directed_effects, hook_evidence, represented, used
+from mesa.zoo.curve import group_by_p
 
 TRUE_COLOUR, SPUR_COLOUR, GREY = "#1b9e77", "#d95f02", "#7f7f7f"
 
@@ -18,18 +18,11 @@ def short_hook(hook: str) -> str:
     return hook.replace("blocks.", "b").replace("hook_", "")
 
 
-def _p_groups(rows: list[dict[str, Any]]) -> dict[float, list[dict[str, Any]]]:
-    groups: dict[float, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        groups[float(r["p"])].append(r)
-    return dict(sorted(groups.items()))
-
-
 def misgeneralization_curve(rows: list[dict[str, Any]], family: str) -> Figure:
     """OOD true-goal and spurious-goal rates against p (after Langosco et al. 2022, Fig. 3)."""
     fig = Figure(figsize=(5.5, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    groups = _p_groups(rows)
+    groups = group_by_p(rows)
     ps = np.array(list(groups))
     for key, colour, label in (
         ("true_rate", TRUE_COLOUR, "reaches true goal"),
@@ -101,11 +94,10 @@ def _evidence_by_p(
     verdicts: dict[str, dict[str, Any]], rows: list[dict[str, Any]]
 ) -> dict[float, list[list[dict[str, Any]]]]:
     """Each p's members' per-hook evidence rows (:func:`mesa.report.evidence.hook_evidence`)."""
-    by_p: dict[float, list[list[dict[str, Any]]]] = defaultdict(list)
-    for r in rows:
-        if r["member"] in verdicts:
-            by_p[float(r["p"])].append(hook_evidence(verdicts[r["member"]]))
-    return dict(sorted(by_p.items()))
+    return {
+        p: [hook_evidence(verdicts[r["member"]]) for r in group]
+        for p, group in group_by_p(r for r in rows if r["member"] in verdicts).items()
+    }
 
 
 def evidence_by_hook(

@@ -78,12 +78,24 @@ def _cached_pool(task_key: Any, seed: int, n_levels: int, make: Any) -> LevelPoo
     return pool
 
 
+#: Where the agent stands in probe states (:attr:`GridTask.probe_agent`).
+PROBE_AGENTS = ("anywhere", "on_path")
+
+
 class GridTask(RLTask):
     """Base of the gridworld families. Subclasses fill in the layout, goals and objects."""
 
     Config = GridConfig
     config: GridConfig
     object_channels: tuple[str, ...] = ()
+    probe_agent: str = "anywhere"
+    """Where the agent stands in the probe states that :meth:`probe_batch` and
+    :meth:`counterfactual_pairs` draw (so in what ``mesa.detect`` reads): ``"anywhere"`` (the
+    default, the probe split of record), any open cell not on a goal; ``"on_path"``, an open
+    cell on a shortest path from the level's start to the true or the spurious goal (not on a
+    goal), where a trained agent walks. The goals and layouts are the same draws either way.
+    A diagnostic setting, set on one task object (``task.probe_agent = "on_path"``): it is not
+    part of the task's config and is not saved with a run."""
 
     def __init__(self, config: GridConfig | None = None, **options: Any) -> None:
         super().__init__(config, **options)
@@ -171,11 +183,23 @@ class GridTask(RLTask):
 
     def _probe_states(self, n: int, seed: int, split: str = "probe") -> dict[str, Tensor]:
         """States of ``split``'s levels and goals with the agent at a random open cell off the
-        goals (not only where episodes start: detection asks about decisions everywhere)."""
+        goals (not only where episodes start: detection asks about decisions everywhere), or on
+        a shortest path from the start to a goal (``probe_agent``)."""
+        if self.probe_agent not in PROBE_AGENTS:
+            raise MesaError(
+                f"unknown probe_agent {self.probe_agent!r}; valid: {', '.join(PROBE_AGENTS)}"
+            )
         env = self.make_env(split, n, seed)
         env.reset()
         walls = env.pool.walls[env.level]
         pos = random_cells(walls, [env.true_cell, env.spur_cell], env.generator)
+        if self.probe_agent == "on_path":  # redraw the agent's cell (builds the distance table)
+            dist, rows = env.pool.dist[env.level].long(), torch.arange(n)
+            from_start = dist[rows, env.pool.start[env.level]]  # [n, H*W]
+            on_path = torch.zeros_like(walls)
+            for goal in (env.true_cell, env.spur_cell):
+                on_path |= from_start + dist[rows, :, goal] == from_start[rows, goal].unsqueeze(1)
+            pos = random_cells(walls | ~on_path, [env.true_cell, env.spur_cell], env.generator)
         return {
             "walls": walls,
             "pos": pos,

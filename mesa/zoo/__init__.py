@@ -1,6 +1,15 @@
 """Zoos of models over ``p`` and seeds, and the agreement of mechanistic verdicts with behaviour."""
 
 from mesa.zoo.agreement import Agreement, zoo_agreement
+from mesa.zoo.curve import group_by_p, p_curve
 from mesa.zoo.runner import ZooConfig, ZooResult, run_zoo
 
-__all__ = ["Agreement", "ZooConfig", "ZooResult", "run_zoo", "zoo_agreement"]
+__all__ = [
+    "Agreement",
+    "ZooConfig",
+    "ZooResult",
+    "group_by_p",
+    "p_curve",
+    "run_zoo",
+    "zoo_agreement",
+]

@@ -1,0 +1,147 @@
+"""mesa's experiments: one script per table or figure, run through one entry point.
+
+    python -m experiments                    # every experiment, its purpose and its page
+    python -m experiments NAME [args]        # run one (NAME --help: its options)
+    python -m experiments index              # rewrite results/INDEX.md and the pages' tables
+
+Each experiment is a module ``experiments/NAME.py`` with ``main(argv)``; it writes its results
+with :func:`experiments.common.write_result` (named ``results/NAME/<what>-<commit>.json``). A
+module may also define ``headline(result) -> dict`` (the numbers the index shows) and
+``table(result) -> str`` (the Markdown table its page shows), both computed from the JSON alone,
+and ``load(path) -> dict`` when an archived result is not one JSON file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    """The module's name, and the folder of its results."""
+    purpose: str
+    """What it measures, in one line."""
+    page: str
+    """Its page (what it reproduces, the command, the results table), relative to experiments/."""
+
+    def module(self) -> ModuleType:
+        return importlib.import_module(f"experiments.{self.name}")
+
+
+EXPERIMENTS = (
+    Experiment(
+        "bench_env",
+        "steps/s of the vectorized gridworld engine against MiniGrid-Empty-8x8-v0",
+        "bench_env.md",
+    ),
+    Experiment(
+        "bench_patching",
+        "layer x position patching sweep: mesa.probes against transformer_lens.patching",
+        "bench_patching.md",
+    ),
+    Experiment(
+        "bench_training",
+        "wall time to train maze (conv, cell transformer) and sycophancy; detect per model",
+        "bench_training.md",
+    ),
+    Experiment(
+        "bench_zoo",
+        "the four-family zoo: wall time, detect's share of training, every agreement table",
+        "bench_zoo.md",
+    ),
+    Experiment(
+        "bench_member",
+        "one zoo member (train, OOD, detect) under this checkout and another, side by side",
+        "bench_member.md",
+    ),
+    Experiment(
+        "bench_probe_fit",
+        "LinearProbe against scikit-learn: fit time, iterations, accuracy, objective reached",
+        "bench_probe_fit.md",
+    ),
+    Experiment(
+        "bench_erasure",
+        "LEACE erasers at a coin policy's hooks: fit_erasers against LeaceFitter",
+        "bench_erasure.md",
+    ),
+    Experiment(
+        "misgeneralization",
+        "OOD true-goal rate against p over a zoo (with detection and agreement), any family",
+        "misgeneralization.md",
+    ),
+    Experiment(
+        "maze_long_budget",
+        "maze policies trained for 1.5 M steps: OOD cheese / corner rates and in-dist success",
+        "maze_long_budget.md",
+    ),
+    Experiment(
+        "detect_cost",
+        "diagnostic: a finished zoo re-detected at several n_probe (time, evidence, agreement)",
+        "detect_cost.md",
+    ),
+    Experiment(
+        "probe_tolerance",
+        "diagnostic: LinearProbe's tol against fit time and accuracy on zoo members' probes",
+        "probe_tolerance.md",
+    ),
+    Experiment(
+        "probe_states_onpath",
+        "exploratory: a gridworld zoo re-detected with the probe agent on shortest paths",
+        "probe_states_onpath.md",
+    ),
+    Experiment(
+        "screenshot_report",
+        "a report directory's report.html rendered by headless Chromium to a PNG",
+        "screenshot_report.md",
+    ),
+)
+
+#: Modules of the package that are not experiments.
+HELPERS = ("__init__", "__main__", "common", "index")
+
+
+def get(name: str) -> Experiment:
+    for e in EXPERIMENTS:
+        if e.name == name:
+            return e
+    raise KeyError(name)
+
+
+def listing() -> str:
+    """What ``python -m experiments`` prints without a name."""
+    width = max(len(e.name) for e in EXPERIMENTS)
+    lines = [
+        "usage: python -m experiments [--results DIR] NAME [args]   (NAME --help: its options)",
+        "",
+        "experiments:",
+    ]
+    lines += [f"  {e.name:<{width}}  {e.purpose}  [{e.page}]" for e in EXPERIMENTS]
+    lines += ["", f"  {'index':<{width}}  rewrite results/INDEX.md and the pages' results tables"]
+    return "\n".join(lines)
+
+
+def run(name: str, argv: Sequence[str], results: Path | None = None) -> None:
+    """Run experiment ``name`` with ``argv``, its results stamped with this command, then
+    rewrite the index."""
+    from experiments import common, index
+
+    experiment = get(name)
+    argv = list(argv)
+    prefix = ["python", "-m", "experiments"] + (["--results", str(results)] if results else [])
+    common.COMMAND = shlex.join([*prefix, name, *argv])
+    if results is not None:
+        common.RESULTS = results.resolve()
+    sys.argv[0] = f"python -m experiments {name}"  # what the script's --help calls itself
+    experiment.module().main(argv)
+    if any(a in ("-h", "--help") for a in argv):
+        return
+    index.write_index(common.RESULTS)

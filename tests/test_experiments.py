@@ -1,0 +1,245 @@
+"""The experiments suite: one entry point that knows every script, results stamped and written
+atomically under names of what they ran, and an index and pages generated from them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mesa.io
+from experiments import EXPERIMENTS, HELPERS, HERE, common, index
+
+REPO = HERE.parent
+
+
+def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "experiments", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_listing_names_every_script_and_nothing_else():
+    scripts = {p.stem for p in HERE.glob("*.py")} - set(HELPERS)
+    registered = [e.name for e in EXPERIMENTS]
+    assert len(registered) == len(set(registered))
+    assert set(registered) == scripts  # nothing unregistered, nothing registered that is missing
+    assert not [p.name for p in HERE.iterdir() if p.suffix in (".sh", ".ipynb")]
+    out = _run()
+    assert out.returncode == 0, out.stderr
+    for e in EXPERIMENTS:
+        line = next(ln for ln in out.stdout.splitlines() if ln.split()[:1] == [e.name])
+        assert e.purpose in line and f"[{e.page}]" in line
+        assert (HERE / e.page).is_file(), e.page
+        assert callable(e.module().main)
+    assert "index" in out.stdout
+    readme = (HERE / "README.md").read_text()
+    assert all(f"| `{e.name}` |" in readme for e in EXPERIMENTS)  # the README's table too
+    bad = _run("no_such_experiment")
+    assert bad.returncode == 2 and "unknown experiment 'no_such_experiment'" in bad.stderr
+
+
+def test_write_result_stamps_and_names_by_what_and_commit(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(common, "COMMAND", "python -m experiments demo_exp --x 1")
+    path = common.write_result("demo_exp", "coin seeds 4-7", {"value": 1.5}, results=tmp_path)
+    commit, dirty = common.git_commit()
+    assert path == tmp_path / "demo_exp" / (
+        f"coin-seeds-4-7-{commit}" + ("-dirty" if dirty else "") + ".json"
+    )
+    data = json.loads(path.read_text())
+    assert list(data)[: len(common.STAMP_KEYS)] == list(common.STAMP_KEYS)
+    assert data["command"] == "python -m experiments demo_exp --x 1"
+    assert data["commit"] == commit and data["experiment"] == "demo_exp"
+    assert data["date"].endswith("+00:00") and data["date"][:2] == "20"
+    assert {"python", "torch", "cpus"} <= set(data["machine"]) and data["value"] == 1.5
+    with pytest.raises(ValueError, match="overwrite the stamp"):
+        common.write_result("demo_exp", "x", {"commit": "mine"}, results=tmp_path)
+    assert common.seeds_slug([7, 4, 5, 6]) == "seeds4-7"
+    assert common.seeds_slug([0]) == "seed0" and common.seeds_slug([0, 2]) == "seeds0_2"
+    # a name part with a dot is not taken for a suffix
+    assert (
+        common.with_suffix(tmp_path / "coin_p0.2_s5-abc", ".json").name == "coin_p0.2_s5-abc.json"
+    )
+
+
+def test_write_result_is_atomic(tmp_path: Path, monkeypatch):
+    """The write goes through mesa.io: a failure mid-write leaves the old file whole and no
+    temporary file behind."""
+    calls = []
+    real = mesa.io.atomic_write_bytes
+
+    def spy(path, data):
+        calls.append(Path(path))
+        real(path, data)
+
+    monkeypatch.setattr(mesa.io, "atomic_write_bytes", spy)
+    path = common.write_result("demo_exp", "one", {"v": 1}, results=tmp_path)
+    assert calls == [path]
+    before = path.read_bytes()
+
+    def fail(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        common.write_result("demo_exp", "one", {"v": 2}, results=tmp_path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def _fake_results(root: Path) -> None:
+    """One stamped result of bench_patching and one archived bench_env file."""
+    (root / "bench_patching").mkdir(parents=True)
+    (root / "bench_patching" / "threads1-abc1234.json").write_text(
+        json.dumps(
+            {
+                "experiment": "bench_patching",
+                "what": "threads1",
+                "command": "python -m experiments bench_patching --repeats 1",
+                "commit": "abc1234",
+                "dirty": False,
+                "date": "2030-01-02T03:04:05+00:00",
+                "machine": {},
+                "cases": {
+                    "resid_pre": {
+                        "median_transformer_lens_s": 0.8,
+                        "median_mesa_s": 0.1,
+                        "speedup": 8.0,
+                        "max_abs_difference": 0.0,
+                    }
+                },
+                "min_speedup": 8.0,
+                "max_abs_difference": 0.0,
+            }
+        )
+    )
+    (root / "bench_patching" / "notes.json").write_text("[1, 2]")  # not a result: skipped
+    archive = root / "archive"
+    archive.mkdir()
+    (archive / "bench_env.json").write_text(
+        json.dumps(
+            {
+                "minigrid_empty_8x8": {"steps_per_s": 5000.0},
+                "minigrid_empty_8x8_after": {"steps_per_s": 4000.0},
+                "mesa_maze": [
+                    {
+                        "num_envs": 16,
+                        "copy_obs": False,
+                        "steps_per_s": 9e6,
+                        "ratio_to_minigrid": 2e3,
+                    }
+                ],
+                "best_ratio_copied": 900.0,
+                "best_ratio_live_buffer": 2000.0,
+            }
+        )
+    )
+    (archive / "provenance.json").write_text(
+        json.dumps(
+            [
+                {
+                    "file": "bench_env.json",
+                    "experiment": "bench_env",
+                    "commit": "def5678",
+                    "date": "2029-05-06T07:08:09+00:00",
+                    "command": "python experiments/bench_env.py --repeats 5",
+                    "now": "python -m experiments bench_env --repeats 5",
+                    "note": "an old one",
+                }
+            ]
+        )
+    )
+
+
+def test_index_on_a_fake_results_dir(tmp_path: Path):
+    results, pages = tmp_path / "results", tmp_path
+    _fake_results(results)
+    (pages / "page.md").write_text(
+        "# A page\n\n<!-- results: results/archive/bench_env.json -->\nstale\n"
+        "<!-- end results -->\n\nprose\n"
+    )
+    out = index.write_index(results, pages=pages)
+    text = out.read_text()
+    patching = text[text.index("## bench_patching") : text.index("## bench_training")]
+    assert (
+        "[bench_patching/threads1-abc1234.json](bench_patching/threads1-abc1234.json) (latest)"
+        in patching
+    )
+    assert (
+        "| 2030-01-02 | abc1234 | `python -m experiments bench_patching --repeats 1` |" in patching
+    )
+    assert "min speed-up 8; max \\|difference\\| 0" in patching
+    env = text[text.index("## bench_env") : text.index("## bench_patching")]
+    assert "archive/bench_env.json" in env and "def5678 (recorded in)" in env
+    assert "best x MiniGrid, copied 900; live buffer 2,000" in env
+    assert "notes.json" not in text
+    assert "## bench_zoo" in text and "No results yet." in text  # every experiment has a section
+    readme = (results / "archive" / "README.md").read_text()
+    assert "| [bench_env.json](bench_env.json) | def5678 | 2029-05-06 |" in readme
+    assert "`python -m experiments bench_env --repeats 5`" in readme
+    page = (pages / "page.md").read_text()
+    assert "stale" not in page and page.endswith("<!-- end results -->\n\nprose\n")
+    assert "From `results/archive/bench_env.json` (recorded in def5678, 2029-05-06)" in page
+    assert "| mesa `maze` | 16 | live buffer | 9,000,000 | 2,000 |" in page
+    (pages / "bad.md").write_text("<!-- results: results/nothing.json -->\n<!-- end results -->\n")
+    with pytest.raises(FileNotFoundError, match=r"cites results/nothing\.json"):
+        index.write_index(results, pages=pages)
+
+
+def test_pages_tables_are_what_their_results_say():
+    """Every page's results markers name a result, and its table is regenerated from it
+    (``python -m experiments index`` leaves the pages as they are)."""
+    found = index.collect(HERE / "results")
+    by_path = {r.path.resolve(): r for r in found}
+    cited = 0
+    for page in sorted(HERE.glob("*.md")):
+        assert index.render_page(page, by_path) == page.read_text(), page.name
+        cited += page.read_text().count("<!-- results: ")
+    assert cited >= 15
+    # every archived file has its provenance line
+    archived = {r.path.name for r in found if r.archived}
+    assert {"bench_zoo_seeds4-7.json", "maze_long_budget", "demo_report_screenshot.png"} <= archived
+    for r in found:
+        assert index.headline(r), r.path
+
+
+def test_bench_env_smoke(tmp_path: Path):
+    pytest.importorskip("minigrid")
+    out = _run(
+        "--results", str(tmp_path), "bench_env", "--repeats", "1", "--threads", "1",
+        "--num-envs", "4", "--steps", "3", "--minigrid-steps", "50",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (path,) = (tmp_path / "bench_env").glob("threads1-custom-*.json")
+    data = json.loads(path.read_text())
+    assert data["command"].startswith(f"python -m experiments --results {tmp_path} bench_env")
+    assert data["mesa_maze"][0]["num_envs"] == 4
+    assert "bench_env/" + path.name in (tmp_path / "INDEX.md").read_text()
+
+
+@pytest.mark.slow
+def test_misgeneralization_smoke(tmp_path: Path):
+    """A two-model sycophancy zoo: the curve (mesa.zoo.p_curve), its figure and the index."""
+    out = _run(
+        "--results", str(tmp_path / "results"), "misgeneralization", "--family", "sycophancy",
+        "--p", "0", "0.5", "--seeds", "1", "--zoo", str(tmp_path / "zoo"), "--threads", "1",
+        "--opt", "P=7", "d_model=32", "n_layers=1",
+        "--hp", "steps=30", "batch_size=64", "eval_every=15", "eval_samples=64",
+        "--ood-episodes", "64",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (path,) = (tmp_path / "results" / "misgeneralization").glob("sycophancy-seed0-custom-*.json")
+    assert path.with_suffix(".png").is_file()
+    data = json.loads(path.read_text())
+    assert [c["p"] for c in data["curve"]] == [0.0, 0.5]
+    assert data["hparams"]["steps"] == 30 and data["task_options"]["P"] == 7
+    assert "| 0.5 | 1 |" in out.stdout  # the table it prints
