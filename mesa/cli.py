@@ -121,12 +121,27 @@ def _cmd_detect(args: argparse.Namespace) -> None:
     print(f"wrote {run.path / 'verdict.json'}")
 
 
+def _grid(values: list[str] | None) -> tuple[float, ...] | str:
+    """``--p``: a grid of numbers, or ``auto`` (the transition search)."""
+    from mesa.errors import MesaError
+
+    if not values:
+        return ()
+    if values == ["auto"]:
+        return "auto"
+    try:
+        return tuple(float(v) for v in values)
+    except ValueError:
+        raise MesaError(f"--p takes numbers in [0, 1] or the word auto, got {values}") from None
+
+
 def _cmd_zoo(args: argparse.Namespace) -> int:
     from mesa.zoo import ZooConfig, run_zoo
 
+    grid = _grid(args.p)
     config = ZooConfig(
         family=args.family,
-        ps=tuple(args.p) if args.p else (),
+        ps=() if grid == "auto" else grid,  # type: ignore[arg-type]
         seeds=tuple(range(args.first_seed, args.first_seed + args.seeds)),
         workers=args.workers,
         backend=args.backend,
@@ -137,6 +152,21 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
         methods=tuple(_methods(args.methods) or ()),
         inputs=args.inputs,
     )
+    if grid == "auto":
+        from mesa.zoo.transition import TransitionConfig, find_transition
+
+        search = TransitionConfig(
+            config,
+            first_seed=args.first_seed,
+            population=args.population,
+            probes=args.probes,
+            seeds_per_probe=args.seeds_per_probe,
+            min_each_side=args.min_each_side,
+            bracket=tuple(args.bracket) if args.bracket else None,  # type: ignore[arg-type]
+        )
+        found = find_transition(search, args.out)
+        print(found.summary())
+        return 0 if found.split.get("splits") else 1
     result = run_zoo(config, out=args.out)
     print(result.summary())
     return 1 if result.failed else 0
@@ -314,8 +344,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("zoo", help="train, evaluate and detect a population over p and seeds")
     p.add_argument("family", help="task family")
     p.add_argument("--out", required=True, help="zoo directory (resumed if it exists)")
-    p.add_argument("--p", type=float, nargs="+", help="grid of p values")
+    p.add_argument(
+        "--p",
+        nargs="+",
+        help="grid of p values, or auto: find the p where the OOD true-goal preference crosses "
+        "1/2 by bisection, then train a population there (see --population)",
+    )
     p.add_argument("--seeds", type=int, default=4, help="seeds per p")
+    auto = p.add_argument_group("--p auto (transition search)")
+    auto.add_argument("--population", type=int, default=16, help="seeds at the found p")
+    auto.add_argument("--probes", type=int, default=4, help="bisection steps")
+    auto.add_argument("--seeds-per-probe", type=int, default=1, help="members per bisection step")
+    auto.add_argument(
+        "--min-each-side",
+        type=int,
+        default=4,
+        help="members the population needs on each side of b = 1/2 to count as split",
+    )
+    auto.add_argument(
+        "--bracket",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="p values below and above the transition (default: the family's zoo_ps ends)",
+    )
     p.add_argument("--first-seed", type=int, default=0, help="seeds run first-seed, +1, ...")
     p.add_argument("--workers", type=int, default=2, help="parallel local processes")
     p.add_argument("--backend", choices=["local", "ray"], default="local")

@@ -10,6 +10,7 @@ other.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,11 @@ from tqdm.auto import tqdm
 from mesa.evaluation.stats import OODResult, OutcomeRates
 from mesa.outcomes import SPURIOUS, TRUE
 from mesa.tasks.base import RLTask
+
+
+def goals_together(task: Any) -> Any:
+    """The same task at ``p = 0``: its ``train`` split always has the goals together."""
+    return type(task)(dataclasses.replace(task.config, p=0.0))
 
 
 def live_observations(env: Any) -> Any:
@@ -81,6 +87,7 @@ def evaluate_rl(
     model.eval()
     ood = rollout_first_episodes(model, task, "ood", n, seed, progress)
     train = rollout_first_episodes(model, task, "train", n, seed + 1, progress)
+    together = rollout_first_episodes(model, goals_together(task), "train", n, seed + 2, progress)
     counted, subset, note = headline_mask(ood["off_path"])
     return OODResult.build(
         headline=OutcomeRates.from_outcomes(ood["outcome"][counted]),
@@ -89,6 +96,7 @@ def evaluate_rl(
         in_dist_n=n,
         subset=subset,
         note=note,
+        together_successes=int(together["success"].sum()),
     )
 
 

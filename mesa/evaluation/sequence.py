@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mesa.evaluation.rollout import goals_together
 from mesa.evaluation.stats import OODResult, OutcomeRates
 from mesa.outcomes import NEITHER, SPURIOUS, TRUE
 from mesa.tasks.base import SequenceTask
@@ -43,4 +44,12 @@ def evaluate_sequence(
     model.eval()
     rates = OutcomeRates.from_outcomes(outcomes(model, task, "ood", n, seed))
     in_dist = outcomes(model, task, "train", n, seed + 1)
-    return OODResult.build(rates, rates, int((in_dist == TRUE).sum()), n, subset="all")
+    together = outcomes(model, goals_together(task), "train", n, seed + 2)
+    return OODResult.build(
+        rates,
+        rates,
+        int((in_dist == TRUE).sum()),
+        n,
+        subset="all",
+        together_successes=int((together == TRUE).sum()),
+    )

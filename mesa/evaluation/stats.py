@@ -72,6 +72,12 @@ class OODResult:
     all_episodes: dict[str, Any] = field(default_factory=dict)
     note: str = ""
     """Why the headline counts what it counts, where that is not the family's usual subset."""
+    together_success: float = float("nan")
+    """Success on training inputs with the goals together (the ``train`` split at ``p = 0``),
+    where pursuing either goal succeeds: how well the task is learned, apart from which goal.
+    (``in_dist_success`` is on the ``train`` split at the model's own ``p``, whose separated
+    episodes tell the goals apart, so at ``p > 0`` it is partly an OOD test.)"""
+    together_ci: tuple[float, float] = (float("nan"), float("nan"))
 
     @classmethod
     def build(
@@ -82,6 +88,7 @@ class OODResult:
         in_dist_n: int,
         subset: str,
         note: str = "",
+        together_successes: int | None = None,
     ) -> OODResult:
         return cls(
             true_rate=headline.true_rate,
@@ -98,6 +105,14 @@ class OODResult:
             subset=subset,
             all_episodes={**asdict(everything), "preference": everything.preference},
             note=note,
+            together_success=(
+                float("nan") if together_successes is None else together_successes / in_dist_n
+            ),
+            together_ci=(
+                (float("nan"), float("nan"))
+                if together_successes is None
+                else wilson_ci(together_successes, in_dist_n)
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,7 +153,8 @@ class OODResult:
         return (
             f"OOD ({self.subset}, n = {self.n}): preference b = {fmt(self.preference)}; "
             f"in-distribution success {fmt(self.in_dist_success, 3)} "
-            f"{fmt(self.in_dist_ci, 3)} (n = {self.in_dist_n})"
+            f"{fmt(self.in_dist_ci, 3)} (n = {self.in_dist_n}; with the goals together "
+            f"{fmt(self.together_success, 3)})"
         )
 
     def _repr_html_(self) -> str:
@@ -151,6 +167,7 @@ class OODResult:
         return (
             f"OOD ({self.subset}, n={self.n}): true {self.true_rate:.1%} [{lo:.1%}, {hi:.1%}], "
             f"spurious {self.spurious_rate:.1%}, neither {self.neither_rate:.1%}; "
-            f"in-distribution success {self.in_dist_success:.1%} (n={self.in_dist_n})"
+            f"in-distribution success {self.in_dist_success:.1%} (n={self.in_dist_n}; with the "
+            f"goals together {self.together_success:.1%})"
             + (f"\nnote: {self.note}" if self.note else "")
         )

@@ -10,7 +10,9 @@ internals, no OOD rollouts), each method's own score, and the behavioural prefer
 Recovering ``p`` is not detection: any score that tracks ``p`` correlates with behaviour across a
 zoo, and so does a one-step behavioural test. So every score sits beside the baselines, computed
 on the same members: **chance** (a seeded random score), **predict from p**, **in-distribution
-success** and the **final training loss** (training progress), the **probe-decodability** score
+success** (on the ``train`` split at the member's ``p``, whose separated episodes make it partly
+an OOD test), **success with the goals together** and the **final training loss** (training
+progress, apart from which goal is learned), the **probe-decodability** score
 (what is represented) and the **behavioural** score (outputs on goal-separated inputs). And
 beside each score's **partial** rank correlation with ``b`` given ``p``, given the behavioural
 score, and given in-distribution success: what the score adds to each. Only agreement within one
@@ -39,6 +41,7 @@ from sklearn.metrics import roc_auc_score
 MIN_EACH_SIDE = 3
 #: The baselines' row names.
 CHANCE, FROM_P, IN_DIST, TRAIN_LOSS = "chance", "predict from p", "in-dist success", "train loss"
+TOGETHER = "success, goals together"
 BEHAVIOUR, PROBE, MECHANISTIC = "behaviour", "probe", "mechanistic score"
 
 
@@ -168,6 +171,8 @@ def score_columns(rows: Sequence[dict[str, Any]], seed: int = 0) -> dict[str, np
         scores[m] = _column(rows, f"score_{m}")
     scores[FROM_P] = _column(rows, "p")
     scores[IN_DIST] = _column(rows, "in_dist_success")
+    if not np.isnan(_column(rows, "together_success")).all():
+        scores[TOGETHER] = _column(rows, "together_success")
     if not np.isnan(_column(rows, "train_loss")).all():
         scores[TRAIN_LOSS] = -_column(rows, "train_loss")  # lower loss ranks higher
     scores[CHANCE] = np.random.default_rng(seed).random(len(rows))

@@ -58,6 +58,7 @@ RESULT_FIELDS = (
     "spurious_rate",
     "neither_rate",
     "in_dist_success",
+    "together_success",
     "train_loss",
 )
 
@@ -86,6 +87,8 @@ class ZooConfig:
     """Detection methods (empty: ``mesa.detect``'s default set for ``inputs``)."""
     inputs: str = "probe"
     """Detection's input mode: ``probe`` or ``train`` (see ``mesa.detect``)."""
+    detect: bool = True
+    """Detect each member (False: train and OOD-test only, as a transition search does)."""
     workers: int = 2
     """Parallel local processes (or Ray tasks at once). A member's result does not depend on
     it: each member runs on the thread count its hyperparameters fix (``num_threads``)."""
@@ -209,7 +212,7 @@ def _run_member(
             "ood",
             lambda: mesa.evaluate_ood(run.model, run.task, n=config["ood_episodes"], out=run_dir),
         )
-    if not (run_dir / VERDICT).is_file():
+    if config.get("detect", True) and not (run_dir / VERDICT).is_file():
         methods = list(config.get("methods") or []) or None
         inputs = config.get("inputs", "probe")
 
@@ -233,20 +236,22 @@ def final_train_loss(run_dir: Path) -> float:
 
 def member_row(run_dir: Path, name: str, family: str, p: float, seed: int) -> dict[str, Any]:
     """One member's results.csv row: its verdict and scores, OOD behaviour and baselines."""
-    ood, verdict = read_json(run_dir / OOD), read_json(run_dir / VERDICT)
+    ood = read_json(run_dir / OOD)
+    verdict = read_json(run_dir / VERDICT) if (run_dir / VERDICT).is_file() else {}
     scores = verdict.get("scores", {})
     return {
         "member": name,
         "family": family,
         "p": p,
         "seed": seed,
-        "verdict": verdict["verdict"],
-        "score": verdict["score"],
+        "verdict": verdict.get("verdict"),
+        "score": verdict.get("score"),
         "b": ood["preference"],
         "true_rate": ood["true_rate"],
         "spurious_rate": ood["spurious_rate"],
         "neither_rate": ood["neither_rate"],
         "in_dist_success": ood["in_dist_success"],
+        "together_success": ood.get("together_success", float("nan")),
         "train_loss": final_train_loss(run_dir),
         **{f"score_{m}": v for m, v in scores.items()},
     }
@@ -388,7 +393,7 @@ def _run_zoo(config: ZooConfig, out: Path, progress: bool) -> ZooResult:
     todo = []
     for name, p, seed in config.members():
         run_dir = out / "members" / name
-        if (run_dir / OOD).is_file() and (run_dir / VERDICT).is_file():
+        if (run_dir / OOD).is_file() and ((run_dir / VERDICT).is_file() or not config.detect):
             rows[name] = member_row(run_dir, name, config.family, p, seed)
         else:
             todo.append((name, p, seed))

@@ -1,0 +1,261 @@
+"""Where does a family's learned goal flip, and a population that splits there.
+
+The hard question for a detector is not "does it rank p = 0 below p = 1" (p alone does that)
+but "among models trained identically, which ones will misgeneralize?". That needs a population
+of models trained at one ``p`` that split between the goals by seed alone, so it needs the ``p``
+where the OOD true-goal preference ``b`` crosses 1/2 — the family's transition.
+
+:func:`find_transition` locates it by bisection: starting from a bracket ``[lo, hi]`` (by
+default the ends of the family's ``zoo_ps``, documented to lie on either side of the
+transition), it trains ``seeds_per_probe`` members at the midpoint (on a square-root scale:
+transitions sit at small ``p``), measures their mean ``b`` out of distribution, and keeps the
+half that still brackets 1/2. After ``probes`` rounds it trains the ``population`` (``N`` seeds,
+default 16) at the bracket's midpoint as an ordinary zoo (trained, OOD-tested and detected),
+and checks the split: at least ``min_each_side`` members on each side of ``b = 1/2``. Where
+seeds alone do not split it, it says so and tries the neighbouring ``p`` towards the side that
+is short (up to ``moves`` times).
+
+Everything is resumable: search members are run directories under ``DIR/search``, each
+population a zoo under ``DIR/p<value>``, and ``DIR/transition.json`` records every probe (its
+``p``, seeds and ``b`` values), the chosen ``p``, each population's split and the compute spent
+(training seconds of the search against the population's: the search is an overhead).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mesa.errors import MesaError
+from mesa.io import locked, read_json, write_json
+from mesa.zoo.runner import ZooConfig, member_name, run_zoo
+
+TRANSITION = "transition.json"
+#: Search members use seeds from here on (population seeds start at ``first_seed``).
+SEARCH_SEED_OFFSET = 10_000
+
+
+@dataclass(frozen=True)
+class TransitionConfig:
+    """Settings of a transition search and its population."""
+
+    zoo: ZooConfig
+    """The family, its options and trainer settings, workers (``ps`` and ``seeds`` unused)."""
+    first_seed: int = 0
+    """The population's seeds are ``first_seed .. first_seed + population - 1``."""
+    population: int = 16
+    probes: int = 4
+    seeds_per_probe: int = 1
+    min_each_side: int = 4
+    moves: int = 2
+    bracket: tuple[float, float] | None = None
+    """``(lo, hi)``: p values known to lie below and above the transition (default: the ends of
+    the family's ``zoo_ps``)."""
+
+    def check(self) -> TransitionConfig:
+        for name in ("population", "probes", "seeds_per_probe", "min_each_side"):
+            if getattr(self, name) < 1:
+                raise MesaError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.moves < 0:
+            raise MesaError(f"moves must be at least 0, got {self.moves}")
+        if 2 * self.min_each_side > self.population:
+            raise MesaError(
+                f"a population of {self.population} cannot hold {self.min_each_side} members on "
+                "each side of b = 1/2"
+            )
+        lo, hi = self.range()
+        if not 0 <= lo < hi <= 1:
+            raise MesaError(f"the bracket must satisfy 0 <= lo < hi <= 1, got ({lo}, {hi})")
+        return self
+
+    def range(self) -> tuple[float, float]:
+        if self.bracket is not None:
+            return float(self.bracket[0]), float(self.bracket[1])
+        from mesa.tasks import get_task_class
+
+        ps = get_task_class(self.zoo.family).zoo_ps
+        return float(min(ps)), float(max(ps))
+
+
+@dataclass
+class Probe:
+    p: float
+    seeds: list[int]
+    b: list[float]
+
+    @property
+    def mean_b(self) -> float:
+        values = [x for x in self.b if not math.isnan(x)]
+        return sum(values) / len(values) if values else math.nan
+
+
+def midpoint(lo: float, hi: float) -> float:
+    """The midpoint of ``[lo, hi]`` on a square-root scale, rounded to 4 significant digits (so
+    that member names, which keep 6, never collide)."""
+    mid = ((math.sqrt(lo) + math.sqrt(hi)) / 2) ** 2
+    return float(f"{mid:.4g}")
+
+
+def bisect(
+    measure: Callable[[float, list[int]], list[float]],
+    lo: float,
+    hi: float,
+    probes: int,
+    seeds_for: Callable[[int], list[int]],
+    done: list[Probe] | None = None,
+    on_probe: Callable[[list[Probe], tuple[float, float]], None] | None = None,
+) -> tuple[list[Probe], tuple[float, float]]:
+    """Bisect ``[lo, hi]`` for the p where the mean of ``measure(p, seeds)`` crosses 1/2;
+    ``done`` are probes already measured (a resumed search replays them without measuring)."""
+    history: list[Probe] = []
+    for k in range(probes):
+        p = midpoint(lo, hi)
+        if done and k < len(done) and done[k].p == p:
+            probe = done[k]
+        else:
+            seeds = seeds_for(k)
+            probe = Probe(p, seeds, measure(p, seeds))
+        history.append(probe)
+        if math.isnan(probe.mean_b):
+            raise MesaError(f"no OOD preference could be measured at p = {p:g}")
+        lo, hi = (lo, p) if probe.mean_b > 0.5 else (p, hi)
+        if on_probe is not None:
+            on_probe(history, (lo, hi))
+    return history, (lo, hi)
+
+
+@dataclass
+class TransitionResult:
+    path: Path
+    probes: list[Probe]
+    bracket: tuple[float, float]
+    p: float
+    """The p of the population that split (or the last tried)."""
+    split: dict[str, Any] = field(default_factory=dict)
+    populations: list[dict[str, Any]] = field(default_factory=list)
+    cost: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [f"transition search {self.path}: {len(self.probes)} probes"]
+        for pr in self.probes:
+            lines.append(f"  p = {pr.p:<8g} seeds {pr.seeds}: mean b {pr.mean_b:.2f}")
+        lines.append(f"  bracket [{self.bracket[0]:g}, {self.bracket[1]:g}] -> p = {self.p:g}")
+        for pop in self.populations:
+            lines.append(
+                f"  population p = {pop['p']:g}: {pop['above']} with b > 1/2, {pop['below']} "
+                f"with b < 1/2 ({'splits' if pop['splits'] else 'does not split'})"
+            )
+        if self.cost:
+            lines.append(
+                f"  search compute {self.cost['search_train_s']:.0f} s of training against the "
+                f"population's {self.cost['population_train_s']:.0f} s "
+                f"({self.cost['search_share']:.0%})"
+            )
+        return "\n".join(lines)
+
+
+def _search_member(root: Path, zoo: ZooConfig) -> Callable[[float, list[int]], list[float]]:
+    """Measure b at p for seeds: train and OOD-evaluate search members (no detection)."""
+    from mesa.io import OOD
+    from mesa.zoo.runner import run_member
+
+    cfg = asdict(replace(zoo, detect=False))
+
+    def measure(p: float, seeds: list[int]) -> list[float]:
+        out = []
+        for seed in seeds:
+            name = member_name(zoo.family, p, seed)
+            run_member(str(root), name, p, seed, cfg)
+            out.append(float(read_json(root / "members" / name / OOD)["preference"]))
+        return out
+
+    return measure
+
+
+def _train_seconds(members: Path) -> float:
+    from mesa.zoo.runner import TIMINGS
+
+    total = 0.0
+    for d in members.glob("*"):
+        if (d / TIMINGS).is_file():
+            total += float(read_json(d / TIMINGS).get("train", {}).get("seconds", 0.0))
+    return total
+
+
+def _split(rows: list[dict[str, Any]], p: float, need: int) -> dict[str, Any]:
+    above = sum(1 for r in rows if r["b"] > 0.5)
+    below = sum(1 for r in rows if r["b"] < 0.5)
+    return {"p": p, "above": above, "below": below, "splits": min(above, below) >= need}
+
+
+def find_transition(
+    config: TransitionConfig, out: str | os.PathLike[str], progress: bool = True
+) -> TransitionResult:
+    """Bisect for the transition, then train a population there (see the module docstring)."""
+    config.check()
+    zoo = config.zoo.resolved()
+    with locked(out, "transition directory") as root:
+        state = read_json(root / TRANSITION) if (root / TRANSITION).is_file() else {}
+        if state and state.get("settings") != _settings(config):
+            raise MesaError(
+                f"{root} holds a transition search made with other settings; use another --out"
+            )
+        done = [Probe(**pr) for pr in state.get("probes", [])]
+        lo, hi = config.range()
+        t0 = time.perf_counter()
+
+        def save(history: list[Probe], bracket: tuple[float, float], **more: Any) -> None:
+            record = {"settings": _settings(config), "probes": [asdict(h) for h in history]}
+            write_json(root / TRANSITION, {**record, "bracket": list(bracket), **more})
+
+        def seeds_for(k: int) -> list[int]:
+            base = config.first_seed + SEARCH_SEED_OFFSET + k * config.seeds_per_probe
+            return list(range(base, base + config.seeds_per_probe))
+
+        search_root = root / "search"
+        history, bracket = bisect(
+            _search_member(search_root, zoo), lo, hi, config.probes, seeds_for, done, save
+        )
+        p = midpoint(*bracket)
+        seeds = tuple(range(config.first_seed, config.first_seed + config.population))
+        populations: list[dict[str, Any]] = []
+        for _ in range(config.moves + 1):
+            pop_zoo = replace(zoo, ps=(p,), seeds=seeds)
+            result = run_zoo(pop_zoo, root / f"p{p:g}", progress=progress)
+            split = _split(result.rows, p, config.min_each_side)
+            populations.append(split)
+            save(history, bracket, p=p, populations=populations)
+            if split["splits"]:
+                break
+            # most members above 1/2: p is past the transition; move towards lo (and back)
+            lo_b, hi_b = bracket
+            bracket = (lo_b, p) if split["above"] > split["below"] else (p, hi_b)
+            p = midpoint(*bracket)
+        else:
+            p = populations[-1]["p"]
+        search_s = _train_seconds(search_root / "members")
+        pop_s = sum(_train_seconds(root / f"p{pop['p']:g}" / "members") for pop in populations)
+        cost = {
+            "search_train_s": search_s,
+            "population_train_s": pop_s,
+            "search_share": search_s / pop_s if pop_s else math.nan,
+            "wall_s": time.perf_counter() - t0,
+        }
+        save(history, bracket, p=p, populations=populations, cost=cost)
+        return TransitionResult(root, history, bracket, p, populations[-1], populations, cost)
+
+
+def _settings(config: TransitionConfig) -> dict[str, Any]:
+    d = asdict(config)
+    zoo = d.pop("zoo")
+    for k in ("workers", "backend", "imports", "ps", "seeds"):
+        zoo.pop(k, None)
+    d["zoo"] = zoo
+    d["bracket"] = list(config.range())
+    return json.loads(json.dumps(d))  # as it reads back from transition.json

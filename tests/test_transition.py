@@ -1,0 +1,121 @@
+"""The transition search: bisection finds a known transition, a population that does not split
+moves towards the short side, and a killed search resumes without measuring anything twice."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+import mesa.zoo.transition as transition
+from mesa.errors import MesaError
+from mesa.zoo import TransitionConfig, ZooConfig, ZooResult, find_transition
+from mesa.zoo.transition import Probe, bisect, midpoint
+
+TRUE_P = 0.137  # the synthetic family's transition
+
+
+def synthetic_b(p: float, seed: int) -> float:
+    """Above the transition, most seeds pursue the true goal; near it, seeds split."""
+    shift = ((seed * 7919) % 11 - 5) * 0.004  # each seed's own transition, within +-0.02
+    return 0.9 if p > TRUE_P + shift else 0.1
+
+
+def test_bisection_brackets_a_known_transition():
+    calls: list[float] = []
+
+    def measure(p: float, seeds: list[int]) -> list[float]:
+        calls.append(p)
+        return [1.0 if p > TRUE_P else 0.0 for _ in seeds]
+
+    history, (lo, hi) = bisect(measure, 0.0, 0.4, 8, lambda k: [k])
+    assert lo < TRUE_P < hi and hi - lo < 0.01
+    assert len(calls) == 8 and [h.p for h in history] == calls
+    assert midpoint(0.0, 0.4) == pytest.approx(0.1)  # the square-root scale's midpoint
+    # replayed probes are not measured again
+    again, bracket = bisect(
+        lambda p, s: pytest.fail("measured again"), 0.0, 0.4, 8, lambda k: [k], history
+    )
+    assert bracket == (lo, hi) and again == history
+
+
+def _fake_runs(monkeypatch, counts: dict[str, int]) -> None:
+    def search_member(root: Path, zoo: ZooConfig):
+        def measure(p: float, seeds: list[int]) -> list[float]:
+            counts["search"] += len(seeds)
+            return [synthetic_b(p, s) for s in seeds]
+
+        return measure
+
+    def run_zoo(config: ZooConfig, out: Path, progress: bool = True) -> ZooResult:
+        counts["population"] += 1
+        rows = [
+            {"p": p, "seed": s, "b": synthetic_b(p, s)} for p in config.ps for s in config.seeds
+        ]
+        return ZooResult(Path(out), rows, {}, {})
+
+    monkeypatch.setattr(transition, "_search_member", search_member)
+    monkeypatch.setattr(transition, "run_zoo", run_zoo)
+
+
+def test_search_finds_a_population_that_splits_and_resumes(tmp_path: Path, monkeypatch):
+    counts = {"search": 0, "population": 0}
+    _fake_runs(monkeypatch, counts)
+    zoo = ZooConfig("sycophancy", task_options={"P": 7, "d_model": 32, "n_layers": 1})
+    config = TransitionConfig(zoo, population=16, probes=5, min_each_side=4, bracket=(0.0, 0.4))
+    found = find_transition(config, tmp_path)
+    # single-seed probes bracket some seed's own transition, within 0.02 of the family's
+    assert TRUE_P - 0.021 < found.bracket[0] < found.bracket[1] < TRUE_P + 0.021 + 0.03
+    assert found.split["splits"] and min(found.split["above"], found.split["below"]) >= 4
+    assert counts["search"] == 5  # one member per probe
+    saved = json.loads((tmp_path / "transition.json").read_text())
+    assert [pr["p"] for pr in saved["probes"]] == [pr.p for pr in found.probes]
+    assert saved["p"] == found.p and saved["populations"][-1]["splits"]
+    # rerun: every probe is replayed from transition.json, nothing is measured again
+    find_transition(config, tmp_path)
+    assert counts["search"] == 5
+    with pytest.raises(MesaError, match="other settings"):
+        find_transition(TransitionConfig(zoo, population=8, probes=5, bracket=(0.0, 0.4)), tmp_path)
+
+
+def test_a_population_that_does_not_split_moves_towards_the_short_side(tmp_path, monkeypatch):
+    counts = {"search": 0, "population": 0}
+    _fake_runs(monkeypatch, counts)
+    zoo = ZooConfig("sycophancy", task_options={"P": 7, "d_model": 32, "n_layers": 1})
+    # one probe leaves the bracket wide: its midpoint is far from the transition
+    config = TransitionConfig(zoo, population=16, probes=1, moves=3, bracket=(0.0, 0.9))
+    found = find_transition(config, tmp_path)
+    pops = found.populations
+    assert len(pops) > 1 and found.split["splits"] and found.p == pops[-1]["p"]
+    for here, nxt in itertools.pairwise(pops):  # each move goes to the short side
+        assert (nxt["p"] < here["p"]) == (here["above"] > here["below"])
+
+
+def test_bad_settings():
+    zoo = ZooConfig("sycophancy")
+    with pytest.raises(MesaError, match="cannot hold 9 members on each side"):
+        TransitionConfig(zoo, population=16, min_each_side=9).check()
+    with pytest.raises(MesaError, match="bracket must satisfy"):
+        TransitionConfig(zoo, bracket=(0.5, 0.2)).check()
+    with pytest.raises(MesaError, match="probes must be at least 1"):
+        TransitionConfig(zoo, probes=0).check()
+    assert Probe(0.1, [0, 1], [0.2, 0.8]).mean_b == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_cli_transition_search_on_a_tiny_sequence_family(tmp_path: Path, capsys):
+    from mesa.cli import main
+
+    argv = ["zoo", "sycophancy", "--p", "auto", "--out", str(tmp_path / "t"), "--workers", "1"]
+    argv += ["--probes", "1", "--population", "2", "--min-each-side", "1", "--bracket", "0", "0.5"]
+    argv += ["--opt", "P=7", "d_model=32", "n_layers=1", "--hp", "steps=40", "batch_size=64"]
+    argv += ["eval_every=20", "eval_samples=64", "--methods", "behaviour"]
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert "transition search" in out and "population p = " in out
+    saved = json.loads((tmp_path / "t" / "transition.json").read_text())
+    assert len(saved["probes"]) == 1 and saved["cost"]["search_train_s"] > 0
+    assert (tmp_path / "t" / f"p{saved['p']:g}" / "zoo.json").is_file()
+    assert code in (0, 1)  # whether two tiny members split is up to them
