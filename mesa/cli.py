@@ -282,7 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
         "that registers your own task families or architectures",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_task_parsers, _add_run_parsers, _add_zoo_parser, _add_output_parsers):
+        add(sub)
+    return parser
 
+
+def _add_task_parsers(sub: Any) -> None:
     p = sub.add_parser("tasks", help="list the registered task families")
     p.add_argument(
         "--verbose",
@@ -317,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options")
     p.set_defaults(func=_cmd_check_task)
 
+
+def _add_run_parsers(sub: Any) -> None:
     p = sub.add_parser("eval", help="OOD-evaluate a run directory; writes ood.json")
     p.add_argument("run", help="run directory")
     p.add_argument("--n", type=int, default=None, help="episodes/samples per split")
@@ -341,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_threads(p)
     p.set_defaults(func=_cmd_detect)
 
+
+def _add_zoo_parser(sub: Any) -> None:
     p = sub.add_parser("zoo", help="train, evaluate and detect a population over p and seeds")
     p.add_argument("family", help="task family")
     p.add_argument("--out", required=True, help="zoo directory (resumed if it exists)")
@@ -375,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detection_options(p)
     p.set_defaults(func=_cmd_zoo)
 
+
+def _add_output_parsers(sub: Any) -> None:
     _add_show_parser(sub)
     p = sub.add_parser(
         "report", help="write report.html and report.md for a run, a zoo or a demo directory"
@@ -388,7 +399,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     p.add_argument("--quick", action="store_true", help="a smaller, faster demo (for smoke tests)")
     p.set_defaults(func=_cmd_demo)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -222,7 +222,7 @@ def test_zoo_report_compares_members_when_it_has_their_models(tmp_path: Path):
 
 
 def test_hook_maps_read_evidence_through_one_function():
-    from mesa.report.evidence import directed_effects, hook_evidence, represented, used
+    from mesa.detection.evidence import directed_effects, hook_evidence, represented, used
 
     dec = {"chance": 0.1, "hooks": {"h": {"accuracy": 0.55}}}
     verdict = {

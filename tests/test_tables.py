@@ -10,7 +10,7 @@ import numpy as np
 from mesa.detection.registry import MethodResult
 from mesa.detection.verdict import Verdict
 from mesa.evaluation.stats import OODResult, OutcomeRates
-from mesa.report.tables import fmt, html_table, md_table
+from mesa.tables import fmt, html_table, md_table
 from mesa.zoo.agreement import zoo_agreement
 from mesa.zoo.runner import ZooResult
 

@@ -147,7 +147,7 @@ class Verdict:
         )
 
     def summary(self) -> str:
-        from mesa.report.evidence import method_table, verdict_line
+        from mesa.detection.evidence import method_table, verdict_line
 
         lines = [verdict_line(self)]
         lines += [
@@ -161,7 +161,7 @@ class Verdict:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from mesa.report.evidence import method_table, verdict_line
-        from mesa.report.tables import html_table
+        from mesa.detection.evidence import method_table, verdict_line
+        from mesa.tables import html_table
 
         return html_table(method_table(self), caption=verdict_line(self), inline=True)

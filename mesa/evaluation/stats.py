@@ -132,7 +132,7 @@ class OODResult:
 
     def table(self) -> list[list[str]]:
         """Rows (header first): each outcome's rate and 95% CI, headline and every episode."""
-        from mesa.report.tables import fmt
+        from mesa.tables import fmt
 
         every = self.all_episodes
         rows = [["outcome", f"rate ({self.subset})", "95% CI", "rate (all episodes)"]]
@@ -148,7 +148,7 @@ class OODResult:
         return rows
 
     def caption(self) -> str:
-        from mesa.report.tables import fmt
+        from mesa.tables import fmt
 
         return (
             f"OOD ({self.subset}, n = {self.n}): preference b = {fmt(self.preference)}; "
@@ -158,7 +158,7 @@ class OODResult:
         )
 
     def _repr_html_(self) -> str:
-        from mesa.report.tables import html_table
+        from mesa.tables import html_table
 
         return html_table(self.table(), caption=self.caption(), inline=True)
 

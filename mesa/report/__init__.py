@@ -37,7 +37,8 @@ from mesa.io import (
     read_json,
     safe_name,
 )
-from mesa.report.tables import fmt, html_table, md_table
+from mesa.tables import fmt, html_table, md_table
+from mesa.zoo.agreement import agreement_table, calibration_line, within_p_table
 
 #: metrics.jsonl keys of the periodic evaluation records written by the trainers.
 EVAL_IN_DIST, EVAL_OOD_TRUE = "eval/in_dist_success", "eval/ood_true_rate"
@@ -119,63 +120,6 @@ def find_zoos(root: Path) -> list[Path]:
             f"(no {CONFIG} and {MODEL}); mesa report takes a run, a zoo or a directory of zoos"
         )
     return found
-
-
-def agreement_table(agreement: dict[str, Any]) -> list[list[str]]:
-    """Every score's agreement with OOD behaviour over the zoo, baselines included."""
-    head = ["score", "models", "Spearman ρ", "95% CI", "AUROC (b > 0.5)", "95% CI"]
-    head += ["partial ρ | p", "partial ρ | behaviour", "partial ρ | in-dist"]
-    rows = [head]
-    for a in agreement.get("overall", []):
-        rows.append(
-            [
-                a["score"],
-                str(a["n"]),
-                fmt(a["spearman"]),
-                fmt(a["spearman_ci"]),
-                fmt(a["auroc"]),
-                fmt(a["auroc_ci"]),
-                f"{fmt(a['partial_spearman_given_p'])} {fmt(a.get('partial_given_p_ci'))}",
-                f"{fmt(a.get('partial_given_behaviour'))} "
-                f"{fmt(a.get('partial_given_behaviour_ci'))}",
-                f"{fmt(a.get('partial_given_in_dist'))} {fmt(a.get('partial_given_in_dist_ci'))}",
-            ]
-        )
-    return rows
-
-
-def within_p_table(agreement: dict[str, Any]) -> list[list[str]]:
-    """Agreement within each p where members split (else how many fell on each side)."""
-    rows = [["p", "members (b > ½ / b < ½)", "score", "Spearman ρ [95% CI]", "AUROC [95% CI]"]]
-    for p, entry in agreement.get("within_p", {}).items():
-        split = f"{entry['n']} ({entry['above']} / {entry['below']})"
-        items = entry.get("agreement")
-        if not items:
-            rows.append([p, split, "too few on one side", "", ""])
-            continue
-        for a in items:
-            rows.append(
-                [
-                    p,
-                    split,
-                    a["score"],
-                    f"{fmt(a['spearman'])} {fmt(a['spearman_ci'])}",
-                    f"{fmt(a['auroc'])} {fmt(a['auroc_ci'])}",
-                ]
-            )
-    return rows
-
-
-def calibration_line(agreement: dict[str, Any]) -> str:
-    cal = agreement.get("calibration")
-    if not cal:
-        return ""
-    return (
-        f"Verdicts against behaviour: {cal['match']} of {cal['n']} match (true for b > 2/3, "
-        f"spurious for b < 1/3, in between mixed or the side of 1/2), {cal['wrong']} wrong "
-        f"(spurious with b > 1/2 or true with b < 1/2), {cal['mixed_or_other']} mixed outside "
-        f"[1/3, 2/3], {cal['inconclusive']} inconclusive."
-    )
 
 
 def members_table(zoo: ZooData) -> list[list[str]]:
@@ -444,8 +388,8 @@ RUN_INTRO = (
 def write_run_report(root: Path) -> tuple[Path, Path]:
     """The report of one run directory: its OOD rates and verdict as tables, the pictures of
     ``mesa show`` one by one, its per-hook maps and its training curve."""
+    from mesa.detection.evidence import evidence_table, method_table, verdict_line
     from mesa.report import figures as F
-    from mesa.report.evidence import evidence_table, method_table, verdict_line
     from mesa.report.show import run_figures
     from mesa.runs import load_run
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from mesa.report.evidence import directed_effects, hook_evidence, represented, used
+from mesa.detection.evidence import directed_effects, hook_evidence, represented, used
 from mesa.zoo.curve import group_by_p
 
 TRUE_COLOUR, SPUR_COLOUR, GREY = "#1b9e77", "#d95f02", "#7f7f7f"
@@ -93,7 +93,7 @@ def goodhart_curves(
 def _evidence_by_p(
     verdicts: dict[str, dict[str, Any]], rows: list[dict[str, Any]]
 ) -> dict[float, list[list[dict[str, Any]]]]:
-    """Each p's members' per-hook evidence rows (:func:`mesa.report.evidence.hook_evidence`)."""
+    """Each p's members' per-hook evidence rows (:func:`mesa.detection.evidence.hook_evidence`)."""
     return {
         p: [hook_evidence(verdicts[r["member"]]) for r in group]
         for p, group in group_by_p(r for r in rows if r["member"] in verdicts).items()
@@ -195,7 +195,7 @@ def hook_maps(verdicts: dict[str, Any], title: str) -> Figure:
     """Where each goal is represented and where it is used, hook by hook, a row per model (the
     keys of ``verdicts`` label the rows). Represented: the probe's selectivity, on [0, 1]; used:
     the part of the decision's turn towards the goal that a localised intervention at the hook
-    restores (:mod:`mesa.report.evidence`), both goals on one scale from 0 to the largest value
+    restores (:mod:`mesa.detection.evidence`), both goals on one scale from 0 to the largest value
     shown. Hooks marked * are patched whole (no cell or position axis)."""
     first = hook_evidence(next(iter(verdicts.values())))
     hooks = [r["hook"] for r in first]

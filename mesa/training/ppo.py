@@ -234,6 +234,19 @@ def ppo_update(
     }
 
 
+def _start(
+    run: Any, model: Any, opt: torch.optim.Optimizer, gen: torch.Generator, env: Any
+) -> tuple[int, int, deque[float], Tensor]:
+    """``(update, global step, recent successes, observations)`` to start from: a checkpoint's,
+    or a fresh run's."""
+    recent: deque[float] = deque(maxlen=SUCCESS_WINDOW)
+    meta = run.resume(model, opt, {"policy": gen}, env, step_key="global_step")
+    if not meta:
+        return 0, 0, recent, env.reset()[0]
+    recent.extend(meta["recent_success"])
+    return meta["update"], meta["global_step"], recent, env.observe()
+
+
 def train_ppo(
     task: RLTask,
     seed: int = 0,
@@ -254,11 +267,7 @@ def train_ppo(
     gen = torch.Generator().manual_seed(seed + ACTING_SEED_OFFSET)  # actions, minibatch order
     batch_size = cfg.num_envs * cfg.num_steps
     num_updates = max(1, cfg.total_timesteps // batch_size)
-    recent: deque[float] = deque(maxlen=SUCCESS_WINDOW)
-    meta = run.resume(model, opt, {"policy": gen}, env, step_key="global_step")
-    start_update, global_step = (meta["update"], meta["global_step"]) if meta else (0, 0)
-    recent.extend(meta["recent_success"] if meta else [])
-    obs = env.observe() if meta else env.reset()[0]
+    start_update, global_step, recent, obs = _start(run, model, opt, gen, env)
     buf = Rollout.empty(cfg.num_steps, cfg.num_envs, env.observation_shape)
     bar = run.progress_bar(
         num_updates * batch_size, start_update * batch_size, progress, "ppo", task, seed

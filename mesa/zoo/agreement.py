@@ -37,6 +37,8 @@ import numpy as np
 from scipy.stats import rankdata, spearmanr
 from sklearn.metrics import roc_auc_score
 
+from mesa.tables import fmt
+
 #: Within one p, agreement is measured where at least this many members lie on each side of 1/2.
 MIN_EACH_SIDE = 3
 #: The baselines' row names.
@@ -230,3 +232,63 @@ def zoo_agreement(
             ]
         within[f"{pv:g}"] = entry
     return {"overall": overall, "within_p": within, "calibration": calibration(rows)}
+
+
+# -- as tables (the report and Jupyter show them) ---------------------------------------------
+
+
+def agreement_table(agreement: dict[str, Any]) -> list[list[str]]:
+    """Every score's agreement with OOD behaviour over the zoo, baselines included."""
+    head = ["score", "models", "Spearman ρ", "95% CI", "AUROC (b > 0.5)", "95% CI"]
+    head += ["partial ρ | p", "partial ρ | behaviour", "partial ρ | in-dist"]
+    rows = [head]
+    for a in agreement.get("overall", []):
+        rows.append(
+            [
+                a["score"],
+                str(a["n"]),
+                fmt(a["spearman"]),
+                fmt(a["spearman_ci"]),
+                fmt(a["auroc"]),
+                fmt(a["auroc_ci"]),
+                f"{fmt(a['partial_spearman_given_p'])} {fmt(a.get('partial_given_p_ci'))}",
+                f"{fmt(a.get('partial_given_behaviour'))} "
+                f"{fmt(a.get('partial_given_behaviour_ci'))}",
+                f"{fmt(a.get('partial_given_in_dist'))} {fmt(a.get('partial_given_in_dist_ci'))}",
+            ]
+        )
+    return rows
+
+
+def within_p_table(agreement: dict[str, Any]) -> list[list[str]]:
+    """Agreement within each p where members split (else how many fell on each side)."""
+    rows = [["p", "members (b > ½ / b < ½)", "score", "Spearman ρ [95% CI]", "AUROC [95% CI]"]]
+    for p, entry in agreement.get("within_p", {}).items():
+        split = f"{entry['n']} ({entry['above']} / {entry['below']})"
+        items = entry.get("agreement")
+        if not items:
+            rows.append([p, split, "too few on one side", "", ""])
+            continue
+        for a in items:
+            rows.append(
+                [
+                    p,
+                    split,
+                    a["score"],
+                    f"{fmt(a['spearman'])} {fmt(a['spearman_ci'])}",
+                    f"{fmt(a['auroc'])} {fmt(a['auroc_ci'])}",
+                ]
+            )
+    return rows
+
+
+def calibration_line(agreement: dict[str, Any]) -> str:
+    cal = agreement.get("calibration")
+    if not cal:
+        return ""
+    return (
+        f"Verdicts against behaviour: {cal['match']} of {cal['n']} match (true for b > 2/3, "
+        f"spurious for b < 1/3, in between mixed or the side of 1/2), {cal['wrong']} wrong "
+        f"(spurious with b > 1/2 or true with b < 1/2), {cal['mixed_or_other']} mixed outside "
+        f"[1/3, 2/3], {cal['inconclusive']} inconclusive."
+    )

@@ -358,8 +358,8 @@ class ZooResult:
     def _repr_html_(self) -> str:
         """The agreement of each score with OOD behaviour, over the zoo and within each p, as
         tables (for Jupyter)."""
-        from mesa.report import agreement_table, within_p_table
-        from mesa.report.tables import html_table
+        from mesa.tables import html_table
+        from mesa.zoo.agreement import agreement_table, within_p_table
 
         head = f"zoo {self.path}: {len(self.rows)} members, {len(self.failed)} failed"
         return html_table(

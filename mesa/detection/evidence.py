@@ -95,7 +95,7 @@ def used(row: Mapping[str, Any], goal: str, directed: Mapping[str, float] | None
 
 def method_table(verdict: Mapping[str, Any] | Any) -> list[list[str]]:
     """Every method's evidence kind, score and absolute effect per goal (header first)."""
-    from mesa.report.tables import fmt
+    from mesa.tables import fmt
 
     rows = [["method", "evidence", "score", "true goal", "spurious goal", "note"]]
     for name, m in _as_dict(verdict).get("methods", {}).items():
@@ -115,7 +115,7 @@ def method_table(verdict: Mapping[str, Any] | Any) -> list[list[str]]:
 
 def evidence_table(verdict: Mapping[str, Any] | Any) -> list[list[str]]:
     """The per-hook evidence as table rows (header first), for the report and Jupyter."""
-    from mesa.report.tables import fmt
+    from mesa.tables import fmt
 
     head = ["hook", "D_true", "D_spur", "chance", "C_true", "C_spur", "S_true", "S_spur"]
     rows = [[*head, "E_true", "E_spur"]]
@@ -135,7 +135,7 @@ def evidence_table(verdict: Mapping[str, Any] | Any) -> list[list[str]]:
 
 def verdict_line(verdict: Mapping[str, Any] | Any) -> str:
     """``verdict: true (mechanistic score 0.91; ...)`` with the two baselines beside it."""
-    from mesa.report.tables import fmt
+    from mesa.tables import fmt
 
     v = _as_dict(verdict)
     d = directed_effects(v)
