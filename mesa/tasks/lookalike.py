@@ -10,7 +10,9 @@ mazes with many loops. Objects are drawn on separate shape and colour channels: 
 - ``train``: one yellow gem, except with probability ``p`` a gem of another colour plus a
   yellow non-gem; ``ood``: always the latter; ``probe``: the gem's and the yellow object's cells
   drawn independently (when they fall on one cell, that cell holds a yellow gem);
-- channels: wall, agent, gem, other shape, yellow, other colour.
+- channels: wall, agent, gem, other shape, yellow, other colour. A yellow object's colour also
+  shows faintly (0.5) around it (``colour_radius``): colour is seen from afar, shape only up
+  close, which makes colour the easier cue to learn.
 
 Counterfactual pairs for the spurious goal move the yellow non-gem to another cell; for the true
 goal they move the gem.
@@ -19,11 +21,13 @@ goal they move the gem.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from mesa.config import in_range
 from mesa.envs.levels import LevelPool, carve_maze
 from mesa.errors import MesaError
 from mesa.tasks import register_task
@@ -38,9 +42,13 @@ class LookalikeConfig(GridConfig):
     """Side of the maze (odd, 5..15)."""
     loop_fraction: float = 0.5
     """Share of inner walls knocked out after carving."""
+    colour_radius: int = 1
+    """A yellow object's colour shows faintly (0.5) on the cells within this distance (in the
+    maximum norm): colour is seen from afar, shape only up close (0: on its own cell only)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        in_range(self, "colour_radius", 0, 3)
         if not (isinstance(self.size, int) and 5 <= self.size <= 15 and self.size % 2 == 1):
             raise MesaError(f"lookalike size must be an odd integer in 5..15, got {self.size!r}")
         if not 0.0 <= self.loop_fraction <= 1.0:
@@ -75,10 +83,22 @@ class LookalikeTask(GridTask):
         separate = torch.rand(len(level), generator=g) < self.p
         return gem, torch.where(separate, yellow, gem)
 
+    @cached_property
+    def _near(self) -> Tensor:
+        """``[H*W, H*W]``: 0.5 where two cells lie within ``colour_radius`` of each other."""
+        s, r = self.config.size, self.config.colour_radius
+        rows, cols = torch.arange(s * s) // s, torch.arange(s * s) % s
+        apart = torch.maximum(
+            (rows[:, None] - rows[None]).abs(), (cols[:, None] - cols[None]).abs()
+        )
+        return 0.5 * (apart <= r).float()
+
     def render(self, objects: Tensor, true_cell: Tensor, spur_cell: Tensor) -> None:
         n = torch.arange(len(true_cell))
         same = true_cell == spur_cell
         objects[n, GEM, true_cell] = 1.0
+        if self.config.colour_radius:
+            objects[:, YELLOW] = self._near[spur_cell]
         objects[n, YELLOW, spur_cell] = 1.0
         objects[n[~same], OTHER_COLOUR, true_cell[~same]] = 1.0
         objects[n[~same], OTHER_SHAPE, spur_cell[~same]] = 1.0
