@@ -39,6 +39,11 @@ class Experiment:
 
 EXPERIMENTS = (
     Experiment(
+        "fault_injection",
+        "bad input, concurrent writers, kills and corrupt files: every case and its outcome",
+        "fault_injection.md",
+    ),
+    Experiment(
         "bench_env",
         "steps/s of the vectorized gridworld engine against MiniGrid-Empty-8x8-v0",
         "bench_env.md",

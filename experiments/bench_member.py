@@ -35,7 +35,7 @@ import mesa
 from mesa.zoo.runner import ZooConfig, run_member
 family, p, seed, out = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 extra = json.loads(sys.argv[5])  # task_options, hparams, ood_episodes (smoke runs)
-cfg = ZooConfig(family, ps=(p,), seeds=(seed, seed + 1), workers=1, threads_per_worker=1, **extra)
+cfg = ZooConfig(family, ps=(p,), seeds=(seed, seed + 1), workers=1, **extra)
 name = f"{family}_p{p:g}_s{seed}"
 t0 = time.perf_counter()
 run_member(out, name, p, seed, asdict(cfg.resolved()))

@@ -50,7 +50,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--arch", default=None, help="model architecture (default: the family's)")
     ap.add_argument("--trainer", default=None, help="trainer (default: mesa.train's choice)")
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options")
     ap.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="trainer hyperparameters")
     ap.add_argument("--ood-episodes", type=int, default=None)
@@ -69,7 +68,6 @@ def main(argv: list[str] | None = None) -> None:
         trainer=args.trainer,
         ood_episodes=args.ood_episodes,
         workers=args.workers,
-        threads_per_worker=args.threads,
     )
     result = run_zoo(config, out=out)
     print(result.summary())
