@@ -6,7 +6,9 @@ gets. Everything runs in a temporary working directory, no network, tiny models.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
+import tomllib
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -350,3 +352,37 @@ def test_ppo_needs_a_value_head(workdir: Path):
         mesa.train(task, progress=False, total_timesteps=64)
     hp = {"steps": 2, "num_envs": 4, "eval_every": 2, "eval_episodes": 4}
     assert isinstance(mesa.train(task, progress=False, trainer="bc", **hp), TinyActor)
+
+
+# -- the page that teaches it --------------------------------------------------------------------
+DOCS = REPO / "docs" / "organisms.md"
+
+
+def _blocks(text: str, language: str) -> list[str]:
+    return [b.split("```", 1)[0] for b in text.split(f"```{language}\n")[1:]]
+
+
+def test_docs_code_blocks_run(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    # every python block of the page runs as written, in order, as one script would
+    text = DOCS.read_text()
+    script = types.ModuleType("user_docs_script")
+    monkeypatch.setitem(sys.modules, script.__name__, script)
+    blocks = _blocks(text, "python")
+    assert len(blocks) >= 5
+    for block in blocks:
+        exec(compile(block, str(DOCS), "exec", dont_inherit=True), script.__dict__)
+    assert (workdir / "runs" / "doorway_mlp" / "model.safetensors").is_file()
+    # every shell command parses, and the packaging snippet is valid TOML with the group
+    from mesa.cli import build_parser
+
+    commands = [line for b in _blocks(text, "bash") for line in b.splitlines() if line]
+    assert commands and all(c.startswith("mesa ") for c in commands)
+    for command in commands:
+        build_parser().parse_args(shlex.split(command)[1:])
+    (toml,) = _blocks(text, "toml")
+    assert tomllib.loads(toml)["project"]["entry-points"][mesa.plugins.ENTRY_POINT_GROUP]
+
+
+def test_readme_links_the_page():
+    readme = (REPO / "README.md").read_text()
+    assert "](docs/organisms.md)" in readme
