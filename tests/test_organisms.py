@@ -46,8 +46,8 @@ DOORWAY_HP = [
 @pytest.fixture()
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh working directory, with the repository on the path (as ``PYTHONPATH`` would put
-    it for ``mesa --import examples.NAME`` run elsewhere than the repository root), and the
-    registries as they were after the test: tasks, architectures, imported modules."""
+    it for ``mesa --import examples.NAME`` run elsewhere than the repository root); the
+    registries of tasks, architectures and imported modules are restored after the test."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [str(REPO), *sys.path])
     for name in mesa.tasks._BUILTIN:  # registered for good: their modules import once
