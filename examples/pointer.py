@@ -10,9 +10,6 @@ A toy of recency bias, the tutorial's sequence organism. A sample is ``n_items``
   (uniformly): ``p`` is the share of training samples in which the two goals differ;
 - ``ood``: it always asks for another item, so the goals differ in every sample (the items are
   distinct); ``probe``: it asks for any item, uniformly, so the goals vary apart.
-
-Counterfactual pairs for the true goal move the pointer; for the spurious goal they replace the
-last item by a number not in the list, the pointer asking for an earlier item.
 """
 
 from __future__ import annotations
@@ -63,15 +60,18 @@ class PointerTask(SequenceTask):
     def context_length(self) -> int:
         return self.config.n_items + 2
 
+    def token_label(self, token: int) -> str:  # how pictures (`mesa show`) print a token
+        k = token - self.config.n_values
+        return str(token) if k < 0 else "=" if k == self.config.n_items else f"@{k}"
+
     def _draw(self, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
         """``n`` lists of distinct numbers [n, n_items], and a number in none of them [n]."""
         numbers = torch.rand(n, self.config.n_values, generator=g).argsort(dim=1)
         return numbers[:, : self.config.n_items], numbers[:, self.config.n_items]
 
     def _batch(self, items: Tensor, pointer: Tensor) -> SequenceBatch:
-        n_values, n = self.config.n_values, len(items)
-        equals = torch.full((n, 1), n_values + self.config.n_items)
-        tokens = torch.cat([items, (n_values + pointer)[:, None], equals], dim=1)
+        after = torch.stack([pointer, torch.full_like(pointer, self.config.n_items)], dim=1)
+        tokens = torch.cat([items, self.config.n_values + after], dim=1)  # items, @i, =
         asked = items.gather(1, pointer[:, None])[:, 0]
         return SequenceBatch(tokens, target=asked, true_goal=asked, spurious_goal=items[:, -1])
 
