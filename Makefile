@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy mesa probes models
+	$(BIN)/mypy mesa probes models examples
 
 test: lint typecheck
 	$(BIN)/python -m pytest -q

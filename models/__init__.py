@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 import torch
 
 from mesa.errors import MesaError, choice_error
+
+T = TypeVar("T", bound=type[Any])
 
 #: arch name -> "module:ConfigClass" (or the class itself, for one registered in code). The
 #: config class is a frozen dataclass whose ``build()`` returns a freshly initialised model.
@@ -28,12 +31,18 @@ ARCHS: dict[str, str | type[Any]] = {
 }
 
 
-def register_arch(name: str, config_class: type[Any]) -> type[Any]:
+@overload
+def register_arch(name: str) -> Callable[[T], T]: ...
+@overload
+def register_arch(name: str, config_class: T) -> T: ...
+def register_arch(name: str, config_class: T | None = None) -> T | Callable[[T], T]:
     """Register your own architecture: ``config_class`` is a frozen dataclass of JSON-able
     fields whose ``build()`` returns a TransformerLens hooked model (a ``HookedRootModule`` or
     ``TransformerBridge``). Models built from it are saved and loaded like mesa's own (the
     module that registers it must be imported when loading: ``mesa --import``). Usable as a
     class decorator: ``@register_arch("my_net")``."""
+    if config_class is None:
+        return lambda cls: register_arch(name, cls)
     if not (dataclasses.is_dataclass(config_class) and callable(getattr(config_class, "build", 0))):
         raise MesaError(f"{config_class!r} is not a dataclass with a build() method")
     known = ARCHS.get(name)

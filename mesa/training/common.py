@@ -134,9 +134,15 @@ class RunSetup:
 
 
 def new_model(task: Task, arch: str, seed: int, run_dir: Path | None) -> Any:
-    """A fresh model from ``task.make_model``; refused before any training when it could not
-    be saved into ``run_dir`` (not built by :func:`mesa.models.build_model`)."""
+    """A fresh model from ``task.make_model``; refused before any training when detection could
+    not read it (no TransformerLens hook interface) or it could not be saved into ``run_dir``
+    (not built by :func:`mesa.models.build_model`)."""
     model = task.make_model(arch, seed)
+    if not (hasattr(model, "hook_dict") and hasattr(model, "run_with_hooks")):
+        raise MesaError(
+            f"task {task.name!r} made a {type(model).__name__}, not a TransformerLens hooked "
+            "model (a HookedRootModule with HookPoints, or a TransformerBridge)"
+        )
     if run_dir is not None:
         from mesa.models import model_spec
 
