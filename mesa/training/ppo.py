@@ -247,6 +247,17 @@ def _start(
     return meta["update"], meta["global_step"], recent, env.observe()
 
 
+def _policy(task: RLTask, run: Any, seed: int) -> Any:
+    """A fresh policy with a value head (``logits_and_value``), or a one-line refusal."""
+    model = new_model(task, run.arch, seed, run.run_dir)
+    if not callable(getattr(model, "logits_and_value", None)):
+        raise MesaError(
+            f"PPO needs a value head: {type(model).__name__} has no logits_and_value(obs) "
+            "method; add one, or use trainer='bc'"
+        )
+    return model
+
+
 def train_ppo(
     task: RLTask,
     seed: int = 0,
@@ -262,12 +273,7 @@ def train_ppo(
     cfg: PPOConfig = run.cfg
     check_batch_memory(task, cfg.num_envs * (cfg.num_steps + 1) + 2 * cfg.eval_episodes, "PPO")
     env = live_observations(task.make_env("train", cfg.num_envs, seed))
-    model: Any = new_model(task, run.arch, seed, run.run_dir)
-    if not callable(getattr(model, "logits_and_value", None)):
-        raise MesaError(
-            f"PPO needs a value head: {type(model).__name__} has no logits_and_value(obs) "
-            "method; add one, or use trainer='bc'"
-        )
+    model = _policy(task, run, seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
     gen = torch.Generator().manual_seed(seed + ACTING_SEED_OFFSET)  # actions, minibatch order
     batch_size = cfg.num_envs * cfg.num_steps
