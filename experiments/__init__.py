@@ -39,6 +39,11 @@ class Experiment:
 
 EXPERIMENTS = (
     Experiment(
+        "bench_within_p",
+        "populations that split within one p (transition search): agreement within p, cost",
+        "bench_within_p.md",
+    ),
+    Experiment(
         "fault_injection",
         "bad input, concurrent writers, kills and corrupt files: every case and its outcome",
         "fault_injection.md",

@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options (every family)")
     ap.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="trainer hyperparameters")
     ap.add_argument("--ood-episodes", type=int, default=None)
+    ap.add_argument("--methods", nargs="+", default=None, help="detection methods (default set)")
+    ap.add_argument("--inputs", choices=["probe", "train"], default="probe")
     args = ap.parse_args(argv)
     seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
     options, hparams = parse_assignments(args.opt), parse_assignments(args.hp)
@@ -81,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
             hparams=hparams,
             ood_episodes=args.ood_episodes,
             workers=args.workers,
+            methods=tuple(args.methods or ()),
+            inputs=args.inputs,
         )
         result = run_zoo(config, out=zoo)
         wall = time.perf_counter() - t0
@@ -109,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
             ("task_options", options),
             ("hparams", hparams),
             ("ood_episodes", args.ood_episodes),
+            ("methods", args.methods),
+            ("inputs", None if args.inputs == "probe" else args.inputs),
         )
         if v
     }
@@ -145,6 +151,14 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _ci(a: dict[str, Any], key: str) -> str:
+    """``value [lo, hi]`` of an agreement field (n/a in results from before it existed)."""
+    if key not in a:
+        return "n/a"
+    lo, hi = a.get(f"{key}_ci", (float("nan"), float("nan")))
+    return f"{fmt(a[key])} [{fmt(lo)}, {fmt(hi)}]"
+
+
 def table(result: dict[str, Any]) -> str:
     """The tables ``bench_zoo`` has printed since it was written: wall times, agreement, and
     agreement within one p."""
@@ -167,8 +181,9 @@ def table(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| family | score | Spearman [95% CI] | AUROC [95% CI] | partial rho given p |",
-        "|---|---|---|---|---|",
+        "| family | score | Spearman [95% CI] | AUROC [95% CI] | partial rho given p | "
+        "given behaviour | given in-dist |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, f in families.items():
         for a in f["agreement"].get("overall", []):
@@ -176,8 +191,22 @@ def table(result: dict[str, Any]) -> str:
                 f"| {name} | {a['score']} | {fmt(a['spearman'])} "
                 f"[{fmt(a['spearman_ci'][0])}, {fmt(a['spearman_ci'][1])}] | {fmt(a['auroc'])} "
                 f"[{fmt(a['auroc_ci'][0])}, {fmt(a['auroc_ci'][1])}] | "
-                f"{fmt(a['partial_spearman_given_p'])} |"
+                f"{fmt(a['partial_spearman_given_p'])} | {_ci(a, 'partial_given_behaviour')} | "
+                f"{_ci(a, 'partial_given_in_dist')} |"
             )
+    calibrated = [
+        (n, f["agreement"]["calibration"])
+        for n, f in families.items()
+        if "calibration" in f["agreement"]
+    ]
+    if calibrated:
+        lines += [
+            "",
+            "| family | verdicts matching behaviour | wrong side of 1/2 | inconclusive |",
+            "|---|---|---|---|",
+        ]
+        for name, c in calibrated:
+            lines.append(f"| {name} | {c['match']}/{c['n']} | {c['wrong']} | {c['inconclusive']} |")
     lines += [
         "",
         "Within one p where the seeds disagree (some b > 0.5, some not): causal score AUROC.",
