@@ -38,9 +38,14 @@ def demo_zoos(quick: bool = False) -> list[ZooConfig]:
                 workers=1,
             ),
         ]
-    # mazes of side 3 to 5 train in about a minute on one core, so both zoos fit in minutes
+    # mazes of side 3 to 5 train in about a minute on one core, so both zoos fit in minutes; a
+    # shorter budget than the organisms' default (97% training success, or 400k steps) keeps the
+    # demo under ten minutes
+    budget = {"total_timesteps": 400_000, "stop_at_success": 0.97}
     return [
-        ZooConfig("maze", ps=(0.0, 0.3), seeds=(0, 1), task_options={"size": 5}, workers=2),
+        ZooConfig(
+            "maze", ps=(0.0, 0.3), seeds=(0, 1), task_options={"size": 5}, hparams=budget, workers=2
+        ),
         ZooConfig("sycophancy", ps=(0.0, 0.2), seeds=(0, 1), workers=2),
     ]
 

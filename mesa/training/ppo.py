@@ -37,9 +37,11 @@ from mesa.training.common import (
 
 @dataclass(frozen=True)
 class PPOConfig:
-    """PPO hyperparameters (defaults bring ``maze`` to 95% success in a few minutes on 2 cores)."""
+    """PPO hyperparameters. The defaults train every built-in gridworld to at least 95% success on
+    fresh training layouts at each p of its default grid: stop at 99% training success over the
+    last episodes, or after a million steps (the learning rate anneals over that horizon)."""
 
-    total_timesteps: int = 400_000
+    total_timesteps: int = 1_000_000
     """Environment steps in all (upper bound when ``stop_at_success`` is set)."""
     num_envs: int = 64
     """Environment copies stepped together."""
@@ -67,7 +69,7 @@ class PPOConfig:
     """Global gradient-norm clip."""
     norm_adv: bool = True
     """Normalise advantages per minibatch (skipped when they are all equal, e.g. all zero)."""
-    stop_at_success: float | None = 0.97
+    stop_at_success: float | None = 0.99
     """Stop once the success rate over the last 500 training episodes reaches this (None: never)."""
     eval_every: int = 10
     """Updates between evaluations (in-distribution success and OOD rates) and checkpoints."""
