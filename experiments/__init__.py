@@ -39,6 +39,16 @@ class Experiment:
 
 EXPERIMENTS = (
     Experiment(
+        "detection_rules",
+        "candidate verdict rules scored on development zoos' verdicts (how the rule was chosen)",
+        "detection_rules.md",
+    ),
+    Experiment(
+        "detect_training_inputs",
+        "finished zoos re-detected with training inputs only: agreement with OOD behaviour",
+        "detect_training_inputs.md",
+    ),
+    Experiment(
         "bench_within_p",
         "populations that split within one p (transition search): agreement within p, cost",
         "bench_within_p.md",
