@@ -105,7 +105,7 @@ class Detection:
         n_probe: int = 2000,
         n_pairs: int = 512,
         inputs: str = "probe",
-        batch_size: int = 256,
+        batch_size: int = 512,
     ) -> None:
         if inputs not in MODES:
             raise MesaError(f"unknown inputs {inputs!r}; valid: {', '.join(MODES)}")
@@ -210,15 +210,22 @@ class Detection:
         return self.task.decision(self.hm.run(inputs, fwd_hooks or []))
 
     @cached_property
+    def decisions(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """``{goal: (P_base, P_source)}``: the decisions on each pair's inputs, ``[n, K]``."""
+        out = {}
+        for v, ps in self.pairs.items():
+            p_base = [self.decide(ps.base[b]) for b in self._batches(len(ps.base))]
+            p_source = [self.decide(ps.source[b]) for b in self._batches(len(ps.base))]
+            out[v] = (torch.cat(p_base), torch.cat(p_source))
+        return out
+
+    @cached_property
     def _outputs(self) -> dict[str, tuple[Tensor, Tensor]]:
         """``{goal: (f(P_base), f(P_source))}`` per pair."""
         out = {}
         for v, ps in self.pairs.items():
-            f_base, f_source = [], []
-            for b in self._batches(len(ps.base)):
-                f_base.append((self.decide(ps.base[b]) * ps.follow[b]).sum(-1))
-                f_source.append((self.decide(ps.source[b]) * ps.follow[b]).sum(-1))
-            out[v] = (torch.cat(f_base), torch.cat(f_source))
+            p_base, p_source = self.decisions[v]
+            out[v] = ((p_base * ps.follow).sum(-1), (p_source * ps.follow).sum(-1))
         return out
 
     def directed(self, vary: str) -> float:
@@ -234,12 +241,9 @@ class Detection:
     def total(self) -> dict[str, float]:
         """Mean total-variation distance between the decisions on base and source."""
         out = {}
-        for v, ps in self.pairs.items():
-            tv = [
-                0.5 * (self.decide(ps.base[b]) - self.decide(ps.source[b])).abs().sum(-1)
-                for b in self._batches(len(ps.base))
-            ]
-            out[v] = float(torch.cat(tv).mean())
+        for v in self.pairs:
+            p_base, p_source = self.decisions[v]
+            out[v] = float((0.5 * (p_base - p_source).abs().sum(-1)).mean())
         return out
 
     @cached_property
