@@ -162,20 +162,11 @@ def write_figure(path: Path, fig: Any, dpi: int = 110) -> Path:
 
 
 def parse_assignments(items: Sequence[str] | None) -> dict[str, Any]:
-    """``["steps=30", "size=7", "x=null"]`` -> ``{"steps": 30, "size": 7, "x": None}`` (values
-    read as JSON where they parse, else kept as strings), as ``mesa``'s ``--opt``/``--hp``."""
-    import json
+    """``["steps=30", "size=7", "x=null"]`` -> ``{"steps": 30, "size": 7, "x": None}``, as
+    ``mesa``'s ``--opt``/``--hp`` read them (:func:`mesa.config.parse_assignments`)."""
+    from mesa.config import parse_assignments as parse
 
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+    return parse(list(items or []), "KEY=VALUE")
 
 
 def fmt(x: Any, digits: int = 2) -> str:

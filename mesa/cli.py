@@ -7,27 +7,15 @@ User mistakes print one line (``mesa: error: ...``) and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 
 def _parse_assignments(items: Sequence[str] | None, what: str) -> dict[str, Any]:
-    """``["lr=3e-4", "size=7"]`` -> ``{"lr": 0.0003, "size": 7}`` (values read as JSON if they
-    parse, else kept as strings)."""
-    from mesa.errors import MesaError
+    from mesa.config import parse_assignments
 
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise MesaError(f"{what} must look like KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+    return parse_assignments(list(items or []), what)
 
 
 def _print_fields(title: str, cls: type) -> None:

@@ -110,6 +110,31 @@ def in_range(
         raise MesaError(f"{name} must be in {interval}, got {value!r}")
 
 
+def parse_assignments(items: list[str] | tuple[str, ...] | None, what: str) -> dict[str, Any]:
+    """``["lr=3e-4", "size=7"]`` -> ``{"lr": 0.0003, "size": 7}``: the ``--opt`` / ``--hp`` form
+    (values read as JSON where they parse, else kept as strings; their types are checked by the
+    config they go into)."""
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise MesaError(f"{what} must look like KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def odd_in(config: Any, name: str, low: int, high: int, label: str | None = None) -> None:
+    """The named field is an odd integer in ``low..high`` (grid sides: a maze needs odd ones)."""
+    value = getattr(config, name)
+    if not (isinstance(value, int) and low <= value <= high and value % 2 == 1):
+        raise MesaError(f"{label or name} must be an odd integer in {low}..{high}, got {value!r}")
+
+
 def config_from_dict(
     cls: type[Any], values: dict[str, Any], what: str, noun: str = "option"
 ) -> Any:

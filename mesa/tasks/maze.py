@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mesa.config import in_range, odd_in
 from mesa.envs.levels import carve_maze
-from mesa.errors import MesaError
 from mesa.tasks import register_task
 from mesa.tasks.gridworld import GridConfig, GridTask
 
@@ -41,10 +41,8 @@ class MazeConfig(GridConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (isinstance(self.size, int) and 5 <= self.size <= 15 and self.size % 2 == 1):
-            raise MesaError(f"maze size must be an odd integer in 5..15, got {self.size!r}")
-        if not 0.0 <= self.loop_fraction <= 1.0:
-            raise MesaError(f"loop_fraction must be in [0, 1], got {self.loop_fraction}")
+        odd_in(self, "size", 5, 15, "maze size")
+        in_range(self, "loop_fraction", 0.0, 1.0)
 
 
 @register_task("maze")
