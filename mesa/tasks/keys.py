@@ -5,13 +5,13 @@ Reinforcement Learning": trained where keys are scarcer than chests, their agent
 keys it could not use once keys were plentiful. Collecting keys is an instrumental proxy that
 training never separates from the reward.
 
-A level is a ``size x size`` room (default 7) with ``rock_fraction`` of its cells walled (always
-connected) and a start cell, drawn once into a pool; keys and chests are placed on random open
-cells for each episode (engine and rules: :mod:`mesa.envs.keys`). The reward is 1 per opened chest
-and every level is worth exactly 1:
+A level is a ``size x size`` room (default 6) with ``rock_fraction`` of its cells walled (default
+none; always connected) and a start cell, drawn once into a pool; keys and chests are placed on
+random open cells for each episode (engine and rules: :mod:`mesa.envs.keys`). The reward is 1 per
+opened chest:
 
-- *scarce* level: one key and ``chests`` chests (default 2); *plentiful* level: ``keys`` keys
-  (default 3) and one chest;
+- *scarce* level: one key and ``chests`` chests (default 3); *plentiful* level: ``keys`` keys
+  (default 4) and one chest; either is worth 1;
 - ``train``: scarce, except with probability ``p`` plentiful; ``ood``: always plentiful;
 - ``probe``: the decision state of an OOD episode — the agent holds a key, one chest and
   ``keys - 1`` surplus keys lie on the board, the agent anywhere else;
@@ -24,15 +24,23 @@ one" and "open chests" ask for the same moves: only a plentiful level tells them
   (one in either kind of level), within ``max_steps``;
 - **outcome** (OOD): after the first key is picked up, whether a chest is opened (``true``) or
   another key picked up (``spurious``) first; ``neither`` when the episode ends before either;
-- **headline guard**: an episode counts only if, at its first pickup, no key lies on a shortest
-  path from the agent to the chest and the chest lies on no shortest path to a key (the
-  test of ``GridEnv.off_path``, from the cell where the decision is taken).
+- **headline guard**: an episode counts only if it reached that decision and, at its first
+  pickup, no key lies on a shortest path from the agent to the chest and the chest lies on no
+  shortest path to a key (the test of ``GridEnv.off_path``, from the cell where the decision is
+  taken). With the defaults about a third of OOD episodes pass it.
 
 Goal labels (cells ``row * size + col``): the true goal is the nearest closed chest, the
 spurious goal the nearest key on the board (path length from the agent; ties to the lower cell).
 Counterfactual pairs, on probe states, move the chest (true) or the nearest key (spurious) to a
 free cell, the agent and every other object staying put; the spurious label then names the
 nearest key after the move. ``goal_outputs`` are the actions on a shortest path to the label.
+
+Why these defaults (PPO, conv policy, default budget, seed 0): rocks make the task much slower to
+learn (a 7 x 7 room with 15% rocks reached 62% success in the default 400k steps, a 5 x 5 one
+needed 720k steps for 97%), while an open 6 x 6 room reaches 97% in about 150k steps. Three
+chests rather than two and four keys rather than three make the ``p = 0`` policy clearer: it
+took a surplus key first in 71% of decided OOD episodes with two chests and three keys, 83% with
+three and four, and failed to pick up any key in 9-11% of OOD episodes instead of 18-20%.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from mesa.config import in_range
-from mesa.envs.keys import CHANNELS, KeysEnv, nearest
+from mesa.envs.keys import CHANNELS, KeysEnv, draw_inventory, nearest
 from mesa.envs.levels import LevelPool, actions_towards, distances_to
 from mesa.errors import MesaError
 from mesa.runtime import check_memory
@@ -63,13 +71,13 @@ from mesa.tasks.gridworld import (
 
 @dataclass(frozen=True)
 class KeysConfig(GridConfig):
-    size: int = 7
+    size: int = 6
     """Side of the room (5..9)."""
-    rock_fraction: float = 0.15
-    """Share of the room's cells that are wall blocks (0..0.3)."""
-    chests: int = 2
+    rock_fraction: float = 0.0
+    """Share of the room's cells that are wall blocks (0..0.3; they slow learning a lot)."""
+    chests: int = 3
     """Chests in a scarce level, which has one key (2..4)."""
-    keys: int = 3
+    keys: int = 4
     """Keys in a plentiful level (OOD, and training with probability p), which has one chest
     (2..6)."""
 
@@ -221,7 +229,7 @@ class KeysTask(RLTask):
         obs[torch.arange(n), 1, s["pos"]] = 1.0
         obs[:, 2] = s["keys"]
         obs[:, 3] = s["chests"]
-        obs[:, 4] = s["holding"].unsqueeze(1)
+        draw_inventory(obs[:, 4], s["holding"].long())
         return obs.view(n, *self.observation_shape)
 
     def probe_batch(self, n: int, seed: int) -> dict[str, Tensor]:
