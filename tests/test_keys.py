@@ -361,3 +361,56 @@ def test_tiny_ppo_trains_resumes_exactly_and_loads(tmp_path: Path, monkeypatch):
     assert torch.equal(loaded(obs), resumed(obs))
     ood = mesa.evaluate_ood(loaded, task, n=64)
     assert ood.in_dist_n == 64
+
+
+class _Scripted(torch.nn.Module):
+    """Reads the board off the observation: the chest-opener (``"true"``) heads for the nearest
+    key until it holds one, then for the chest; the collector (``"spurious"``) heads for the
+    nearest key while any is left. Logit 8 on every move along a shortest path."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        from mesa.envs.keys import nearest
+        from mesa.envs.levels import actions_towards, distances_to
+
+        walls, n = obs[:, WALL] > 0.5, len(obs)
+        pos = obs[:, AGENT].flatten(1).argmax(1)
+        d = distances_to(walls, pos).view(n, -1)
+        keys, chests = obs[:, KEY].flatten(1) > 0.5, obs[:, CHEST].flatten(1) > 0.5
+        chest = nearest(d, chests, pos)
+        key = nearest(d, keys, chest)
+        holding = obs[:, HOLDING].flatten(1)[:, 0] > 0.5
+        goal = torch.where(holding, chest, key) if self.target == "true" else key
+        return 8.0 * actions_towards(walls, pos, goal).float()
+
+
+def test_keys_pictures_follow_the_policy(tmp_path: Path):
+    from mesa.report import keys as K
+    from mesa.report.show import rl_pictures
+
+    task = mesa.make_task("keys", n_levels=60)
+    assert rl_pictures(task)[0] is K
+    for target, outcome in (("true", "true"), ("spurious", "spurious")):
+        episodes = K.ood_episodes(_Scripted(target), task, n=6, seed=2)
+        counted = [ep for ep in episodes if ep.off_path]
+        assert counted and all(ep.outcome == outcome for ep in counted)
+        for ep in episodes:
+            assert ep.path[0] == ep.scene.start and len(ep.scene.chests) == 1
+    scene = K.fixed_layouts(task, 1, seed=0)[0]
+    probs = K.action_field(_Scripted("true"), task, scene)
+    assert np.isnan(probs[list(scene.keys) + list(scene.chests)]).all()
+    chest = scene.chests[0]
+    width = scene.walls.shape[1]
+    offsets = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)], dtype=float)
+    for a, (dr, dc) in enumerate(offsets.astype(int)):  # from a free neighbour, onto the chest
+        r, c = divmod(chest, width)
+        r2, c2 = r - dr, c - dc
+        if 0 <= r2 < width and 0 <= c2 < width and not np.isnan(probs[r2 * width + c2, 0]):
+            assert probs[r2 * width + c2, a] > 0.99
+    out = mesa.show(_Scripted("spurious"), task, out=tmp_path / "keys.png")
+    assert (tmp_path / "keys.png").stat().st_size > 10_000 and out is not None
+    with pytest.raises(MesaError, match="gridworld pictures need a gridworld task"):
+        rl_pictures(mesa.make_task("sycophancy"))
