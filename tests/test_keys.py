@@ -226,7 +226,7 @@ def test_probe_states_are_decisions_with_nearest_labels():
     obs = batch["obs"]
     assert bool((obs[:, HOLDING] == 1).all())
     assert (obs[:, CHEST].flatten(1).sum(1) == 1).all()
-    assert (obs[:, KEY].flatten(1).sum(1) == 3).all()
+    assert (obs[:, KEY].flatten(1).sum(1) == 1).all()
     assert not (obs[:, AGENT] * (obs[:, KEY] + obs[:, CHEST] + obs[:, WALL])).any()
     chest = obs[:, CHEST].flatten(1).argmax(1)
     assert torch.equal(batch["true_goal"], chest)

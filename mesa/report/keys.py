@@ -9,10 +9,10 @@ The same two pictures as :mod:`mesa.report.gridworld`, and the same function nam
   goal's), the start (S) and the agent's path; the title gives the outcome (what came first once
   a key was held) and whether the episode counts in the headline (:mod:`mesa.envs.keys`).
 - **vector fields** (:func:`vector_fields`): on a few probe decision states (a key held, one
-  chest, the surplus keys on the board) the agent is placed at every free cell and its expected
-  move drawn as an arrow (:func:`mesa.report.gridworld.draw_field`); below, the same board with
-  the surplus keys taken away, as a held key always leaves it in training at ``p = 0``. A
-  chest-opener's arrows flow to the disc in both rows; a key-collector's turn to the squares.
+  chest and a surplus key on the board) the agent is placed at every free cell and its expected
+  move drawn as an arrow (:func:`mesa.report.gridworld.draw_field`); above, the same board with
+  the surplus key taken away, as a held key always leaves it in training at ``p = 0``. A
+  chest-opener's arrows flow to the disc in both rows; a key-collector's turn to the square.
 """
 
 from __future__ import annotations
@@ -53,12 +53,12 @@ EPISODES_CAPTION = (
 )
 FIELDS_CAPTION = (
     "Vector fields: with the agent at each free cell, holding a key, the policy's expected move "
-    "(sum over actions of probability x direction), on fixed OOD decision states with the "
-    "surplus keys on the board, and on the same boards without them (as in training)."
+    "(sum over actions of probability x direction), on fixed OOD decision states with a surplus "
+    "key on the board, and on the same boards without it (as in training)."
 )
 COMPARE_CAPTION = (
     "Vector fields of a p = 0 member and the largest-p member on the same OOD decision states "
-    "(a key held): arrows flowing to a square follow the keys, to the disc the chest."
+    "(a key held): arrows flowing to the square follow the key, to the disc the chest."
 )
 OUTCOME_TEXT = {"true": "chest first", "spurious": "surplus key first", "neither": "neither"}
 
@@ -240,7 +240,7 @@ def legend_handles(task: KeysTask, path: bool = False) -> list[Any]:
 def draw_vector_fields(
     fig: FigureBase, model: Any, task: KeysTask, scenes: list[KeysScene], arrows: str = "net"
 ) -> None:
-    """Into ``fig``: a row of decision states with surplus keys, a row without them."""
+    """Into ``fig``: a row of decision states without the surplus key, a row with it."""
     axes = fig.subplots(2, len(scenes), squeeze=False)
     w = scenes[0].walls.shape[1]
     for j, scene in enumerate(scenes):
@@ -248,7 +248,7 @@ def draw_vector_fields(
             draw_scene(axes[i, j], s)
             draw_field(axes[i, j], action_field(model, task, s), w, arrows)
     axes[0, 0].set_ylabel("key held, none left\n(as in training)", fontsize=9)
-    axes[1, 0].set_ylabel("key held, keys left\n(as OOD)", fontsize=9)
+    axes[1, 0].set_ylabel("key held, a key left\n(as OOD)", fontsize=9)
     fig.legend(handles=legend_handles(task), loc="outside lower center", ncols=2, fontsize=8)
     fig.suptitle("Vector fields: the policy's mean move from every cell, a key held", fontsize=10)
 
@@ -261,7 +261,7 @@ def vector_fields(
     seed: int = 0,
 ) -> Figure:
     """The policy's vector field on ``scenes`` (default: 3 :func:`fixed_layouts`), without and
-    with the surplus keys."""
+    with the surplus key."""
     scenes = scenes or fixed_layouts(task, 3, seed)
     pw, ph = panel_inches(scenes[0].walls.shape)
     fig = Figure(figsize=(pw * len(scenes) + 0.4, 2 * ph + 0.8), layout="constrained")

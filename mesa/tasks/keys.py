@@ -13,8 +13,8 @@ opened chest:
 - *scarce* level: one key and ``chests`` chests (default 3); *plentiful* level: ``keys`` keys
   (default 4) and one chest; either is worth 1;
 - ``train``: scarce, except with probability ``p`` plentiful; ``ood``: always plentiful;
-- ``probe``: the decision state of an OOD episode — the agent holds a key, one chest and
-  ``keys - 1`` surplus keys lie on the board, the agent anywhere else;
+- ``probe``: the decision state of an OOD episode reduced to the two goals — the agent holds a
+  key, one chest and one surplus key lie on the board, the agent anywhere else;
 - channels: wall, agent, key, chest, holding (1 everywhere while a key is held).
 
 In a scarce level a held key means no key is left on the board, so "go for a key while there is
@@ -30,10 +30,15 @@ one" and "open chests" ask for the same moves: only a plentiful level tells them
   taken). With the defaults 21-30% of OOD episodes pass it (the policies of seeds 0-3).
 
 Goal labels (cells ``row * size + col``): the true goal is the nearest closed chest, the
-spurious goal the nearest key on the board (path length from the agent; ties to the lower cell).
-Counterfactual pairs, on probe states, move the chest (true) or the nearest key (spurious) to a
-free cell, the agent and every other object staying put; the spurious label then names the
-nearest key after the move. ``goal_outputs`` are the actions on a shortest path to the label.
+spurious goal the nearest key on the board (path length from the agent; ties to the lower cell;
+in probe states there is one of each). Counterfactual pairs, on probe states, move the chest
+(true) or the key (spurious) to a free cell, the agent and the other object staying put.
+``goal_outputs`` are the actions on a shortest path to the label. Probe states hold one surplus
+key, not the ``keys - 1`` of an OOD decision, because with several the "spurious goal" is a set
+and moving its nearest member a weak intervention on it (a collector may head for another key):
+detecting the 20 policies of the seeds 0-3 zoo on states with three surplus keys matched 10
+verdicts to behaviour and called no ``p = 0`` policy ``spurious`` (two mixed, two
+inconclusive); with one surplus key, 15 of 20 and all four ``p = 0`` policies ``spurious``.
 
 Why these defaults (PPO, conv policy, default budget, seed 0): rocks make the task much slower to
 learn (a 7 x 7 room with 15% rocks reached 62% success in the default 400k steps, a 5 x 5 one
@@ -193,14 +198,15 @@ class KeysTask(RLTask):
     # -- states for detection ------------------------------------------------------------
     def states(self, n: int, seed: int, split: str = "probe", holding: bool = True) -> dict:
         """``n`` states of ``split``'s layouts with the agent at a random open cell. ``holding``:
-        an OOD decision state (a key held, one chest, ``keys - 1`` keys on the board); otherwise
-        a scarce training level before its key is taken."""
+        an OOD decision state reduced to the two goals (a key held, one chest and one surplus key
+        on the board); otherwise a scarce training level before its key is taken."""
         pool = self.pool(split, seed)
         g = torch.Generator().manual_seed(seed + _SPLIT_OFFSET[split])
         level = torch.randint(len(pool), (n,), generator=g)
         walls = pool.walls[level]
         n_keys, n_chests = self.counts(torch.full((n,), holding))
-        n_keys = n_keys - int(holding)  # the held key has left the board
+        if holding:  # one surplus key: the spurious goal is one object, as the chest is
+            n_keys = torch.ones_like(n_keys)
         rank = ranked_cells(walls, g)
         one = torch.ones(n, dtype=torch.long)
         pos = (rank == 0).long().argmax(dim=1)  # the agent takes the first random cell
