@@ -1,9 +1,8 @@
 """``keys``: collect keys to open chests; in training keys are scarce, so every key is worth taking.
 
-After the Keys and Chests environment of Langosco et al. 2022, "Goal Misgeneralization in Deep
-Reinforcement Learning": trained where keys are scarcer than chests, their agent kept collecting
-keys it could not use once keys were plentiful. Collecting keys is an instrumental proxy that
-training never separates from the reward.
+The keys-and-chests setting of the goal-misgeneralization literature: an agent trained where keys
+are scarcer than chests keeps collecting keys it cannot use once keys are plentiful. Collecting
+keys is an instrumental proxy that training never separates from the reward.
 
 A level is a ``size x size`` room (default 6) with ``rock_fraction`` of its cells walled (default
 none; always connected) and a start cell, drawn once into a pool; keys and chests are placed on
