@@ -1,8 +1,8 @@
-"""Benchmark: the full zoo of every built-in family on this machine, and ``detect``'s cost per model.
+"""Benchmark: the zoo of every built-in family on this machine, and ``detect``'s cost per model.
 
-Runs ``mesa zoo`` for ``maze``, ``coin``, ``lookalike``, ``keys`` and ``sycophancy`` — each family's default
-grid of ``p`` (``mesa tasks``) x ``--seeds`` seeds from ``--first-seed`` — with two local workers of
-one torch thread each, and records:
+Runs ``mesa zoo`` for ``maze``, ``coin``, ``lookalike``, ``keys`` and ``sycophancy`` — each
+family's default grid of ``p`` (``mesa tasks``) x ``--seeds`` seeds from ``--first-seed`` — with
+two local workers of one torch thread each, and records:
 
 - the wall time of each family's zoo and of all five (target: under 90 minutes on 2 CPU cores);
 - per member, the wall time of training, OOD evaluation and ``detect`` (each member's
