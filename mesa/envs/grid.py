@@ -13,9 +13,10 @@ the finished episode in ``info`` (see :class:`mesa.tasks.base.VecEnv`).
 
 The engine lives on one device (``device``, the CPU by default): its state, its generator and
 its pool's tables are there, so a policy on a GPU steps environments on that GPU with no
-observation ever crossing to the host. A step still waits once for the GPU where the number of
-finished episodes decides a shape (which copies reset), and copies nothing. On the CPU the
-generator is the one the engine always had, so a seed gives the same episodes bit for bit.
+observation ever crossing to the host. A step still waits for the GPU where a number decides
+what comes next (that the actions are in range; how many copies finished and reset), and copies
+nothing. On the CPU the generator is the one the engine always had, so a seed gives the same
+episodes bit for bit.
 """
 
 from __future__ import annotations
