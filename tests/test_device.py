@@ -101,12 +101,17 @@ def test_zoo_gpus_need_ray_and_ray_members_run_where_ray_puts_them():
         ZooConfig(**ray, gpus_per_member=0.5, device="cpu").resolved()
 
 
-def test_how_a_zoo_runs_is_not_part_of_its_settings():
-    from mesa.zoo.runner import ZooConfig, _json_settings
+def test_how_a_zoo_runs_is_not_part_of_its_settings_but_a_gpu_zoo_stays_on_gpus(tmp_path):
+    from mesa.zoo.runner import ZooConfig, _check_same_settings, _json_settings
 
     settings = _json_settings(ZooConfig("maze", device="cpu", deterministic=True))
     assert not {"device", "deterministic", "gpus_per_member", "workers"} & set(settings)
-    assert settings == _json_settings(ZooConfig("maze"))
+    assert settings == _json_settings(ZooConfig("maze"))  # CPU zoos: the settings they had
+    _check_same_settings(tmp_path, ZooConfig("maze", device="cuda:0"))
+    assert _json_settings(ZooConfig("maze", device="cuda:0"))["device"] == "cuda"
+    _check_same_settings(tmp_path, ZooConfig("maze", device="cuda", workers=1))
+    with pytest.raises(MesaError, match="holds a zoo made on cuda; continue it there"):
+        _check_same_settings(tmp_path, ZooConfig("maze", device="cpu"))
 
 
 # -- the CPU: the device argument changes nothing ---------------------------------------------

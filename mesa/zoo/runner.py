@@ -47,7 +47,7 @@ from mesa.io import (
     write_json,
 )
 from mesa.plugins import import_modules, worker_imports
-from mesa.runtime import check_seed, resolve_device, threads
+from mesa.runtime import check_seed, deterministic_algorithms, resolve_device, threads
 from mesa.zoo.workers import run_in_workers, terminating_raises
 
 TIMINGS = "timings.json"
@@ -211,7 +211,8 @@ def run_member(
     member's directory is locked throughout, and torch runs on the member's own thread count."""
     import_modules(config.get("imports", ()))
     run_dir = Path(zoo_dir) / "members" / name
-    with locked(run_dir), threads(ZooConfig(**config).num_threads):
+    deterministic = deterministic_algorithms(config.get("deterministic", False))
+    with locked(run_dir), threads(ZooConfig(**config).num_threads), deterministic:
         return _run_member(run_dir, name, p, seed, config)
 
 
@@ -317,7 +318,13 @@ def _check_same_settings(out: Path, config: ZooConfig) -> None:
     if saved_path.is_file():
         saved = read_json(saved_path)
         if saved != settings:
-            diff = sorted(k for k in settings if saved.get(k) != settings[k])
+            diff = sorted(k for k in set(settings) | set(saved) if saved.get(k) != settings.get(k))
+            if diff == ["device"]:
+                was = saved.get("device", "cpu")
+                raise MesaError(
+                    f"{out} holds a zoo made on {was}; continue it there (--device {was}) or "
+                    "use another --out"
+                )
             raise MesaError(
                 f"{out} holds a zoo made with other settings ({', '.join(diff)}); "
                 "use another --out or the same settings"
@@ -327,15 +334,23 @@ def _check_same_settings(out: Path, config: ZooConfig) -> None:
 
 
 #: ZooConfig fields that say how a zoo runs, not what it is: a zoo resumed with other values
-#: of these is the same zoo (a member's own config.json records its device).
+#: of these is the same zoo (a member's own config.json records its device; only the kind of
+#: device, cpu or cuda, is part of a zoo's settings: see :func:`_json_settings`).
 HOW_IT_RUNS = ("workers", "backend", "imports", "device", "deterministic", "gpus_per_member")
 
 
 def _json_settings(config: ZooConfig) -> dict[str, Any]:
+    """The zoo's settings as ``zoo_config.json`` holds them. A zoo off the CPU also records the
+    kind of device (``cuda``): its members are another population than the CPU's (other random
+    draws), so a zoo is never continued on the other kind. CPU zoos record nothing new, so the
+    ones made before devices existed match as they did."""
     d = asdict(config)
     d["ps"], d["seeds"], d["methods"] = list(d["ps"]), list(d["seeds"]), list(d["methods"])
     for k in HOW_IT_RUNS:
         d.pop(k)
+    kind = config.device.split(":")[0]
+    if kind not in ("cpu", "auto"):  # "auto" only in a config not yet resolved
+        d["device"] = kind
     return d
 
 
