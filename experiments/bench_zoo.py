@@ -1,10 +1,10 @@
-"""Benchmark: the full four-family zoo on this machine, and ``detect``'s cost per model.
+"""Benchmark: the zoo of every built-in family on this machine, and ``detect``'s cost per model.
 
-Runs ``mesa zoo`` for ``maze``, ``coin``, ``lookalike`` and ``sycophancy`` — each family's default
-grid of ``p`` (``mesa tasks``) x ``--seeds`` seeds from ``--first-seed`` — with two local workers of
-one torch thread each, and records:
+Runs ``mesa zoo`` for ``maze``, ``coin``, ``lookalike``, ``keys`` and ``sycophancy`` — each
+family's default grid of ``p`` (``mesa tasks``) x ``--seeds`` seeds from ``--first-seed`` — with
+two local workers of one torch thread each, and records:
 
-- the wall time of each family's zoo and of all four (target: under 90 minutes on 2 CPU cores);
+- the wall time of each family's zoo and of all five (target: under 90 minutes on 2 CPU cores);
 - per member, the wall time of training, OOD evaluation and ``detect`` (each member's
   ``timings.json``), and ``detect`` as a share of its training time (target: under 10%);
 - each zoo's agreement table (causal score and baselines) and misgeneralization curve.
@@ -14,7 +14,7 @@ only the rest: the JSON marks such a family ``"resumed": true``. See ``bench_zoo
 
     python -m experiments bench_zoo --seeds 4 --first-seed 8 --out runs/bench_zoo_s8
 
-writes ``results/bench_zoo/seeds8-11-<commit>.json`` (``<families>-seeds...`` when not all four;
+writes ``results/bench_zoo/seeds8-11-<commit>.json`` (``<families>-seeds...`` when not all five;
 ``-custom`` appended when ``--p``, ``--opt``, ``--hp`` or ``--ood-episodes`` change the zoos).
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 
 from experiments.common import fmt, parse_assignments, seeds_slug, write_result
 
-FAMILIES = ("maze", "coin", "lookalike", "sycophancy")
+FAMILIES = ("maze", "coin", "lookalike", "keys", "sycophancy")
 
 
 def member_timings(zoo: Path) -> list[dict]:

@@ -251,7 +251,7 @@ def test_misgeneralization_smoke(tmp_path: Path):
     """A two-model sycophancy zoo: the curve (mesa.zoo.p_curve), its figure and the index."""
     out = _run(
         "--results", str(tmp_path / "results"), "misgeneralization", "--family", "sycophancy",
-        "--p", "0", "0.5", "--seeds", "1", "--zoo", str(tmp_path / "zoo"), "--threads", "1",
+        "--p", "0", "0.5", "--seeds", "1", "--zoo", str(tmp_path / "zoo"),
         "--opt", "P=7", "d_model=32", "n_layers=1",
         "--hp", "steps=30", "batch_size=64", "eval_every=15", "eval_samples=64",
         "--ood-episodes", "64",

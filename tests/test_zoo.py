@@ -84,7 +84,7 @@ def test_killed_zoo_resumes_without_redoing_finished_members(tmp_path: Path, mon
 
 
 def test_bad_settings(tmp_path: Path):
-    with pytest.raises(MesaError, match="unknown task 'mze'; valid: coin, lookalike, maze"):
+    with pytest.raises(MesaError, match="unknown task 'mze'; valid: coin, keys, lookalike, maze"):
         run_zoo(_config(family="mze"), tmp_path)
     with pytest.raises(MesaError, match="zoo of one model"):
         run_zoo(_config(ps=(0.1,), seeds=(0,)), tmp_path)

@@ -267,9 +267,10 @@ def _compare_members(zoo_path: Path, pair: list[dict[str, Any]]) -> tuple[str, s
     }
     task = runs[0].task
     if isinstance(task, RLTask):
-        from mesa.report import gridworld as G
+        from mesa.report.show import rl_pictures
 
-        fig = G.compare_vector_fields(models, G.check_grid_task(task))
+        G, grid = rl_pictures(task)
+        fig = G.compare_vector_fields(models, grid)
         return "vector_fields", G.COMPARE_CAPTION, fig
     from mesa.report import sequence as S
 

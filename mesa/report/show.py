@@ -2,10 +2,10 @@
 
 For a gridworld run the sheet holds OOD episodes (walls, both goals, the agent's path, the
 outcome) and the policy's vector fields on fixed layouts, goals together and apart
-(:mod:`mesa.report.gridworld`). For a sequence run it holds the answer distribution on OOD
-prompts and layer x position patching maps (:mod:`mesa.report.sequence`). Nothing is trained or
-detected: the pictures come from forward passes and seeded rollouts of the saved model, in
-seconds.
+(:mod:`mesa.report.gridworld`; for ``keys``, :mod:`mesa.report.keys`). For a sequence run it
+holds the answer distribution on OOD prompts and layer x position patching maps
+(:mod:`mesa.report.sequence`). Nothing is trained or detected: the pictures come from forward
+passes and seeded rollouts of the saved model, in seconds.
 
 ``mesa.show`` returns the :class:`matplotlib.figure.Figure`, so a notebook shows it and a user can
 restyle it; with ``out`` it also writes the PNG, atomically. :func:`run_figures` gives the same
@@ -52,9 +52,23 @@ def _two_rows(fig: Figure, ratios: tuple[float, float] = (1.0, 1.0)) -> tuple[An
     return rows[0], rows[1]
 
 
-def _grid_sheet(fig: Figure, model: Any, task: Any, seed: int) -> None:
-    from mesa.report import gridworld as G
+def rl_pictures(task: Any) -> tuple[Any, Any]:
+    """``(pictures module, task)`` for an RL task: :mod:`mesa.report.keys` for ``keys``, whose
+    goals are sets of objects, :mod:`mesa.report.gridworld` for the one-cell-goal gridworlds
+    (refusing any other task). Both modules offer the same functions."""
+    from mesa.tasks.keys import KeysTask
 
+    if isinstance(task, KeysTask):
+        from mesa.report import keys
+
+        return keys, task
+    from mesa.report import gridworld
+
+    return gridworld, gridworld.check_grid_task(task)
+
+
+def _grid_sheet(fig: Figure, model: Any, task: Any, seed: int) -> None:
+    G, task = rl_pictures(task)
     episodes = G.ood_episodes(model, task, 6, seed)
     scenes = G.fixed_layouts(task, 3, seed)
     pw, ph = G.panel_inches(scenes[0].walls.shape)
@@ -93,9 +107,7 @@ def show(
     to_device(model, torch.device("cpu"))
     try:
         if isinstance(task, RLTask):
-            from mesa.report.gridworld import check_grid_task
-
-            _grid_sheet(fig, model, check_grid_task(task), seed)
+            _grid_sheet(fig, model, task, seed)
         elif isinstance(task, SequenceTask):
             _sequence_sheet(fig, model, task, seed)
         else:
@@ -132,9 +144,7 @@ def run_figures(model: Any, task: Task, seed: int = 0) -> list[tuple[str, str, F
 
     model.eval()
     if isinstance(task, RLTask):
-        from mesa.report import gridworld as G
-
-        grid = G.check_grid_task(task)
+        G, grid = rl_pictures(task)
         return [
             ("episodes", G.EPISODES_CAPTION, G.episodes_figure(model, grid, seed=seed)),
             ("vector_fields", G.FIELDS_CAPTION, G.vector_fields(model, grid, seed=seed)),

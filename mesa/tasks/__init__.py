@@ -49,6 +49,7 @@ _BUILTIN: dict[str, str] = {
     "maze": "mesa.tasks.maze",
     "coin": "mesa.tasks.coin",
     "lookalike": "mesa.tasks.lookalike",
+    "keys": "mesa.tasks.keys",
     "sycophancy": "mesa.tasks.sycophancy",
 }
 _REGISTRY: dict[str, type[Task]] = {}
