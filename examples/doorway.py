@@ -66,7 +66,7 @@ class DoorwayTask(GridTask):
 
     def render(self, objects: Tensor, true_cell: Tensor, spur_cell: Tensor) -> None:
         """Draw the key on its channel of ``objects`` [n, 1, size * size] (zeros), in place."""
-        objects[torch.arange(len(true_cell)), 0, true_cell] = 1.0
+        objects[torch.arange(len(true_cell), device=true_cell.device), 0, true_cell] = 1.0
 
     def move_spurious(
         self, walls: Tensor, pos: Tensor, true_cell: Tensor, spur_cell: Tensor, g: torch.Generator

@@ -64,6 +64,11 @@ EXPERIMENTS = (
         "bench_env.md",
     ),
     Experiment(
+        "bench_device",
+        "engine steps/s and PPO time to 95% success on the CPU and, when present, a GPU",
+        "bench_device.md",
+    ),
+    Experiment(
         "bench_patching",
         "layer x position patching sweep: mesa.probes against transformer_lens.patching",
         "bench_patching.md",

@@ -47,9 +47,11 @@ def _cmd_tasks(args: argparse.Namespace) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> None:
     import mesa
+    from mesa.runtime import deterministic_algorithms, resolve_device
 
     task = mesa.make_task(args.task, p=args.p, **_parse_assignments(args.opt, "--opt"))
     hparams = _parse_assignments(args.hp, "--hp")
+    device = resolve_device(args.device)
     mesa.train(
         task,
         seed=args.seed,
@@ -57,11 +59,17 @@ def _cmd_train(args: argparse.Namespace) -> None:
         arch=args.arch,
         trainer=args.trainer,
         progress=True,
+        device=device,
+        deterministic=args.deterministic,
         **hparams,
     )
-    print(f"trained {args.task} (p={args.p}, seed={args.seed}); run directory: {args.out}")
+    print(
+        f"trained {args.task} (p={args.p}, seed={args.seed}) on {device}; run directory: {args.out}"
+    )
     if not args.no_eval:
-        ood = mesa.evaluate_ood(mesa.load(args.out), task, out=args.out, seed=args.eval_seed)
+        with deterministic_algorithms(args.deterministic):
+            model = mesa.load(args.out, device=device)
+            ood = mesa.evaluate_ood(model, task, out=args.out, seed=args.eval_seed)
         print(ood.summary())
 
 
@@ -77,11 +85,12 @@ def _cmd_check_task(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> None:
     import mesa
     from mesa.runs import load_run
-    from mesa.runtime import set_threads
+    from mesa.runtime import deterministic_algorithms, set_threads
 
     set_threads(args.threads)
-    run = load_run(args.run)
-    ood = mesa.evaluate_ood(run.model, run.task, n=args.n, seed=args.seed, out=args.run)
+    run = load_run(args.run, device=args.device)
+    with deterministic_algorithms(args.deterministic):
+        ood = mesa.evaluate_ood(run.model, run.task, n=args.n, seed=args.seed, out=args.run)
     print(ood.summary())
     print(f"wrote {run.path / 'ood.json'}")
 
@@ -89,22 +98,23 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 def _cmd_detect(args: argparse.Namespace) -> None:
     import mesa
     from mesa.runs import load_run
-    from mesa.runtime import set_threads
+    from mesa.runtime import deterministic_algorithms, set_threads
 
     set_threads(args.threads)
-    run = load_run(args.run)
+    run = load_run(args.run, device=args.device)
     sizes = {
         k: v for k, v in (("n_probe", args.n_probe), ("n_pairs", args.n_pairs)) if v is not None
     }
-    verdict = mesa.detect(
-        run.model,
-        run.task,
-        out=args.run,
-        seed=args.seed,
-        methods=_methods(args.methods),
-        inputs=args.inputs,
-        **sizes,
-    )
+    with deterministic_algorithms(args.deterministic):
+        verdict = mesa.detect(
+            run.model,
+            run.task,
+            out=args.run,
+            seed=args.seed,
+            methods=_methods(args.methods),
+            inputs=args.inputs,
+            **sizes,
+        )
     print(verdict.summary())
     print(f"wrote {run.path / 'verdict.json'}")
 
@@ -139,6 +149,9 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
         hparams=_parse_assignments(args.hp, "--hp"),
         methods=tuple(_methods(args.methods) or ()),
         inputs=args.inputs,
+        device=args.device,
+        deterministic=args.deterministic,
+        gpus_per_member=args.gpus_per_member,
     )
     if grid == "auto":
         from mesa.zoo.transition import TransitionConfig, find_transition
@@ -197,7 +210,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from mesa.demo import run_demo
 
-    run_demo(out=args.out, quick=args.quick)
+    run_demo(out=args.out, quick=args.quick, device=args.device)
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -240,6 +253,22 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
         default=1,
         help="torch threads (default 1; results can differ in the last digits with another count)",
     )
+
+
+def _add_device(p: argparse.ArgumentParser, deterministic: bool = True) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        metavar="{cpu,cuda,auto}",
+        help="where to compute: cpu, cuda (or cuda:N), or auto, the default: CUDA when present. "
+        "Bit-identical for a seed on cpu; on cuda, runs differ from cpu (see the README)",
+    )
+    if deterministic:
+        p.add_argument(
+            "--deterministic",
+            action="store_true",
+            help="use torch's deterministic algorithms where they exist (matters on a GPU)",
+        )
 
 
 def _add_show_parser(sub: Any) -> None:
@@ -298,6 +327,7 @@ def _add_task_parsers(sub: Any) -> None:
     _add_model_options(p)
     p.add_argument("--no-eval", action="store_true", help="skip the OOD evaluation at the end")
     p.add_argument("--eval-seed", type=int, default=12345)
+    _add_device(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
@@ -317,6 +347,7 @@ def _add_run_parsers(sub: Any) -> None:
     p.add_argument("--n", type=int, default=None, help="episodes/samples per split")
     p.add_argument("--seed", type=int, default=12345)
     _add_threads(p)
+    _add_device(p)
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser(
@@ -334,6 +365,7 @@ def _add_run_parsers(sub: Any) -> None:
     p.add_argument("--n-pairs", type=int, help="counterfactual pairs per goal (default 512)")
     _add_detection_options(p)
     _add_threads(p)
+    _add_device(p)
     p.set_defaults(func=_cmd_detect)
 
 
@@ -368,6 +400,15 @@ def _add_zoo_parser(sub: Any) -> None:
     p.add_argument("--first-seed", type=int, default=0, help="seeds run first-seed, +1, ...")
     p.add_argument("--workers", type=int, default=2, help="parallel local processes")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
+    _add_device(p)
+    p.add_argument(
+        "--gpus-per-member",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="with --backend ray: GPUs reserved for each member (0.25: four members share a "
+        "GPU); members then run on cuda",
+    )
     _add_model_options(p)
     _add_detection_options(p)
     p.set_defaults(func=_cmd_zoo)
@@ -386,6 +427,7 @@ def _add_output_parsers(sub: Any) -> None:
     )
     p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     p.add_argument("--quick", action="store_true", help="a smaller, faster demo (for smoke tests)")
+    _add_device(p, deterministic=False)
     p.set_defaults(func=_cmd_demo)
 
 

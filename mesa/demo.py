@@ -7,6 +7,7 @@ cores; rerunning resumes and redoes no finished work.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -50,13 +51,17 @@ def demo_zoos(quick: bool = False) -> list[ZooConfig]:
     ]
 
 
-def run_demo(out: str | os.PathLike[str] = "runs/demo", quick: bool = False) -> Path:
+def run_demo(
+    out: str | os.PathLike[str] = "runs/demo", quick: bool = False, device: str = "auto"
+) -> Path:
+    """Run the demo's zoos on ``device`` (``auto``: CUDA when present), then the report."""
     from mesa.report import write_report
 
     out = Path(out)
     start = time.perf_counter()
     failed = 0
     for config in demo_zoos(quick):
+        config = dataclasses.replace(config, device=device)
         print(f"== zoo {config.family}: p in {list(config.ps)}, seeds {list(config.seeds)}")
         result = run_zoo(config, out=out / config.family)
         print(result.summary())

@@ -5,7 +5,11 @@
     {"mesa_version": "0.1.0",
      "task":  {"name": "maze", "config": {"p": 0.0, ...}},
      "model": {"arch": "conv", "config": {...}},
-     "train": {"trainer": "ppo", "seed": 0, "hparams": {...}}}
+     "train": {"trainer": "ppo", "seed": 0, "hparams": {...}, "device": "cpu", ...}}
+
+Weights are always written from the CPU and load onto any device (``device=``): a run trained on
+a GPU is evaluated and detected on a laptop, and the other way round. ``train.device`` records
+where a run was trained, for information.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from mesa.io import (
     save_tensors,
     write_json,
 )
+from mesa.runtime import resolve_device, to_device
 from mesa.tasks import Task, get_task_class
 
 #: The safetensors metadata key of the settings a model was saved with.
@@ -90,8 +95,13 @@ def task_from_spec(spec: dict[str, Any]) -> Task:
     return cls(config_from_dict(cls.Config, dict(spec.get("config", {})), spec["name"]))
 
 
-def load_run(path: str | os.PathLike[str], task: str | Task | None = None) -> Run:
-    """Load a run directory. ``task`` (a name or a Task) must match the run's own task."""
+def load_run(
+    path: str | os.PathLike[str], task: str | Task | None = None, device: Any = "cpu"
+) -> Run:
+    """Load a run directory. ``task`` (a name or a Task) must match the run's own task; the model
+    comes onto ``device`` (``"cpu"``, the default, ``"cuda"`` or ``"auto"``), wherever it was
+    trained."""
+    where = resolve_device(device)
     from mesa.models import build_model
 
     path = Path(path)
@@ -126,9 +136,10 @@ def load_run(path: str | os.PathLike[str], task: str | Task | None = None) -> Ru
         first = str(e).strip().splitlines()[-1].strip()
         raise MesaError(f"{path / MODEL} does not match its config: {first}") from None
     model.eval()
-    return Run(path=path, task=run_task, model=model, config=config)
+    return Run(path=path, task=run_task, model=to_device(model, where), config=config)
 
 
-def load(path: str | os.PathLike[str]) -> Any:
-    """Load the model of a run directory (safe: safetensors + JSON, no pickle)."""
-    return load_run(path).model
+def load(path: str | os.PathLike[str], device: Any = "cpu") -> Any:
+    """Load the model of a run directory (safe: safetensors + JSON, no pickle) onto ``device``
+    (the CPU unless asked: ``"cuda"`` or ``"auto"``)."""
+    return load_run(path, device=device).model

@@ -85,7 +85,7 @@ class CellTransformerPolicy(nn.Module):
             shape = ", ".join(map(str, self.config.obs_shape))
             raise MesaError(f"observations must have shape [batch, {shape}], got {list(obs.shape)}")
         cells = (obs.flatten(2) > 0.5).long().mul(self._bits[:, None]).sum(1)  # [batch, H*W]
-        readout = torch.full((len(obs), 1), self.readout_token, dtype=torch.long)
+        readout = torch.full((len(obs), 1), self.readout_token, dtype=torch.long, device=obs.device)
         return torch.cat([cells, readout], dim=1)
 
     @property

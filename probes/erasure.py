@@ -155,9 +155,20 @@ def _constrain_trace(
     return torch.cat([alpha * left, (1 - alpha) * u], 1), torch.cat([right, u.T], 0)
 
 
+def _eraser_on(eraser: Callable[[Tensor], Tensor], device: torch.device) -> Any:
+    """A LEACE eraser with its matrices on ``device`` (itself where they are there already);
+    any other eraser as it is."""
+    if not isinstance(eraser, LeaceEraser) or eraser.proj_right.device == device:
+        return eraser
+    bias = None if eraser.bias is None else eraser.bias.to(device)
+    return LeaceEraser(eraser.proj_left.to(device), eraser.proj_right.to(device), bias)
+
+
 def erasing_hook(eraser: Callable[[Tensor], Tensor], position: int | None = None):
     """A forward hook that erases the concept from a hook's activation (flattened per example,
     or at one ``position`` of a sequence hook)."""
+
+    on_device: dict[torch.device, Callable[[Tensor], Tensor]] = {}
 
     def erase(x: Tensor) -> Tensor:
         flat = x.flatten(1).float()
@@ -167,7 +178,9 @@ def erasing_hook(eraser: Callable[[Tensor], Tensor], position: int | None = None
                 f"the eraser was fit on {d} features; the hook's activation has {flat.shape[1]}"
                 + (" per example" if position is None else f" at position {position}")
             )
-        return eraser(flat).reshape(x.shape).to(x.dtype)
+        if x.device not in on_device:  # erasers fit on CPU activations, used where the model is
+            on_device[x.device] = _eraser_on(eraser, x.device)
+        return on_device[x.device](flat).reshape(x.shape).to(x.dtype)
 
     def hook(act: Tensor, hook: Any = None) -> Tensor:
         if position is None:

@@ -18,7 +18,9 @@ TransformerLens's ``run_with_cache`` does) and replaces them during a forward pa
 
 Either way the model is called as ``model(inputs)`` on one tensor (or numpy array) whose first
 axis indexes the examples, and every activation keeps that axis first (``[batch, ...]``;
-e.g. ``nn.MultiheadAttention(..., batch_first=True)``). Token inputs are checked against the
+e.g. ``nn.MultiheadAttention(..., batch_first=True)``). Inputs are moved to the device of the
+model's weights (a model on a GPU takes CPU inputs), and what mesa.probes returns to you —
+activations, accuracies, effects — is on the CPU. Token inputs are checked against the
 vocabulary where the model states it (``model.cfg.d_vocab``, as TransformerLens models do), and
 an index out of range anywhere in a forward pass is reported in one line.
 """
@@ -107,8 +109,20 @@ class Hooked:
             "(mesa.probes.hook_names(model) lists them)"
         )
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are (its first parameter or buffer; the CPU if none)."""
+        model = self.model
+        for tensors in ("parameters", "buffers"):
+            get = getattr(model, tensors, None)
+            if callable(get):
+                for t in get():
+                    return t.device  # type: ignore[no-any-return]
+        return torch.device("cpu")
+
     def inputs(self, x: Any, what: str = "inputs") -> Tensor:
-        """``x`` checked as the model's inputs: a non-empty tensor, token ids in the vocabulary."""
+        """``x`` checked as the model's inputs (a non-empty tensor, token ids in the vocabulary),
+        on the model's device."""
         x = as_tensor(x, what)
         vocab = getattr(getattr(self.model, "cfg", None), "d_vocab", None)
         integer = not (x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool)
@@ -119,7 +133,7 @@ class Hooked:
                     f"{what} hold token ids {lo}..{hi}, outside the model's vocabulary "
                     f"0..{vocab - 1}"
                 )
-        return x
+        return x.to(self.device)
 
     @contextmanager
     def _forward_errors(self) -> Iterator[None]:

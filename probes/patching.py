@@ -133,7 +133,9 @@ def patching_hook(source: Tensor, mask: Tensor | None = None) -> Callable[..., T
                 f"source activations {tuple(source.shape)} do not match the hook's "
                 f"{tuple(act.shape)}"
             )
-        return source if mask is None else torch.where(mask, source, act)
+        # on the activation's device (no copy where they are there already: the CPU's case)
+        src = source.to(act.device)
+        return src if mask is None else torch.where(mask.to(act.device), src, act)
 
     return hook
 

@@ -55,6 +55,8 @@ def _at(act: Tensor, position: int | None, hook: str) -> Tensor:
 
 
 def _interchange(act: Tensor, src: Tensor, basis: Tensor, position: int | None) -> Tensor:
+    basis, src = basis.to(act.device), src.to(act.device)  # no copy where already there
+
     def swap(a: Tensor, s: Tensor) -> Tensor:
         shape = a.shape
         a, s = a.flatten(1), s.flatten(1)
@@ -280,14 +282,14 @@ def fit_das(
     hm = hooked(model)
     hm.check(hook)
     base, source = _pair(hm, base, source)
-    target = _targets(labels, len(base))
+    target = _targets(labels, len(base)).to(base.device)
     if batch_size is not None and batch_size < 1:
         raise MesaError(f"batch_size must be at least 1 (or None), got {batch_size}")
     train, test = _split(len(base), test_size, seed)
     src = _source_acts(hm, source, hook, batch_size)
     with torch.random.fork_rng(devices=[]):  # seed the rotation without touching global RNG
-        torch.manual_seed(seed)
-        das = DAS(_at(src, position, hook)[0].numel(), k)
+        torch.manual_seed(seed)  # on the CPU, so a seed starts every device from one rotation
+        das = DAS(_at(src, position, hook)[0].numel(), k).to(src.device)
     opt = torch.optim.Adam(das.parameters(), lr=lr)
     with _frozen(model), torch.enable_grad():  # also when called under torch.no_grad()
         for step, idx in zip(range(steps), _minibatches(train, batch_size, seed), strict=False):
@@ -349,7 +351,7 @@ def interchange_accuracy(
     hm = hooked(model)
     hm.check(hook)
     base, source = _pair(hm, base, source)
-    target = _targets(labels, len(base))
+    target = _targets(labels, len(base)).to(base.device)
     src = _source_acts(hm, source, hook, batch_size)
     basis = _checked_basis(basis, src, position, hook)
     return _iia(hm, base, src, target, hook, basis, position, batch_size)

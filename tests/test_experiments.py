@@ -227,6 +227,26 @@ def test_bench_env_smoke(tmp_path: Path):
 
 
 @pytest.mark.slow
+def test_bench_device_smoke(tmp_path: Path):
+    """The CPU half (the GPU's joins it where torch sees one): engine rows, a training run."""
+    out = _run(
+        "--results", str(tmp_path), "bench_device", "--devices", "cpu", "--seeds", "1",
+        "--threads", "1", "--repeats", "1", "--num-envs", "4", "--steps", "3",
+        "--opt", "size=5", "n_levels=20",
+        "--hp", "total_timesteps=256", "num_envs=8", "num_steps=16", "eval_every=2",
+        "eval_episodes=8", "--ood-episodes", "16",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (path,) = (tmp_path / "bench_device").glob("maze-seed0-cpu-threads1-custom-*.json")
+    data = json.loads(path.read_text())
+    assert data["devices"] == ["cpu"] and data["engine"][0]["num_envs"] == 4
+    assert data["training"][0]["global_step"] == 256
+    from experiments import bench_device
+
+    assert "| cpu | 0/1 | n/a |" in bench_device.table(data)  # 256 steps: under 500 episodes
+
+
+@pytest.mark.slow
 def test_misgeneralization_smoke(tmp_path: Path):
     """A two-model sycophancy zoo: the curve (mesa.zoo.p_curve), its figure and the index."""
     out = _run(

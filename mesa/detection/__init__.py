@@ -56,6 +56,7 @@ def detect(
     hooks: list[str] | None = None,
     methods: list[str] | None = None,
     inputs: str = "probe",
+    device: Any = None,
 ) -> Verdict:
     """Verdict, score and per-method, per-hook evidence of which goal ``model`` pursues.
 
@@ -63,7 +64,15 @@ def detect(
     ``"train"`` (training inputs only, the goals together; see :mod:`mesa.detection.data`).
     ``methods``: names of registered methods (default: those marked default that run in the
     mode). With ``out``, writes ``out/verdict.json`` (holding the directory's lock throughout).
+
+    It runs where the model is; ``device`` moves the model there first (in place, as
+    ``nn.Module.to`` does). Inputs are made on the CPU and moved to the model's device; every
+    number in the verdict is computed back on the CPU.
     """
+    if device is not None:
+        from mesa.runtime import resolve_device, to_device
+
+        to_device(model, resolve_device(device))
     names = check_methods(methods, inputs)
     with locked(out) if out is not None else contextlib.nullcontext():
         d = Detection(model, task, hooks, seed, n_probe, n_pairs, inputs)

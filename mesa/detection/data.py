@@ -24,6 +24,11 @@ together (``Task.training_inputs``): an auditor who could build goal-separating 
 the OOD test instead. There, pairs are two training inputs, and a goal is moved only inside the
 model, by patching the sites that can carry it but not the other goal
 (``Task.separating_sites``).
+
+Devices. The task makes every input on the CPU, and every number above is computed on the CPU;
+the model runs where its weights are. The crossing happens in one place, :meth:`Detection.run`:
+inputs go to the model's device, decisions come back. Source activations stay on the model's
+device, where the interventions put them back into a forward pass.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from torch import Tensor
 from mesa.errors import MesaError
 from mesa.probes.activations import collect_activations
 from mesa.probes.hooks import hooked
+from mesa.runtime import model_device
 from mesa.tasks.base import GOALS, Task
 
 #: The modes of :class:`Detection`.
@@ -119,11 +125,21 @@ class Detection:
             batch_size,
         )
         model.eval()
+        self.device = model_device(model)
         self.hooks = hooks or detection_hooks(model)
         self.hm = hooked(model)
         self.hm.check(self.hooks)
         self.position = task.readout_position
         self._probe_fits: dict[tuple[str, str], Any] = {}
+
+    # -- the one place where inputs cross to the model's device ---------------------------
+    def on_device(self, inputs: Tensor) -> Tensor:
+        """``inputs`` (made on the CPU by the task) on the model's device."""
+        return inputs.to(self.device)
+
+    def run(self, inputs: Tensor, fwd_hooks: list[tuple[str, HookFn]] | None = None) -> Tensor:
+        """The model's output on ``inputs`` (moved to its device), with hook functions."""
+        return self.hm.run(self.on_device(inputs), fwd_hooks or [])  # type: ignore[no-any-return]
 
     # -- inputs ---------------------------------------------------------------------------
     @cached_property
@@ -138,14 +154,14 @@ class Detection:
         """``{hook: [n_probe, d]}``: activations at the read-out (see ``Task.readout_position``)."""
         with torch.no_grad():
             acts = collect_activations(
-                self.model, self.probe.inputs, self.hooks, position=self.position
+                self.model, self.on_device(self.probe.inputs), self.hooks, position=self.position
             )
         return {h: a.float() for h, a in acts.items()}
 
     @cached_property
     def n_outputs(self) -> int:
         with torch.no_grad():
-            return int(self.task.decision(self.model(self.probe.inputs[:1])).shape[-1])
+            return int(self.task.decision(self.run(self.probe.inputs[:1])).shape[-1])
 
     @cached_property
     def split(self) -> tuple[np.ndarray, np.ndarray]:
@@ -206,8 +222,9 @@ class Detection:
 
     @torch.no_grad()
     def decide(self, inputs: Tensor, fwd_hooks: list[tuple[str, HookFn]] | None = None) -> Tensor:
-        """The decision ``[n, K]`` on ``inputs`` (one batch), with hook functions if given."""
-        return self.task.decision(self.hm.run(inputs, fwd_hooks or []))
+        """The decision ``[n, K]`` on ``inputs`` (one batch), with hook functions if given, on the
+        CPU."""
+        return self.task.decision(self.run(inputs, fwd_hooks)).cpu()
 
     @cached_property
     def decisions(self) -> dict[str, tuple[Tensor, Tensor]]:
@@ -253,7 +270,7 @@ class Detection:
         for v, ps in self.pairs.items():
             parts: dict[str, list[Tensor]] = {h: [] for h in self.hooks}
             for b in self._batches(len(ps.source)):
-                _, cache = self.hm.cache(ps.source[b], self.hooks)
+                _, cache = self.hm.cache(self.on_device(ps.source[b]), self.hooks)
                 for h in self.hooks:
                     parts[h].append(cache[h])
             out[v] = {h: torch.cat(p) for h, p in parts.items()}

@@ -10,6 +10,13 @@ Observations are fully observable top-down one-hot channels ``[N, C, H, W]`` (fl
 walls, channel 1 the agent, then the family's object channels. Finished copies reset
 automatically: ``step`` returns the first observation of the next episode for them, and reports
 the finished episode in ``info`` (see :class:`mesa.tasks.base.VecEnv`).
+
+The engine lives on one device (``device``, the CPU by default): its state, its generator and
+its pool's tables are there, so a policy on a GPU steps environments on that GPU with no
+observation ever crossing to the host. A step still waits for the GPU where a number decides
+what comes next (that the actions are in range; how many copies finished and reset), and copies
+nothing. On the CPU the generator is the one the engine always had, so a seed gives the same
+episodes bit for bit.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from torch import Tensor
 from mesa.envs.levels import LevelPool
 from mesa.errors import MesaError
 from mesa.outcomes import NEITHER, SPURIOUS, TRUE
+from mesa.runtime import generator, resolve_device
 
 #: ``(pool, levels [k], generator) -> (true_cell [k], spurious_cell [k])``
 GoalPlacer = Callable[[LevelPool, Tensor, torch.Generator], tuple[Tensor, Tensor]]
@@ -43,10 +51,12 @@ class GridEnv:
         render: Renderer,
         object_channels: tuple[str, ...],
         max_steps: int,
+        device: torch.device | str = "cpu",
     ) -> None:
         if num_envs < 1:
             raise MesaError(f"num_envs must be at least 1, got {num_envs}")
-        self.pool = pool
+        self.device = resolve_device(device)
+        self.pool = pool.to(self.device)
         self.num_envs = num_envs
         self.max_steps = max_steps
         self.channel_names = ("wall", "agent", *object_channels)
@@ -57,15 +67,12 @@ class GridEnv:
         )
         self._place_goals = place_goals
         self._render = render
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = generator(self.device, seed)
         n = num_envs
-        self.level = torch.zeros(n, dtype=torch.long)
-        self.pos = torch.zeros(n, dtype=torch.long)
-        self.true_cell = torch.zeros(n, dtype=torch.long)
-        self.spur_cell = torch.zeros(n, dtype=torch.long)
-        self.first = torch.zeros(n, dtype=torch.long)
-        self.t = torch.zeros(n, dtype=torch.long)
-        self._arange = torch.arange(n)
+        self.level, self.pos, self.true_cell, self.spur_cell, self.first, self.t = (
+            torch.zeros(n, dtype=torch.long, device=self.device) for _ in range(6)
+        )
+        self._arange = torch.arange(n, device=self.device)
         #: the observations [N, C, H*W], kept up to date by step (None: redraw on next use)
         self._obs: Tensor | None = None
         hw = pool.height * pool.width
@@ -82,15 +89,18 @@ class GridEnv:
     _STATE = ("level", "pos", "true_cell", "spur_cell", "first", "t")
 
     def state_dict(self) -> dict[str, Tensor]:
+        """The copies' state and the generator's (a CPU byte tensor, on every device)."""
         state = {k: getattr(self, k).clone() for k in self._STATE}
         state["rng"] = self.generator.get_state()
         return state
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore :meth:`state_dict`'s state, from any device; the generator's state must come
+        from a generator of this device's kind (a CPU and a CUDA generator's states differ)."""
         for k in self._STATE:
             if state[k].shape != (self.num_envs,):
                 raise MesaError(f"environment state {k!r} is for another number of copies")
-            setattr(self, k, state[k].clone())
+            setattr(self, k, state[k].to(self.device, copy=True))
         self.generator.set_state(state["rng"])
         self._obs = None
 
@@ -99,7 +109,7 @@ class GridEnv:
         k = len(idx)
         if k == 0:
             return
-        level = torch.randint(len(self.pool), (k,), generator=self.generator)
+        level = torch.randint(len(self.pool), (k,), generator=self.generator, device=self.device)
         true_cell, spur_cell = self._place_goals(self.pool, level, self.generator)
         self.level[idx] = level
         self.pos[idx] = self.pool.start[level]
@@ -110,9 +120,10 @@ class GridEnv:
 
     def _draw(self, idx: Tensor) -> Tensor:
         """Observation rows [k, C, H*W] of the copies ``idx``, drawn from their state."""
-        rows = torch.zeros(len(idx), len(self.channel_names), self.pool.height * self.pool.width)
+        hw = self.pool.height * self.pool.width
+        rows = torch.zeros(len(idx), len(self.channel_names), hw, device=self.device)
         torch.index_select(self.pool.walls_float, 0, self.level[idx], out=rows[:, 0])
-        rows[torch.arange(len(idx)), 1, self.pos[idx]] = 1.0
+        rows[torch.arange(len(idx), device=self.device), 1, self.pos[idx]] = 1.0
         self._render(rows[:, 2:], self.true_cell[idx], self.spur_cell[idx])
         return rows
 
@@ -168,7 +179,7 @@ class GridEnv:
         return d.long().argmin(dim=1)
 
     def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Tensor]]:
-        actions = torch.as_tensor(actions)
+        actions = torch.as_tensor(actions, device=self.device)
         if actions.shape != (self.num_envs,):
             raise MesaError(
                 f"actions must have shape ({self.num_envs},), got {tuple(actions.shape)}"

@@ -12,11 +12,15 @@ Layouts are drawn by Python loops and the tables built once per pool; stepping n
 distance table, the one that costs (about 1.3 s for 5000 layouts on one core), is built on first
 use: a pool that is only observed, never stepped (the ``probe`` split that ``mesa.detect`` reads),
 never needs it.
+
+Pools are built on the CPU (once per process and seed) and copied to a GPU on demand
+(:meth:`LevelPool.to`): the copy is kept beside the CPU pool, so every environment on that device
+shares it, and its distance table is the CPU one's, moved there when first used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -39,11 +43,41 @@ class LevelPool:
     next_cell: Tensor
     start: Tensor
     end: Tensor
+    #: the pool on the CPU this one is a copy of (None: this is it)
+    _cpu: LevelPool | None = field(default=None, repr=False, compare=False)
+    #: this pool's copies on other devices, by device
+    _copies: dict[torch.device, LevelPool] = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
     def dist(self) -> Tensor:
-        """All-pairs shortest-path lengths [L, H*W, H*W] uint8 (computed on first use)."""
+        """All-pairs shortest-path lengths [L, H*W, H*W] uint8 (computed on first use, on the
+        CPU; a copy on another device moves the CPU pool's table)."""
+        if self._cpu is not None:
+            return self._cpu.dist.to(self.device)
         return shortest_paths(self.next_cell.numpy())
+
+    @property
+    def device(self) -> torch.device:
+        return self.walls.device
+
+    def to(self, device: torch.device | str) -> LevelPool:
+        """This pool on ``device``: itself there, else a copy made once and kept."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        if self._cpu is not None:
+            return self._cpu.to(device)
+        if device not in self._copies:
+            self._copies[device] = LevelPool(
+                height=self.height,
+                width=self.width,
+                walls=self.walls.to(device),
+                next_cell=self.next_cell.to(device),
+                start=self.start.to(device),
+                end=self.end.to(device),
+                _cpu=self,
+            )
+        return self._copies[device]
 
     @property
     def walls_float(self) -> Tensor:

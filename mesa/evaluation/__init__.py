@@ -10,7 +10,7 @@ from typing import Any
 from mesa.errors import MesaError
 from mesa.evaluation.stats import OODResult, OutcomeRates, wilson_ci
 from mesa.io import OOD, locked, write_json
-from mesa.runtime import check_memory, check_seed
+from mesa.runtime import check_memory, check_seed, resolve_device, to_device
 from mesa.tasks.base import RLTask, SequenceTask, Task
 
 __all__ = ["OODResult", "OutcomeRates", "evaluate_ood", "wilson_ci"]
@@ -23,13 +23,20 @@ def evaluate_ood(
     seed: int = 12345,
     out: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    device: Any = None,
 ) -> OODResult:
     """OOD outcome rates (true / spurious / neither, 95% CIs) and in-distribution success.
 
     ``n`` episodes (RL; default 4000, of which the off-path headline subset is a share — about
     a sixth for ``maze``) or samples (sequence; default 2000) of the ``ood`` split, and as many
     of the ``train`` split for in-distribution success. With ``out``, writes ``out/ood.json``.
+
+    It runs where the model is; ``device`` (``"cpu"``, ``"cuda"``, ``"auto"``) moves the model
+    there first, in place as ``nn.Module.to`` does. The rates are the same numbers on any device
+    up to the draws: on a GPU, episodes are drawn by GPU generators.
     """
+    if device is not None:
+        to_device(model, resolve_device(device))
     with locked(out) if out is not None else contextlib.nullcontext():
         result = _evaluate(model, task, n, seed, progress)
         if out is not None:

@@ -6,6 +6,10 @@ seeded generator — the policy as trained, not its greedy caricature. An episod
 goal it reached first; the headline rates are on the off-path episodes (neither goal on a
 shortest path from the start to the other), where neither goal can be reached on the way to the
 other.
+
+Rollouts run where the model is: the environments step on the model's device (its generator
+there too), and only the outcomes come back, as CPU numbers. On the CPU the draws are the ones
+they always were.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from tqdm.auto import tqdm
 
 from mesa.evaluation.stats import OODResult, OutcomeRates
 from mesa.outcomes import SPURIOUS, TRUE
-from mesa.tasks.base import RLTask
+from mesa.runtime import generator, model_device
+from mesa.tasks.base import RLTask, env_on
 
 
 def goals_together(task: Any) -> Any:
@@ -40,14 +45,14 @@ def live_observations(env: Any) -> Any:
 def rollout_first_episodes(
     model: Any, task: RLTask, split: str, n: int, seed: int, progress: bool = False
 ) -> dict[str, np.ndarray]:
-    """Outcome, off-path flag and success of the first episode of each of ``n`` copies."""
-    env = live_observations(task.make_env(split, n, seed))
-    g = torch.Generator().manual_seed(seed)
+    """Outcome, off-path flag and success of the first episode of each of ``n`` copies (numpy
+    arrays), rolled out on the model's device."""
+    device = model_device(model)
+    env = live_observations(env_on(task, split, n, seed, device))
+    g = generator(device, seed)
     obs, _ = env.reset()
-    done = torch.zeros(n, dtype=torch.bool)
-    outcome = torch.zeros(n, dtype=torch.long)
-    off_path = torch.zeros(n, dtype=torch.bool)
-    success = torch.zeros(n, dtype=torch.bool)
+    done, off_path, success = (torch.zeros(n, dtype=torch.bool, device=device) for _ in range(3))
+    outcome = torch.zeros(n, dtype=torch.long, device=device)
     for _ in tqdm(range(env.max_steps), desc=f"rollouts ({split})", disable=not progress):
         probs = torch.softmax(model(obs), dim=-1)
         actions = torch.multinomial(probs, 1, generator=g).squeeze(1)
@@ -59,7 +64,8 @@ def rollout_first_episodes(
         done |= new
         if bool(done.all()):
             break
-    return {"outcome": outcome.numpy(), "off_path": off_path.numpy(), "success": success.numpy()}
+    out = {"outcome": outcome, "off_path": off_path, "success": success}
+    return {k: v.cpu().numpy() for k, v in out.items()}
 
 
 #: The off-path subset is the headline only when it holds at least this many episodes and

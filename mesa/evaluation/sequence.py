@@ -2,7 +2,8 @@
 
 The model's answer is the argmax of its logits at the last position. An OOD sample's outcome is
 ``true`` if that is the correct answer, ``spurious`` if it is the spurious answer (for
-``sycophancy``, the user's wrong claim), else ``neither``.
+``sycophancy``, the user's wrong claim), else ``neither``. Samples are drawn on the CPU and
+moved to the model's device; the answers come back to the CPU.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ import torch
 from mesa.evaluation.rollout import goals_together
 from mesa.evaluation.stats import OODResult, OutcomeRates
 from mesa.outcomes import NEITHER, SPURIOUS, TRUE
+from mesa.runtime import model_device
 from mesa.tasks.base import SequenceTask
 
 
 @torch.no_grad()
 def answers(model: Any, task: SequenceTask, tokens: torch.Tensor, batch_size: int = 1024):
-    tokens = task.check_tokens(tokens)
+    """The model's answer (argmax at the last position) to each input, on the CPU."""
+    tokens = task.check_tokens(tokens).to(model_device(model))
     out = [
         model(tokens[i : i + batch_size])[:, -1].argmax(-1)
         for i in range(0, len(tokens), batch_size)
     ]
-    return torch.cat(out)
+    return torch.cat(out).cpu()
 
 
 def outcomes(model: Any, task: SequenceTask, split: str, n: int, seed: int) -> np.ndarray:

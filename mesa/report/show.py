@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from matplotlib.figure import Figure
 
 from mesa.errors import MesaError
@@ -95,17 +96,24 @@ def show(
     """One sheet of pictures of a run: ``run`` is a run directory, or a model with its ``task``
     (a Task, or a registered name for its default options). With ``out``, also writes the sheet
     as a PNG there (atomically). ``seed`` picks the episodes, layouts and prompts."""
+    from mesa.runtime import model_device, to_device
     from mesa.tasks.base import RLTask, SequenceTask
 
     model, task, title = resolve(run, task)
     model.eval()
     fig = Figure(layout="constrained")
-    if isinstance(task, RLTask):
-        _grid_sheet(fig, model, task, seed)
-    elif isinstance(task, SequenceTask):
-        _sequence_sheet(fig, model, task, seed)
-    else:
-        raise MesaError(f"cannot show a {type(task).__name__}: not an RLTask or SequenceTask")
+    # pictures are drawn on the CPU (a few dozen small inputs); a model on a GPU visits it
+    where = model_device(model)
+    to_device(model, torch.device("cpu"))
+    try:
+        if isinstance(task, RLTask):
+            _grid_sheet(fig, model, task, seed)
+        elif isinstance(task, SequenceTask):
+            _sequence_sheet(fig, model, task, seed)
+        else:
+            raise MesaError(f"cannot show a {type(task).__name__}: not an RLTask or SequenceTask")
+    finally:
+        to_device(model, where)
     fig.suptitle(title, fontsize=12, weight="bold")
     if out is not None:
         save_png(fig, out)

@@ -15,6 +15,7 @@ observation grid, for sequence tasks a token id.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -178,7 +179,8 @@ class ProbeData:
 
 
 class VecEnv(Protocol):
-    """What PPO and OOD evaluation need from a batch of environments (all torch, CPU).
+    """What PPO and OOD evaluation need from a batch of environments (all torch, on the device
+    ``make_env`` was given: the CPU by default).
 
     ``step`` auto-resets finished copies. Its ``info`` always holds, for the returned
     observations: ``true_goal`` and ``spurious_goal`` (long [N], cell indices); and, for copies
@@ -228,8 +230,13 @@ class RLTask(Task):
         return 4 * 65 * math.prod(self.observation_shape)
 
     @abstractmethod
-    def make_env(self, split: str, num_envs: int, seed: int) -> VecEnv:
-        """``num_envs`` copies of the environment for ``split``, seeded."""
+    def make_env(
+        self, split: str, num_envs: int, seed: int, device: torch.device | str = "cpu"
+    ) -> VecEnv:
+        """``num_envs`` copies of the environment for ``split``, seeded, stepping on ``device``
+        (their tensors and generators there). A task of your own may leave ``device`` out of
+        its signature: trainers and rollouts then move its observations to the policy's device
+        (:func:`env_on`)."""
 
     @abstractmethod
     def probe_batch(self, n: int, seed: int) -> dict[str, Tensor]:
@@ -246,6 +253,31 @@ class RLTask(Task):
     def intervention_sites(self, base: Tensor, source: Tensor) -> Tensor:
         """The grid cells where any channel differs, ``[n, H*W]``."""
         return (base != source).any(dim=1).flatten(1)
+
+
+def takes_device(make_env: Any) -> bool:
+    """Whether a ``make_env`` takes a ``device`` keyword (or any keyword)."""
+    try:
+        params = inspect.signature(make_env).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "device" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def env_on(task: RLTask, split: str, num_envs: int, seed: int, device: torch.device) -> VecEnv:
+    """``task``'s environments for ``split`` serving a model on ``device``: made there when
+    ``make_env`` takes a device, otherwise made as the task makes them and, off the CPU, wrapped
+    to move every tensor (:class:`mesa.envs.moved.MovedEnv`). On the CPU this is exactly
+    ``task.make_env(split, num_envs, seed)`` for either kind of task."""
+    if takes_device(task.make_env):
+        env = task.make_env(split, num_envs, seed, device=device)
+    else:
+        env = task.make_env(split, num_envs, seed)
+    if device.type == "cpu" or getattr(env, "device", None) == device:
+        return env
+    from mesa.envs.moved import MovedEnv
+
+    return MovedEnv(env, device)  # type: ignore[return-value]
 
 
 @dataclass

@@ -73,7 +73,7 @@ class CoinTask(GridTask):
         return walls, (h - 1) * w, (h - 1) * w + length - 1
 
     def render(self, objects: Tensor, true_cell: Tensor, spur_cell: Tensor) -> None:
-        objects[torch.arange(len(true_cell)), 0, true_cell] = 1.0
+        objects[torch.arange(len(true_cell), device=true_cell.device), 0, true_cell] = 1.0
 
     def move_spurious(
         self, walls: Tensor, pos: Tensor, true_cell: Tensor, spur_cell: Tensor, g: torch.Generator

@@ -7,6 +7,12 @@ seed has its own pool (a training run's seed picks its levels), while ``ood`` an
 one fixed pool each, from which the call's seed draws layouts and goal placements — so no split
 sees another's layouts, and evaluating or detecting with a new seed does not rebuild a pool
 (building one takes seconds; per-call pools once made most of a training run's time).
+
+Environments run on the device ``make_env`` is given (the CPU by default): a family's
+``place_goals`` and ``render`` then receive tensors and a generator on that device, so whatever
+they create (``torch.arange``, ``torch.rand``) must be made there too (``device=`` of a tensor
+they were given). Probe inputs and counterfactual pairs are always made on the CPU: detection
+moves them to the model's device.
 """
 
 from __future__ import annotations
@@ -48,10 +54,11 @@ class GridConfig(TaskConfig):
 
 
 def random_cells(walls: Tensor, exclude: list[Tensor], generator: torch.Generator) -> Tensor:
-    """One uniformly random open cell per row of ``walls`` [k, HW], avoiding ``exclude`` cells."""
-    scores = torch.rand(walls.shape, generator=generator)
+    """One uniformly random open cell per row of ``walls`` [k, HW], avoiding ``exclude`` cells
+    (``generator`` on ``walls``'s device)."""
+    scores = torch.rand(walls.shape, generator=generator, device=walls.device)
     scores[walls] = -1.0
-    rows = torch.arange(len(walls))
+    rows = torch.arange(len(walls), device=walls.device)
     for cells in exclude:
         scores[rows, cells] = -1.0
     return scores.argmax(dim=1)
@@ -124,7 +131,7 @@ class GridTask(RLTask):
         elsewhere = random_cells(walls, [start, end], g)
         if split == "ood":
             return elsewhere, end
-        separate = torch.rand(len(level), generator=g) < self.p
+        separate = torch.rand(len(level), generator=g, device=level.device) < self.p
         return torch.where(separate, elsewhere, end), end
 
     @abstractmethod
@@ -147,7 +154,9 @@ class GridTask(RLTask):
         pool_seed = (seed if split == "train" else 0) + _SPLIT_OFFSET[split]
         return _cached_pool(key, pool_seed, self.config.n_levels, self.make_layout)
 
-    def make_env(self, split: str, num_envs: int, seed: int) -> GridEnv:
+    def make_env(
+        self, split: str, num_envs: int, seed: int, device: torch.device | str = "cpu"
+    ) -> GridEnv:
         split = check_split(split)
         return GridEnv(
             self.pool(split, seed),
@@ -157,6 +166,7 @@ class GridTask(RLTask):
             self.render,
             self.object_channels,
             self.config.max_steps,
+            device,
         )
 
     def make_model(self, arch: str | None = None, seed: int = 0) -> Any:

@@ -169,7 +169,11 @@ class KeysTask(RLTask):
         zero = torch.zeros_like(n_keys)
         return _band(rank, n_chests, n_keys), _band(rank, zero, n_chests)
 
-    def make_env(self, split: str, num_envs: int, seed: int) -> KeysEnv:
+    def make_env(
+        self, split: str, num_envs: int, seed: int, device: torch.device | str = "cpu"
+    ) -> KeysEnv:
+        """The engine steps on the CPU whatever ``device`` asks; a policy elsewhere is served
+        through :func:`mesa.tasks.base.env_on`, which moves its tensors."""
         split = check_split(split)
         return KeysEnv(
             self.pool(split, seed),

@@ -77,7 +77,7 @@ class LookalikeTask(GridTask):
         yellow = random_cells(walls, [start, gem], g)
         if split == "ood":
             return gem, yellow
-        separate = torch.rand(len(level), generator=g) < self.p
+        separate = torch.rand(len(level), generator=g, device=level.device) < self.p
         return gem, torch.where(separate, yellow, gem)
 
     @cached_property
@@ -90,12 +90,19 @@ class LookalikeTask(GridTask):
         )
         return 0.5 * (apart <= r).float()
 
+    def _near_on(self, device: torch.device) -> Tensor:
+        """:attr:`_near` on ``device`` (copied there once: rendering uses it every step)."""
+        copies = self.__dict__.setdefault("_near_copies", {})
+        if device not in copies:
+            copies[device] = self._near.to(device)
+        return copies[device]  # type: ignore[no-any-return]
+
     def render(self, objects: Tensor, true_cell: Tensor, spur_cell: Tensor) -> None:
-        n = torch.arange(len(true_cell))
+        n = torch.arange(len(true_cell), device=true_cell.device)
         same = true_cell == spur_cell
         objects[n, GEM, true_cell] = 1.0
         if self.config.colour_radius:
-            objects[:, YELLOW] = self._near[spur_cell]
+            objects[:, YELLOW] = self._near_on(spur_cell.device)[spur_cell]
         objects[n, YELLOW, spur_cell] = 1.0
         objects[n[~same], OTHER_COLOUR, true_cell[~same]] = 1.0
         objects[n[~same], OTHER_SHAPE, spur_cell[~same]] = 1.0

@@ -4,6 +4,11 @@ organisms.
 All trainers share the conventions of a run directory (:mod:`mesa.io`): a dataclass of
 hyperparameters stored in ``config.json``, ``metrics.jsonl``, atomic safetensors checkpoints,
 resume from the last checkpoint, and bit-identical results for a seed on CPU.
+
+A run computes on one device (``device``: ``"cpu"``, ``"cuda"``, or ``"auto"``, the default:
+CUDA when present): the model, the environments and every generator of random draws are there.
+On the CPU the draws come from the generators mesa always used, so a seed gives the same bits it
+always gave; on a GPU they come from GPU generators, so a seed gives other (equally valid) runs.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 from mesa.errors import MesaError, choice_error
 from mesa.io import locked
-from mesa.runtime import check_seed, threads
+from mesa.runtime import check_seed, deterministic_algorithms, resolve_device, threads
 from mesa.tasks.base import RLTask, SequenceTask, Task
 
 __all__ = ["train"]
@@ -49,6 +54,8 @@ def train(
     arch: str | None = None,
     progress: bool = True,
     trainer: str | None = None,
+    device: Any = "auto",
+    deterministic: bool = False,
     **hparams: Any,
 ) -> Any:
     """Train a model on ``task`` and return it (a hooked model).
@@ -65,13 +72,29 @@ def train(
     value head (``cell_transformer``). ``hparams`` override the
     trainer's defaults (:class:`mesa.training.ppo.PPOConfig`, :class:`mesa.training.bc.BCConfig`,
     :class:`mesa.training.supervised.SupervisedConfig`); unknown names are refused.
+
+    ``device`` is where the run computes (see the module docstring; the model comes back there);
+    it is not part of the run's settings, and a checkpoint resumes only on the kind of device
+    that wrote it. ``deterministic`` turns on torch's deterministic algorithms where they exist
+    (:func:`mesa.runtime.deterministic_algorithms`): it matters on a GPU, not on the CPU.
     """
     check_seed(seed)
+    where = resolve_device(device)
     trainer = check_trainer(task, arch, trainer)
     cfg = check_hparams(trainer, hparams)
     run = _load(TRAINERS[trainer][1])
-    with locked(out) if out is not None else contextlib.nullcontext(), threads(cfg.num_threads):
-        return run(task, seed=seed, out=out, arch=arch, progress=progress, **hparams)
+    lock = locked(out) if out is not None else contextlib.nullcontext()
+    with lock, threads(cfg.num_threads), deterministic_algorithms(deterministic):
+        return run(
+            task,
+            seed=seed,
+            out=out,
+            arch=arch,
+            progress=progress,
+            device=where,
+            deterministic=deterministic,
+            **hparams,
+        )
 
 
 def _load(target: str) -> Any:

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from mesa.config import at_least, in_range
 from mesa.evaluation.rollout import live_observations, training_eval
-from mesa.tasks.base import RLTask
+from mesa.tasks.base import RLTask, env_on
 from mesa.training.common import (
     ACTING_SEED_OFFSET,
     EVAL_SEED,
@@ -66,20 +66,25 @@ def train_bc(
     out: str | os.PathLike[str] | None = None,
     arch: str | None = None,
     progress: bool = True,
+    device: Any = "cpu",
+    deterministic: bool = False,
     **hparams: Any,
 ) -> Any:
-    """Clone the shortest-path expert on ``task``; resume from ``out`` if it holds a checkpoint."""
-    run = setup_run(task, seed, out, arch, BCConfig, hparams, "behaviour cloning")
+    """Clone the shortest-path expert on ``task`` on ``device``; resume from ``out`` if it holds
+    a checkpoint."""
+    run = setup_run(
+        task, seed, out, arch, BCConfig, hparams, "behaviour cloning", device, deterministic
+    )
     if run.finished:
         return run.load_finished()
     cfg: BCConfig = run.cfg
     check_batch_memory(task, 2 * (cfg.num_envs + cfg.eval_episodes), "behaviour cloning")
     # each observation is used (and backpropagated) before the next step: no copies needed
-    env = live_observations(task.make_env("train", cfg.num_envs, seed))
-    model: Any = new_model(task, run.arch, seed, run.run_dir)
+    env = live_observations(env_on(task, "train", cfg.num_envs, seed, run.device))
+    model: Any = new_model(task, run.arch, seed, run.run_dir, run.device)
     model.train()
     opt = cfg.optimizer(model)
-    gen = torch.Generator().manual_seed(seed + ACTING_SEED_OFFSET)  # the mix, the learner's draws
+    gen = run.generator(ACTING_SEED_OFFSET)  # the mix, the learner's draws
     meta = run.resume(model, opt, {"acting": gen}, env)
     state = {"obs": env.observe() if meta else env.reset()[0]}
 
@@ -88,7 +93,7 @@ def train_bc(
 
     def act(logits: Tensor, expert: Tensor) -> None:
         learner = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(1)
-        follow = torch.rand(cfg.num_envs, generator=gen) < cfg.expert_prob
+        follow = torch.rand(cfg.num_envs, generator=gen, device=gen.device) < cfg.expert_prob
         state["obs"] = env.step(torch.where(follow, expert, learner))[0]
 
     loop = StepLoop(

@@ -6,6 +6,11 @@ of everything else (counters, the optimizer's param groups, a fingerprint of the
 It is written atomically, so it is always whole and self-consistent. ``checkpoint.json`` beside
 it is a readable copy of that metadata, written after it; a kill between the two leaves the copy
 one checkpoint behind, and a resume reads the metadata inside the tensor file.
+
+Tensors are written from the CPU whatever device they were on, and read back onto the model's
+and optimizer's own device. Generator states are the one thing that does not travel: a CPU
+generator's state and a GPU generator's are different objects, so a checkpoint records the kind
+of device it was written on and resumes only on that kind.
 """
 
 from __future__ import annotations
@@ -88,10 +93,13 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     generators: dict[str, torch.Generator],
     fingerprint: dict[str, Any],
+    device: torch.device | None = None,
 ) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """Restore model, optimizer and generators; return ``(meta, extra tensors)``.
 
-    Refuses a checkpoint whose run settings (task, seed, hyperparameters) differ.
+    Refuses a checkpoint whose run settings (task, seed, hyperparameters) differ, or one written
+    on another kind of device than ``device`` (default the CPU; checkpoints from before devices
+    were recorded were written on the CPU): its generators' states are that device's.
     """
     meta, tensors = _read(run_dir)
     if meta.get("fingerprint") != fingerprint:
@@ -102,6 +110,12 @@ def load_checkpoint(
         raise MesaError(
             f"{run_dir} holds a checkpoint of another run (differs in {', '.join(diff)}); "
             "use another --out"
+        )
+    saved_on, here = meta.get("device", "cpu"), (device or torch.device("cpu")).type
+    if saved_on != here:
+        raise MesaError(
+            f"{run_dir} holds a checkpoint written on {saved_on}; resume it there "
+            f"(--device {saved_on}), or train on {here} into another --out"
         )
     model_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     try:

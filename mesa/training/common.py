@@ -1,5 +1,12 @@
 """What the trainers share: settings, run directory, resume fingerprint, and the AdamW step of
-the behaviour-cloning and supervised trainers."""
+the behaviour-cloning and supervised trainers.
+
+A run's *fingerprint* (task, architecture, seed, hyperparameters) says what the run is; a
+checkpoint resumes only into the same fingerprint. The device a run computes on is not in it: it
+is how the run computes, recorded in ``config.json`` for information. A checkpoint does record
+the kind of device it was written on (``cpu`` or ``cuda``) and resumes only on that kind: the
+generators' states it holds are a CPU's or a GPU's, and one cannot continue the other's stream.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ import torch
 from mesa.config import at_least, check_fields, config_from_dict, in_range
 from mesa.errors import MesaError
 from mesa.io import CONFIG, METRICS, MODEL, OOD, VERDICT, MetricsLog, read_json
-from mesa.runtime import check_memory
+from mesa.runtime import check_memory, resolve_device, to_device
 from mesa.tasks.base import Task
 from mesa.training.checkpoint import (
     env_tensors,
@@ -46,13 +53,23 @@ class RunSetup:
     """What a checkpoint must match to be resumed: task, architecture, seed, hyperparameters."""
     finished: bool = False
     """The run directory already holds this very run, trained to the end."""
+    device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
+    """Where the run computes: its model, environments and generators."""
+    deterministic: bool = False
+    """Whether it runs with torch's deterministic algorithms (recorded for information)."""
 
     def load_finished(self) -> Any:
-        """The finished run's model (see :attr:`finished`)."""
+        """The finished run's model, on the run's device (see :attr:`finished`)."""
         from mesa.runs import load_run
 
         assert self.run_dir is not None
-        return load_run(self.run_dir).model
+        return load_run(self.run_dir, device=self.device).model
+
+    def generator(self, offset: int) -> torch.Generator:
+        """A generator on the run's device seeded with the run's seed plus ``offset``."""
+        from mesa.runtime import generator
+
+        return generator(self.device, self.fingerprint["seed"] + offset)
 
     def resume(
         self,
@@ -67,7 +84,9 @@ class RunSetup:
         Without a checkpoint, drop the metrics of an earlier run that never checkpointed and
         return None (a fresh run)."""
         if self.run_dir and has_checkpoint(self.run_dir):
-            meta, extra = load_checkpoint(self.run_dir, model, opt, generators, self.fingerprint)
+            meta, extra = load_checkpoint(
+                self.run_dir, model, opt, generators, self.fingerprint, self.device
+            )
             if env is not None:
                 restore_env(env, extra)
             if self.log:
@@ -107,7 +126,7 @@ class RunSetup:
             return
         self.log.append(record)
         extra = env_tensors(env) if env is not None else {}
-        meta = {**meta, "fingerprint": self.fingerprint}
+        meta = {**meta, "fingerprint": self.fingerprint, "device": self.device.type}
         save_checkpoint(self.run_dir, step, model, opt, generators, extra, meta)
 
     def finish(self, model: Any, task: Task, trainer: str, global_step: int, stopped: bool) -> Any:
@@ -128,15 +147,21 @@ class RunSetup:
                     "hparams": dataclasses.asdict(self.cfg),
                     "global_step": global_step,
                     "stopped_early": stopped,
+                    # how it computed, for information: not part of what the run is
+                    "device": str(self.device),
+                    "deterministic": self.deterministic,
                 },
             )
         return model
 
 
-def new_model(task: Task, arch: str, seed: int, run_dir: Path | None) -> Any:
-    """A fresh model from ``task.make_model``; refused before any training when detection could
-    not read it (no TransformerLens hook interface) or it could not be saved into ``run_dir``
-    (not built by :func:`mesa.models.build_model`)."""
+def new_model(
+    task: Task, arch: str, seed: int, run_dir: Path | None, device: torch.device | None = None
+) -> Any:
+    """A fresh model from ``task.make_model``, on ``device`` (default the CPU); refused before
+    any training when detection could not read it (no TransformerLens hook interface) or it could
+    not be saved into ``run_dir`` (not built by :func:`mesa.models.build_model`). The weights are
+    initialised on the CPU, so a seed starts every device from the same weights."""
     model = task.make_model(arch, seed)
     if not (hasattr(model, "hook_dict") and hasattr(model, "run_with_hooks")):
         raise MesaError(
@@ -147,7 +172,7 @@ def new_model(task: Task, arch: str, seed: int, run_dir: Path | None) -> Any:
         from mesa.models import model_spec
 
         model_spec(model)
-    return model
+    return to_device(model, device or torch.device("cpu"))
 
 
 def check_batch_memory(task: Task, n_inputs: int, what: str) -> None:
@@ -197,8 +222,11 @@ def setup_run(
     config_cls: type[Any],
     hparams: dict[str, Any],
     what: str,
+    device: Any = "cpu",
+    deterministic: bool = False,
 ) -> RunSetup:
     cfg = config_from_dict(config_cls, hparams, what, noun="hyperparameter")
+    device = resolve_device(device)
     arch = task.check_arch(arch)
     run_dir = Path(out) if out is not None else None
     # as it reads back from JSON (lists, not tuples), so that it compares equal after a resume
@@ -214,6 +242,8 @@ def setup_run(
         log=MetricsLog(run_dir / METRICS) if run_dir else None,
         fingerprint=fingerprint,
         finished=_finished_run(run_dir, fingerprint) if run_dir else False,
+        device=device,
+        deterministic=deterministic,
     )
 
 

@@ -8,6 +8,10 @@ clipping, orthogonal initialisation. One screen per phase below: rollout, advant
 Runs are bit-identical for a seed on CPU: every random draw (environments, actions, minibatch
 order) comes from seeded generators, and a checkpoint holds all of their states, so a run killed
 and resumed ends with the same weights as one never interrupted.
+
+On a GPU the policy, the environments, the rollout buffer and the generators all live there:
+a rollout crosses to the host once, at its end, to log the episodes that finished (not once per
+step), and the environments' observations never do.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from torch import Tensor
 from mesa.config import at_least, check_fields, in_range
 from mesa.errors import MesaError
 from mesa.evaluation.rollout import live_observations, training_eval
-from mesa.tasks.base import RLTask
+from mesa.tasks.base import RLTask, env_on
 from mesa.training.common import (
     ACTING_SEED_OFFSET,
     EVAL_SEED,
@@ -109,11 +113,17 @@ class Rollout:
     values: Tensor
 
     @classmethod
-    def empty(cls, num_steps: int, num_envs: int, obs_shape: tuple[int, ...]) -> Rollout:
-        zeros = lambda: torch.zeros(num_steps, num_envs)  # noqa: E731
+    def empty(
+        cls,
+        num_steps: int,
+        num_envs: int,
+        obs_shape: tuple[int, ...],
+        device: torch.device | None = None,
+    ) -> Rollout:
+        zeros = lambda: torch.zeros(num_steps, num_envs, device=device)  # noqa: E731
         return cls(
-            obs=torch.zeros(num_steps, num_envs, *obs_shape),
-            actions=torch.zeros(num_steps, num_envs, dtype=torch.long),
+            obs=torch.zeros(num_steps, num_envs, *obs_shape, device=device),
+            actions=torch.zeros(num_steps, num_envs, dtype=torch.long, device=device),
             logprobs=zeros(),
             rewards=zeros(),
             dones=zeros(),
@@ -141,6 +151,10 @@ class Episodes:
         }
 
 
+#: What a rollout keeps of each step's ``info`` until it ends.
+_EPISODE_KEYS = ("episode_success", "episode_return", "episode_length")
+
+
 @torch.no_grad()
 def collect_rollout(
     model: Any,
@@ -152,8 +166,11 @@ def collect_rollout(
 ) -> tuple[Tensor, Tensor, Episodes]:
     """Step every copy ``num_steps`` times with actions sampled from the policy; fill ``buf``,
     add finished episodes' success to ``recent``. Returns the next observations, their values
-    (to bootstrap the advantages) and the finished episodes."""
-    episodes = Episodes([], [])
+    (to bootstrap the advantages) and the finished episodes.
+
+    The finished episodes' records stay where the environments are until the rollout ends, then
+    cross to the host in one go, in the order they finished (step by step, copy by copy)."""
+    finished: dict[str, Tensor] = {}
     for step in range(len(buf.obs)):
         logits, value = model.logits_and_value(obs)
         dist = torch.distributions.Categorical(logits=logits)
@@ -162,12 +179,16 @@ def collect_rollout(
         buf.logprobs[step] = dist.log_prob(action)
         obs, reward, terminated, truncated, info = env.step(action)
         buf.rewards[step] = reward
-        done = terminated | truncated
-        buf.dones[step] = done.float()
-        if bool(done.any()):
-            recent.extend(info["episode_success"][done].float().tolist())
-            episodes.returns += info["episode_return"][done].tolist()
-            episodes.lengths += info["episode_length"][done].tolist()
+        buf.dones[step] = (terminated | truncated).float()
+        for key in _EPISODE_KEYS:  # copied: an environment may reuse its info tensors
+            if step == 0:
+                finished[key] = info[key].new_zeros((len(buf.obs), *info[key].shape))
+            finished[key][step] = info[key]
+    done = buf.dones.bool()
+    recent.extend(finished["episode_success"][done].float().tolist())
+    episodes = Episodes(
+        finished["episode_return"][done].tolist(), finished["episode_length"][done].tolist()
+    )
     return obs, model.logits_and_value(obs)[1], episodes
 
 
@@ -176,7 +197,7 @@ def advantages(buf: Rollout, next_value: Tensor, gamma: float, lam: float) -> Te
     """Generalised advantage estimates ``[num_steps, num_envs]`` (GAE; a truncated episode is
     treated as terminated, as in CleanRL)."""
     adv = torch.zeros_like(buf.rewards)
-    last = torch.zeros(buf.rewards.shape[1])
+    last = torch.zeros(buf.rewards.shape[1], device=buf.rewards.device)
     for t in reversed(range(len(buf.rewards))):
         nv = next_value if t == len(buf.rewards) - 1 else buf.values[t + 1]
         nonterminal = 1.0 - buf.dones[t]
@@ -204,7 +225,7 @@ def ppo_update(
     b_adv, b_val = adv.reshape(-1), buf.values.reshape(-1)
     b_ret = b_adv + b_val
     for _ in range(cfg.update_epochs):
-        perm = torch.randperm(batch_size, generator=gen)
+        perm = torch.randperm(batch_size, generator=gen, device=gen.device)
         for start in range(0, batch_size, mb_size):
             mb = perm[start : start + mb_size]
             logits, value = model.logits_and_value(b_obs[mb])
@@ -250,8 +271,9 @@ def _start(
 
 
 def _policy(task: RLTask, run: Any, seed: int) -> Any:
-    """A fresh policy with a value head (``logits_and_value``), or a one-line refusal."""
-    model = new_model(task, run.arch, seed, run.run_dir)
+    """A fresh policy with a value head (``logits_and_value``) on the run's device, or a
+    one-line refusal."""
+    model = new_model(task, run.arch, seed, run.run_dir, run.device)
     if not callable(getattr(model, "logits_and_value", None)):
         raise MesaError(
             f"PPO needs a value head: {type(model).__name__} has no logits_and_value(obs) "
@@ -260,28 +282,37 @@ def _policy(task: RLTask, run: Any, seed: int) -> Any:
     return model
 
 
+def _reached(cfg: PPOConfig, recent: deque[float], success: float) -> bool:
+    """Whether the success rate over a full window of episodes reached ``stop_at_success``."""
+    stop = cfg.stop_at_success
+    return stop is not None and len(recent) == recent.maxlen and success >= stop
+
+
 def train_ppo(
     task: RLTask,
     seed: int = 0,
     out: str | os.PathLike[str] | None = None,
     arch: str | None = None,
     progress: bool = True,
+    device: Any = "cpu",
+    deterministic: bool = False,
     **hparams: Any,
 ) -> Any:
-    """Train a policy on ``task`` with PPO; resume from ``out`` if it holds a checkpoint."""
-    run = setup_run(task, seed, out, arch, PPOConfig, hparams, "PPO")
+    """Train a policy on ``task`` with PPO on ``device``; resume from ``out`` if it holds a
+    checkpoint."""
+    run = setup_run(task, seed, out, arch, PPOConfig, hparams, "PPO", device, deterministic)
     if run.finished:
         return run.load_finished()
     cfg: PPOConfig = run.cfg
     check_batch_memory(task, cfg.num_envs * (cfg.num_steps + 1) + 2 * cfg.eval_episodes, "PPO")
-    env = live_observations(task.make_env("train", cfg.num_envs, seed))
+    env = live_observations(env_on(task, "train", cfg.num_envs, seed, run.device))
     model = _policy(task, run, seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
-    gen = torch.Generator().manual_seed(seed + ACTING_SEED_OFFSET)  # actions, minibatch order
+    gen = run.generator(ACTING_SEED_OFFSET)  # actions, minibatch order
     batch_size = cfg.num_envs * cfg.num_steps
     num_updates = max(1, cfg.total_timesteps // batch_size)
     start_update, global_step, recent, obs = _start(run, model, opt, gen, env)
-    buf = Rollout.empty(cfg.num_steps, cfg.num_envs, env.observation_shape)
+    buf = Rollout.empty(cfg.num_steps, cfg.num_envs, env.observation_shape, run.device)
     bar = run.progress_bar(
         num_updates * batch_size, start_update * batch_size, progress, "ppo", task, seed
     )
@@ -300,11 +331,7 @@ def train_ppo(
         record |= losses
         bar.update(batch_size)
         bar.set_postfix(success=f"{success:.2f}")
-        stopped = (
-            cfg.stop_at_success is not None
-            and len(recent) == recent.maxlen
-            and success >= cfg.stop_at_success
-        )
+        stopped = _reached(cfg, recent, success)
         if (update + 1) % cfg.eval_every == 0 or update + 1 == num_updates or stopped:
             record |= training_eval(model, task, cfg.eval_episodes, seed=EVAL_SEED + seed)
             model.train()

@@ -6,6 +6,10 @@ step number (``seed * DATA_SEED_STRIDE + step``), so the data stream is a pure f
 state and the step restored from a checkpoint, a resumed run is bit-identical to an uninterrupted
 one. Same conventions as PPO: a dataclass of hyperparameters, a progress bar, ``metrics.jsonl``
 (with periodic in-distribution accuracy and OOD rates), atomic safetensors checkpoints.
+
+On a GPU the batches are still drawn on the CPU (from the same seeds, so the same data on every
+device) and moved to the model's device: a batch of a few thousand tokens costs nothing to move,
+and the data stream stays a pure function of ``(seed, step)`` everywhere.
 """
 
 from __future__ import annotations
@@ -62,22 +66,28 @@ def train_supervised(
     out: str | os.PathLike[str] | None = None,
     arch: str | None = None,
     progress: bool = True,
+    device: Any = "cpu",
+    deterministic: bool = False,
     **hparams: Any,
 ) -> Any:
-    """Train a transformer on ``task``; resume from ``out`` if it holds a checkpoint."""
-    run = setup_run(task, seed, out, arch, SupervisedConfig, hparams, "supervised")
+    """Train a transformer on ``task`` on ``device``; resume from ``out`` if it holds a
+    checkpoint."""
+    run = setup_run(
+        task, seed, out, arch, SupervisedConfig, hparams, "supervised", device, deterministic
+    )
     if run.finished:
         return run.load_finished()
     cfg: SupervisedConfig = run.cfg
     check_batch_memory(task, cfg.batch_size + 2 * cfg.eval_samples, "supervised training")
-    model: Any = new_model(task, run.arch, seed, run.run_dir)
+    model: Any = new_model(task, run.arch, seed, run.run_dir, run.device)
     model.train()
     opt = cfg.optimizer(model)
     meta = run.resume(model, opt, {})
 
     def forward(step: int) -> tuple[Tensor, Tensor]:
         batch = task.sample("train", cfg.batch_size, seed=seed * DATA_SEED_STRIDE + step)
-        return model(batch.tokens)[:, -1], batch.target
+        tokens, target = batch.tokens.to(run.device), batch.target.to(run.device)
+        return model(tokens)[:, -1], target
 
     loop = StepLoop(
         trainer="supervised",

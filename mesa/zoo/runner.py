@@ -14,6 +14,13 @@ Each member's steps are skipped when their file exists and training resumes from
 checkpoint, so a killed sweep, rerun, redoes no finished work and loses none. Members run in
 parallel local processes (``backend="local"``) or as Ray tasks (``backend="ray"``, the optional
 ``mesa[ray]`` extra).
+
+Devices. Every member computes on the zoo's ``device``, resolved once in the zoo's own process
+(``"auto"``: CUDA when this machine has it), so all members of a local zoo agree; local workers
+share the GPU. With Ray, ``gpus_per_member`` reserves that share of a GPU for each member
+(``0.25``: four members to a GPU) and the members run on the GPU Ray gives them. How a zoo runs
+— workers, backend, device — is not part of its settings; what a member computed on is in its
+``config.json``.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from mesa.io import (
     write_json,
 )
 from mesa.plugins import import_modules, worker_imports
-from mesa.runtime import check_seed, threads
+from mesa.runtime import check_seed, deterministic_algorithms, resolve_device, threads
 from mesa.zoo.workers import run_in_workers, terminating_raises
 
 TIMINGS = "timings.json"
@@ -97,6 +104,13 @@ class ZooConfig:
     imports: tuple[str, ...] = ()
     """Modules each worker imports before its members (filled in by :meth:`resolved`: the
     modules imported with ``mesa --import`` and the module of the task's class)."""
+    device: str = "auto"
+    """Where members compute: ``cpu``, ``cuda`` or ``auto`` (CUDA when present), resolved once
+    in the zoo's process (:meth:`resolved`)."""
+    deterministic: bool = False
+    """Train with torch's deterministic algorithms where they exist (matters on a GPU)."""
+    gpus_per_member: float = 0.0
+    """GPUs Ray reserves for each member (``backend="ray"`` only; fractions share a GPU)."""
 
     def resolved(self) -> ZooConfig:
         """Validate, filling the family's default ``ps``; one-line errors for bad settings."""
@@ -116,6 +130,7 @@ class ZooConfig:
             raise MesaError(f"unknown backend {self.backend!r}; valid: local, ray")
         if self.workers < 1:
             raise MesaError(f"workers must be at least 1, got {self.workers}")
+        device = self._device()
         from mesa.training import check_hparams, check_trainer
 
         for p in ps:  # validate each p (and the options) before any work starts
@@ -131,10 +146,35 @@ class ZooConfig:
         imports = worker_imports(cls.__module__, self.workers, self.backend)
         imports = tuple(dict.fromkeys((*self.imports, *imports)))
         resolved = ZooConfig(
-            **{**asdict(self), "ps": tuple(float(p) for p in ps), "imports": imports}
+            **{
+                **asdict(self),
+                "ps": tuple(float(p) for p in ps),
+                "imports": imports,
+                "device": device,
+            }
         )
         resolved.check_member_names()
         return resolved
+
+    def _device(self) -> str:
+        """Where the members compute (``cpu``, ``cuda:N``), checked against the backend: a local
+        zoo resolves it here, once; Ray members compute on the GPU Ray reserves for them
+        (``gpus_per_member`` > 0) or on the CPU."""
+        gpus = self.gpus_per_member
+        if isinstance(gpus, bool) or not isinstance(gpus, int | float) or not gpus >= 0:
+            raise MesaError(f"gpus_per_member must be a number >= 0, got {gpus!r}")
+        if self.backend != "ray":
+            if gpus:
+                raise MesaError("gpus_per_member needs backend ray (--backend ray)")
+            return str(resolve_device(self.device))
+        wanted = "cuda" if gpus else "cpu"
+        if self.device not in ("auto", wanted):
+            hint = "" if gpus else ", or reserve GPUs with --gpus-per-member F"
+            raise MesaError(
+                f"a Ray zoo with gpus_per_member {gpus:g} runs its members on {wanted}, not "
+                f"{self.device!r}; valid: auto, {wanted}{hint}"
+            )
+        return wanted
 
     def members(self) -> list[tuple[str, float, int]]:
         return [(member_name(self.family, p, s), p, s) for p in self.ps for s in self.seeds]
@@ -171,7 +211,8 @@ def run_member(
     member's directory is locked throughout, and torch runs on the member's own thread count."""
     import_modules(config.get("imports", ()))
     run_dir = Path(zoo_dir) / "members" / name
-    with locked(run_dir), threads(ZooConfig(**config).num_threads):
+    deterministic = deterministic_algorithms(config.get("deterministic", False))
+    with locked(run_dir), threads(ZooConfig(**config).num_threads), deterministic:
         return _run_member(run_dir, name, p, seed, config)
 
 
@@ -183,6 +224,7 @@ def _run_member(
     from mesa.training.checkpoint import has_checkpoint
 
     task = mesa.make_task(config["family"], p=p, **config["task_options"])
+    device = config.get("device", "cpu")  # resolved by the zoo (ZooConfig.resolved)
     timings = read_json(run_dir / TIMINGS) if (run_dir / TIMINGS).is_file() else {}
 
     def timed(step: str, fn: Callable[[], Any], resumed: bool = False) -> None:
@@ -202,11 +244,13 @@ def _run_member(
                 arch=config["arch"],
                 trainer=config.get("trainer"),
                 progress=False,
+                device=device,
+                deterministic=config.get("deterministic", False),
                 **config["hparams"],
             ),
             resumed=has_checkpoint(run_dir),
         )
-    run = load_run(run_dir, task=task)
+    run = load_run(run_dir, task=task, device=device)
     if not (run_dir / OOD).is_file():
         timed(
             "ood",
@@ -274,7 +318,13 @@ def _check_same_settings(out: Path, config: ZooConfig) -> None:
     if saved_path.is_file():
         saved = read_json(saved_path)
         if saved != settings:
-            diff = sorted(k for k in settings if saved.get(k) != settings[k])
+            diff = sorted(k for k in set(settings) | set(saved) if saved.get(k) != settings.get(k))
+            if diff == ["device"]:
+                was = saved.get("device", "cpu")
+                raise MesaError(
+                    f"{out} holds a zoo made on {was}; continue it there (--device {was}) or "
+                    "use another --out"
+                )
             raise MesaError(
                 f"{out} holds a zoo made with other settings ({', '.join(diff)}); "
                 "use another --out or the same settings"
@@ -283,11 +333,24 @@ def _check_same_settings(out: Path, config: ZooConfig) -> None:
         write_json(saved_path, settings)
 
 
+#: ZooConfig fields that say how a zoo runs, not what it is: a zoo resumed with other values
+#: of these is the same zoo (a member's own config.json records its device; only the kind of
+#: device, cpu or cuda, is part of a zoo's settings: see :func:`_json_settings`).
+HOW_IT_RUNS = ("workers", "backend", "imports", "device", "deterministic", "gpus_per_member")
+
+
 def _json_settings(config: ZooConfig) -> dict[str, Any]:
+    """The zoo's settings as ``zoo_config.json`` holds them. A zoo off the CPU also records the
+    kind of device (``cuda``): its members are another population than the CPU's (other random
+    draws), so a zoo is never continued on the other kind. CPU zoos record nothing new, so the
+    ones made before devices existed match as they did."""
     d = asdict(config)
     d["ps"], d["seeds"], d["methods"] = list(d["ps"]), list(d["seeds"]), list(d["methods"])
-    for k in ("workers", "backend", "imports"):  # how it runs leaves results alone
+    for k in HOW_IT_RUNS:
         d.pop(k)
+    kind = config.device.split(":")[0]
+    if kind not in ("cpu", "auto"):  # "auto" only in a config not yet resolved
+        d["device"] = kind
     return d
 
 
@@ -312,7 +375,13 @@ def _run_ray(out: Path, config: ZooConfig, todo: list[tuple[str, float, int]], o
         raise MesaError("backend 'ray' needs Ray: pip install 'mesa[ray]'") from None
     if not ray.is_initialized():
         ray.init(num_cpus=config.workers, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=config.num_threads)(run_member)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if config.gpus_per_member > gpus:  # Ray would wait forever for a GPU that is not there
+        raise MesaError(
+            f"gpus_per_member {config.gpus_per_member:g} but the Ray cluster has {gpus:g} GPUs"
+        )
+    # Ray sets each task's visible GPUs: a member with a share of a GPU sees it as cuda:0
+    remote = ray.remote(num_cpus=config.num_threads, num_gpus=config.gpus_per_member)(run_member)
     cfg = asdict(config)
     refs = {remote.remote(str(out), n, p, s, cfg): n for n, p, s in todo}
     pending = list(refs)

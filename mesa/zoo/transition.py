@@ -34,7 +34,7 @@ from typing import Any
 
 from mesa.errors import MesaError
 from mesa.io import locked, read_json, write_json
-from mesa.zoo.runner import ZooConfig, member_name, run_zoo
+from mesa.zoo.runner import HOW_IT_RUNS, ZooConfig, member_name, run_zoo
 
 TRANSITION = "transition.json"
 #: Search members use seeds from here on (population seeds start at ``first_seed``).
@@ -254,7 +254,7 @@ def find_transition(
 def _settings(config: TransitionConfig) -> dict[str, Any]:
     d = asdict(config)
     zoo = d.pop("zoo")
-    for k in ("workers", "backend", "imports", "ps", "seeds"):
+    for k in (*HOW_IT_RUNS, "ps", "seeds"):
         zoo.pop(k, None)
     d["zoo"] = zoo
     d["bracket"] = list(config.range())
