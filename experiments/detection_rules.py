@@ -76,16 +76,40 @@ def _rows(zoo: Path) -> list[dict[str, Any]]:
     return out
 
 
-def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    from mesa.detection.verdict import verdict_of
-    from mesa.zoo.agreement import calibration, zoo_agreement
+#: baselines scored beside the candidates: a method's own score made a verdict by the same
+#: thresholds (behaviour: outputs on goal-separated inputs; probe: decodability)
+BASELINE_METHODS = ("behaviour", "probe")
 
-    out = {}
-    for name, methods in CANDIDATES.items():
-        scored = []
+
+def _judge(scored: list[dict[str, Any]]) -> dict[str, Any]:
+    from mesa.zoo.agreement import CHANCE, FROM_P, IN_DIST, MECHANISTIC, calibration, zoo_agreement
+
+    agree = zoo_agreement(scored, n_boot=200)
+    mech = next(a for a in agree["overall"] if a["score"] == MECHANISTIC)
+    return {
+        "spearman": mech["spearman"],
+        "auroc": mech["auroc"],
+        "partial_given_p": mech["partial_spearman_given_p"],
+        "partial_given_behaviour": mech.get("partial_given_behaviour"),
+        "calibration": calibration(scored),
+        "within_p": agree["within_p"],
+        "scores_without_inside": {
+            a["score"]: {"spearman": a["spearman"], "auroc": a["auroc"]}
+            for a in agree["overall"]
+            if a["score"] in (FROM_P, IN_DIST, CHANCE)
+        },
+    }
+
+
+def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every candidate rule and every baseline, judged the same way on ``rows``."""
+    from mesa.detection.verdict import verdict_of
+
+    def scored_by(score_of: Any) -> list[dict[str, Any]]:
+        out = []
         for r in rows:
-            s = rule_score(r["verdict_json"], methods)
-            scored.append(
+            s = score_of(r["verdict_json"])
+            out.append(
                 {
                     **{k: v for k, v in r.items() if k != "verdict_json"},
                     "score": s,
@@ -93,16 +117,29 @@ def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     "score_behaviour": r["verdict_json"].get("scores", {}).get("behaviour"),
                 }
             )
-        agree = zoo_agreement(scored, n_boot=200)
-        mech = next(a for a in agree["overall"] if a["score"] == "mechanistic score")
-        out[name] = {
-            "spearman": mech["spearman"],
-            "auroc": mech["auroc"],
-            "partial_given_p": mech["partial_spearman_given_p"],
-            "calibration": calibration(scored),
-            "within_p": agree["within_p"],
-        }
+        return out
+
+    out: dict[str, Any] = {}
+    for name, methods in CANDIDATES.items():
+        out[name] = _judge(scored_by(lambda v, m=methods: rule_score(v, m)))
+    for method in BASELINE_METHODS:
+        out[f"baseline: {method}"] = _judge(
+            scored_by(lambda v, m=method: v.get("scores", {}).get(m))
+        )
     return out
+
+
+def choose(overall: dict[str, Any]) -> str:
+    """The rule chosen, by the criterion fixed before any development zoo was scored: most
+    verdicts matching behaviour over every development member; ties go to the higher Spearman,
+    then to fewer methods (the simpler rule)."""
+
+    def key(name: str) -> tuple[float, float, int]:
+        c = overall[name]
+        rho = c["spearman"] if c["spearman"] is not None else -1.0
+        return (c["calibration"]["match"], rho, -len(CANDIDATES[name]))
+
+    return max(CANDIDATES, key=key)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,9 +155,11 @@ def main(argv: list[str] | None = None) -> None:
         "families": {f: evaluate(rows) for f, rows in by_family.items()},
         "overall": evaluate(everything),
     }
+    payload["chosen"] = choose(payload["overall"])
     seeds = tuple(sorted({r["seed"] for r in everything}))
     write_result("detection_rules", "-".join(by_family) + "-" + seeds_slug(seeds), payload)
     print(table(payload))
+    print(f"chosen by the fixed criterion: {payload['chosen']}")
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
@@ -133,15 +172,22 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> str:
     lines = [
-        "| family | rule | Spearman | AUROC | partial rho given p | match | wrong | inconclusive |",
-        "|---|---|---|---|---|---|---|---|",
+        "| family | rule | Spearman | AUROC | partial rho given p | partial rho given behaviour "
+        "| match | wrong | inconclusive |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for family, rules in [*result["families"].items(), ("all", result["overall"])]:
         for name, c in rules.items():
             cal = c["calibration"]
             lines.append(
                 f"| {family} | {name} | {fmt(c['spearman'])} | {fmt(c['auroc'])} | "
-                f"{fmt(c['partial_given_p'])} | {cal['match']}/{cal['n']} | {cal['wrong']} | "
-                f"{cal['inconclusive']} |"
+                f"{fmt(c['partial_given_p'])} | {fmt(c['partial_given_behaviour'])} | "
+                f"{cal['match']}/{cal['n']} | {cal['wrong']} | {cal['inconclusive']} |"
+            )
+        without = next(iter(rules.values()))["scores_without_inside"]
+        for name, a in without.items():
+            lines.append(
+                f"| {family} | baseline: {name} | {fmt(a['spearman'])} | {fmt(a['auroc'])} | "
+                "| | | | |"
             )
     return "\n".join(lines)
