@@ -263,3 +263,64 @@ def test_misgeneralization_smoke(tmp_path: Path):
     assert [c["p"] for c in data["curve"]] == [0.0, 0.5]
     assert data["hparams"]["steps"] == 30 and data["task_options"]["P"] == 7
     assert "| 0.5 | 1 |" in out.stdout  # the table it prints
+
+
+def _fake_dev_zoo(
+    root: Path, members: list[tuple[float, int, float, dict[str, tuple[float, float]]]]
+):
+    """A finished zoo as detection_rules reads it: results.csv and each member's verdict.json
+    (per-method absolute effects, true and spurious)."""
+    import csv
+
+    root.mkdir(parents=True)
+    rows = []
+    for p, seed, b, effects in members:
+        name = f"m_p{p}_s{seed}"
+        (root / "members" / name).mkdir(parents=True)
+        methods = {
+            m: {"effect": {"true": t, "spurious": s}, "score": t / (t + s)}
+            for m, (t, s) in effects.items()
+        }
+        verdict = {"methods": methods, "scores": {m: v["score"] for m, v in methods.items()}}
+        (root / "members" / name / "verdict.json").write_text(json.dumps(verdict))
+        rows.append(
+            {"family": "toy", "p": p, "seed": seed, "member": name, "b": b, "in_dist_success": 0.99}
+        )
+    with (root / "results.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_detection_rules_scores_candidates_and_baselines_and_refuses_test_seeds(tmp_path: Path):
+    from experiments import detection_rules
+
+    # erasure tracks behaviour; patching measures nothing (below the floor); behaviour is
+    # miscalibrated (calls everyone spurious)
+    members = []
+    for i, (p, b) in enumerate([(0.0, 0.1), (0.0, 0.2), (0.5, 0.8), (0.5, 0.9)]):
+        effects = {
+            "erasure": (0.4 * b, 0.4 * (1 - b)),
+            "probe_subspace": (0.3, 0.3),
+            "patching": (0.01, 0.02),
+            "behaviour": (0.1 * b, 0.4),
+        }
+        members.append((p, i, b, effects))
+    _fake_dev_zoo(tmp_path / "toy", members)
+    rows = detection_rules._rows(tmp_path / "toy")
+    result = detection_rules.evaluate(rows)
+    erasure = result["erasure"]["calibration"]
+    assert (erasure["match"], erasure["wrong"], erasure["n"]) == (4, 0, 4)
+    assert result["patching"]["calibration"]["inconclusive"] == 4  # below FLOOR: no verdict
+    assert result["probe_subspace"]["calibration"]["match"] == 0  # 0.5 everywhere: mixed
+    behaviour = result["baseline: behaviour"]["calibration"]
+    assert behaviour["wrong"] == 2  # the two b > 1/2 members called spurious
+    assert result["erasure"]["spearman"] == pytest.approx(1.0)
+    assert detection_rules.choose(result) == "erasure"
+    assert "baseline: predict from p" in detection_rules.table(
+        {"families": {"toy": result}, "overall": result}
+    )
+
+    _fake_dev_zoo(tmp_path / "test", [(0.0, 100, 0.1, {"erasure": (0.1, 0.3)})])
+    with pytest.raises(SystemExit, match="test seeds"):
+        detection_rules._rows(tmp_path / "test")
