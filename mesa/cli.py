@@ -18,12 +18,23 @@ def _parse_assignments(items: Sequence[str] | None, what: str) -> dict[str, Any]
     return parse_assignments(list(items or []), what)
 
 
-def _print_fields(title: str, cls: type) -> None:
+def _task_options(items: Sequence[str] | None) -> dict[str, Any]:
+    """``--opt`` assignments; ``p`` has its own flag."""
+    from mesa.errors import MesaError
+
+    options = _parse_assignments(items, "--opt")
+    if "p" in options:
+        raise MesaError("p is not an --opt option: set it with --p")
+    return options
+
+
+def _print_fields(title: str, cls: type, skip: tuple[str, ...] = ()) -> None:
     from mesa.config import describe_fields
 
     print(f"  {title}")
     for name, tp, default, doc in describe_fields(cls):
-        print(f"    {name:<18} {tp:<12} {default:<10} {doc}")
+        if name not in skip:
+            print(f"    {name:<18} {tp:<12} {default:<10} {doc}")
 
 
 def _cmd_tasks(args: argparse.Namespace) -> None:
@@ -34,7 +45,11 @@ def _cmd_tasks(args: argparse.Namespace) -> None:
         print(f"{name:<12} {cls.kind:<9} {cls.description}")
         print(f"{'':<22} true goal: {cls.true_goal}; spurious goal: {cls.spurious_goal}")
         if args.verbose:
-            _print_fields("options (--opt KEY=VALUE):  name, type, default, meaning", cls.Config)
+            _print_fields(
+                "options (--opt KEY=VALUE; p is --p):  name, type, default, meaning",
+                cls.Config,
+                skip=("p",),
+            )
             print()
     if args.verbose:
         from mesa.training import TRAINERS, hyperparameters
@@ -49,7 +64,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     import mesa
     from mesa.runtime import deterministic_algorithms, resolve_device
 
-    task = mesa.make_task(args.task, p=args.p, **_parse_assignments(args.opt, "--opt"))
+    task = mesa.make_task(args.task, p=args.p, **_task_options(args.opt))
     hparams = _parse_assignments(args.hp, "--hp")
     device = resolve_device(args.device)
     mesa.train(
@@ -76,7 +91,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_check_task(args: argparse.Namespace) -> int:
     import mesa
 
-    task = mesa.make_task(args.task, p=args.p, **_parse_assignments(args.opt, "--opt"))
+    task = mesa.make_task(args.task, p=args.p, **_task_options(args.opt))
     report = mesa.check_task(task, archs=[args.arch] if args.arch else None)
     print(report)
     return 0 if report.ok else 1
@@ -145,7 +160,7 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
         backend=args.backend,
         arch=args.arch,
         trainer=args.trainer,
-        task_options=_parse_assignments(args.opt, "--opt"),
+        task_options=_task_options(args.opt),
         hparams=_parse_assignments(args.hp, "--hp"),
         methods=tuple(_methods(args.methods) or ()),
         inputs=args.inputs,

@@ -105,6 +105,8 @@ def load_run(
     from mesa.models import build_model
 
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise MesaError(f"{path} is a file, not a run directory")
     if not path.is_dir():
         raise MesaError(f"run directory {path} does not exist")
     if not (path / MODEL).is_file():

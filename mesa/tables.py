@@ -40,6 +40,11 @@ def html_table(rows: list[list[str]], caption: str | None = None, inline: bool =
 
 
 def md_table(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    """A Markdown table; a ``|`` inside a cell is escaped, so it stays one cell."""
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    lines = [line(rows[0]), "|" + "---|" * len(rows[0])]
+    lines += [line(r) for r in rows[1:]]
     return "\n".join(lines)

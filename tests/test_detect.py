@@ -367,3 +367,16 @@ def test_detect_maze_seekers(target: str, distracted: bool, expected: str):
         total = behaviour.extra["total_effect"]
         assert total["true"] > 0.5 * total["spurious"]
         assert verdict.behaviour_score is not None and verdict.behaviour_score < 0.15
+
+
+def test_tables_show_no_score_where_both_effects_are_noise():
+    from mesa.detection.evidence import method_table, shown_score
+
+    noise = {"evidence": "behavioural", "score": 0.97, "effect": {"true": 4e-4, "spurious": 1e-5}}
+    real = {"evidence": "mechanistic", "score": 0.8, "effect": {"true": 0.4, "spurious": 0.1}}
+    probe = {"evidence": "representational", "score": 0.5, "effect": {"true": 0.0, "spurious": 0.0}}
+    assert shown_score(noise).startswith("n/a")
+    assert shown_score(real) == "0.80" and shown_score(probe) == "0.50"
+    rows = method_table({"methods": {"behaviour": noise, "patching": real}})
+    assert rows[1][2].startswith("n/a") and rows[2][2] == "0.80"
+    assert noise["score"] == 0.97  # the saved score is left as it is

@@ -205,6 +205,7 @@ def test_edited_config_and_broken_weights_are_refused_on_load(tmp_path: Path):
         (["--opt", "n_layers=0"], "n_layers must be at least 1, got 0"),
         (["--opt", "d_model=-5"], "d_model must be at least 1, got -5"),
         (["--opt", "d_model=0"], "d_model must be at least 1, got 0"),
+        (["--opt", "p=0.5"], "p is not an --opt option: set it with --p"),
     ],
 )
 def test_bad_training_settings_are_one_line_errors(tmp_path: Path, capsys, argv, message):

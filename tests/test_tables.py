@@ -25,6 +25,10 @@ def test_tables_escape_and_format():
     assert "&lt;x&gt;" in page and "<x>" not in page and "c &amp; d" in page
     assert _cells(page) == ["&lt;x&gt;", "n/a", "[0.12, 0.50]", "3"]
     assert md_table(rows).splitlines()[1] == "|---|---|"
+    # a "|" inside a cell stays in its cell: every line has the header's number of cells
+    lines = md_table([["score", "partial ρ | p"], ["x", "0.5"]]).splitlines()
+    assert lines[0] == "| score | partial ρ \\| p |"
+    assert {ln.replace("\\|", "").count("|") for ln in lines} == {3}
 
 
 def test_ood_result_renders_as_a_table():

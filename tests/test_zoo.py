@@ -90,6 +90,8 @@ def test_bad_settings(tmp_path: Path):
         run_zoo(_config(ps=(0.1,), seeds=(0,)), tmp_path)
     with pytest.raises(MesaError, match="no seeds"):
         run_zoo(_config(seeds=()), tmp_path)
+    with pytest.raises(MesaError, match="p is the zoo's grid"):
+        run_zoo(_config(task_options={"p": 0.5}), tmp_path)
     with pytest.raises(MesaError, match=r"p must be in \[0, 1\]"):
         run_zoo(_config(ps=(0.1, 2.0)), tmp_path)
     with pytest.raises(MesaError, match="unknown backend 'slurm'"):

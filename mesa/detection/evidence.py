@@ -93,6 +93,22 @@ def used(row: Mapping[str, Any], goal: str, directed: Mapping[str, float] | None
     return float(row[f"c_{_short(goal)}"])
 
 
+def shown_score(method: Mapping[str, Any]) -> str:
+    """A method's score as tables show it: ``n/a`` where both goals' absolute effects are below
+    the verdict's floor (a ratio of two effects that small is noise, e.g. on an untrained model).
+    The saved score is unchanged."""
+    from mesa.detection.verdict import EFFECT_FLOOR
+    from mesa.tables import fmt
+
+    score = _number(method.get("score"))
+    if method.get("evidence") == "representational":
+        return fmt(score)
+    effects = [_number(method.get("effect", {}).get(g)) for g in GOALS]
+    if all(not math.isnan(e) and e < EFFECT_FLOOR for e in effects):
+        return f"n/a (effects < {EFFECT_FLOOR})"
+    return fmt(score)
+
+
 def method_table(verdict: Mapping[str, Any] | Any) -> list[list[str]]:
     """Every method's evidence kind, score and absolute effect per goal (header first)."""
     from mesa.tables import fmt
@@ -104,7 +120,7 @@ def method_table(verdict: Mapping[str, Any] | Any) -> list[list[str]]:
             [
                 name,
                 str(m.get("evidence", "")),
-                fmt(_number(m.get("score"))),
+                shown_score(m),
                 fmt(_number(effect.get("true")), 3),
                 fmt(_number(effect.get("spurious")), 3),
                 str(m.get("note", "")),
@@ -139,10 +155,14 @@ def verdict_line(verdict: Mapping[str, Any] | Any) -> str:
 
     v = _as_dict(verdict)
     d = directed_effects(v)
+    behaviour = v.get("methods", {}).get("behaviour")
+    behaviour_score = (
+        shown_score(behaviour) if behaviour else fmt(_number(v.get("behaviour_score")))
+    )
     return (
         f"verdict: {v.get('verdict', 'n/a')} (mechanistic score {fmt(_number(v.get('score')))}: "
         f"{v.get('reason', '')}); baselines: behavioural score "
-        f"{fmt(_number(v.get('behaviour_score')))} (directed effect: true goal {fmt(d['true'], 3)}"
+        f"{behaviour_score} (directed effect: true goal {fmt(d['true'], 3)}"
         f", spurious goal {fmt(d['spurious'], 3)}), probe-decodability score "
         f"{fmt(_number(v.get('probe_score')))}"
     )

@@ -150,9 +150,14 @@ class Verdict:
         from mesa.detection.evidence import method_table, verdict_line
 
         lines = [verdict_line(self)]
+        table = method_table(self)
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
         lines += [
-            "  ".join(f"{c:<16}" if i == 0 else f"{c:>10}" for i, c in enumerate(row))
-            for row in method_table(self)
+            "  ".join(
+                c.ljust(w) if i in (0, 1, len(row) - 1) else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+            for row in table
         ]
         lines.append(
             f"used at: true {', '.join(self.used_at.get('true', [])) or '-'}; "

@@ -133,6 +133,8 @@ class ZooConfig:
         device = self._device()
         from mesa.training import check_hparams, check_trainer
 
+        if "p" in self.task_options:
+            raise MesaError("p is the zoo's grid (ps, --p), not a task option")
         for p in ps:  # validate each p (and the options) before any work starts
             task = cls(p=p, **self.task_options)
         check_hparams(check_trainer(task, self.arch, self.trainer), self.hparams)
