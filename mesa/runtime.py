@@ -95,14 +95,9 @@ def resolve_device(device: Any = "auto") -> torch.device:
 
 def model_device(model: Any) -> torch.device:
     """The device of a model's weights (its first parameter or buffer; the CPU if it has none)."""
-    import torch
+    from mesa.probes.hooks import model_device as device_of
 
-    for tensors in ("parameters", "buffers"):
-        get = getattr(model, tensors, None)
-        if callable(get):
-            for t in get():
-                return t.device  # type: ignore[no-any-return]
-    return torch.device("cpu")
+    return device_of(model)
 
 
 def to_device(model: Any, device: torch.device) -> Any:

@@ -50,6 +50,16 @@ _CONTAINERS = (nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
 _LIST_ALL = 12
 
 
+def model_device(model: Any) -> torch.device:
+    """The device of a model's weights (its first parameter or buffer; the CPU if it has none)."""
+    for tensors in ("parameters", "buffers"):
+        get = getattr(model, tensors, None)
+        if callable(get):
+            for t in get():
+                return t.device  # type: ignore[no-any-return]
+    return torch.device("cpu")
+
+
 def _is_lens(model: object) -> bool:
     return (
         hasattr(model, "hook_dict")
@@ -112,13 +122,7 @@ class Hooked:
     @property
     def device(self) -> torch.device:
         """Where the model's weights are (its first parameter or buffer; the CPU if none)."""
-        model = self.model
-        for tensors in ("parameters", "buffers"):
-            get = getattr(model, tensors, None)
-            if callable(get):
-                for t in get():
-                    return t.device  # type: ignore[no-any-return]
-        return torch.device("cpu")
+        return model_device(self.model)
 
     def inputs(self, x: Any, what: str = "inputs") -> Tensor:
         """``x`` checked as the model's inputs (a non-empty tensor, token ids in the vocabulary),
