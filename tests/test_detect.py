@@ -126,6 +126,15 @@ def test_no_effect_of_either_goal_is_inconclusive():
     assert "no effect of either goal" in verdict.reason
 
 
+def test_without_the_rules_method_the_verdict_says_so():
+    verdict = mesa.detect(
+        CopyModel(0, VOCAB), ToyCopy(), n_probe=200, n_pairs=50, methods=["behaviour"]
+    )
+    assert verdict.verdict == "inconclusive" and verdict.score is None
+    assert verdict.reason == "the rule's methods (probe_subspace) were not run"
+    assert verdict.behaviour_score == pytest.approx(1.0, abs=1e-3)  # the baseline still stands
+
+
 def test_patching_equals_patch_sweep():
     """Detection's patching and mesa.probes.patch_sweep are one operation: with the pairs' sites
     at one position, they give the same shift."""
@@ -352,7 +361,7 @@ def test_detect_maze_seekers(target: str, distracted: bool, expected: str):
         task,
         n_probe=200,
         n_pairs=200,
-        methods=["behaviour", "patching"],
+        methods=["behaviour", "patching", "probe_subspace"],
     )
     assert verdict.verdict == expected
     followed = "true" if target == "cheese" else "spurious"
