@@ -108,26 +108,29 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def table(result: dict[str, Any]) -> str:
+    """Per family: the training-inputs score and, in the same table, the zoo's baselines
+    (behaviour on goal-separated inputs, predict-from-p, in-distribution success, chance)."""
     lines = [
-        "| family | members scored | Spearman [95% CI] | AUROC [95% CI] | partial rho given p | "
-        "note |",
-        "|---|---|---|---|---|---|",
+        "| family | score | members scored | Spearman [95% CI] | AUROC [95% CI] | "
+        "partial rho given p | note |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, f in result["families"].items():
-        mech = next(
-            (a for a in f["agreement"].get("overall", []) if a["score"] == "mechanistic score"),
-            None,
-        )
         note = next((m["note"] for m in f["members"] if m["note"]), "")
-        if mech is None:
+        overall = f["agreement"].get("overall", [])
+        if not any(a["score"] == "mechanistic score" for a in overall):
             lines.append(
-                f"| {name} | {f['scored']}/{len(f['members'])} | n/a | n/a | n/a | {note} |"
+                f"| {name} | training inputs | {f['scored']}/{len(f['members'])} | n/a | n/a | "
+                f"n/a | {note} |"
             )
             continue
-        lines.append(
-            f"| {name} | {f['scored']}/{len(f['members'])} | {fmt(mech['spearman'])} "
-            f"[{fmt(mech['spearman_ci'][0])}, {fmt(mech['spearman_ci'][1])}] | "
-            f"{fmt(mech['auroc'])} [{fmt(mech['auroc_ci'][0])}, {fmt(mech['auroc_ci'][1])}] | "
-            f"{fmt(mech['partial_spearman_given_p'])} | {note} |"
-        )
+        for a in overall:
+            label = "training inputs" if a["score"] == "mechanistic score" else a["score"]
+            shown = note if label == "training inputs" else ""
+            lines.append(
+                f"| {name} | {label} | {a['n']}/{len(f['members'])} | {fmt(a['spearman'])} "
+                f"[{fmt(a['spearman_ci'][0])}, {fmt(a['spearman_ci'][1])}] | "
+                f"{fmt(a['auroc'])} [{fmt(a['auroc_ci'][0])}, {fmt(a['auroc_ci'][1])}] | "
+                f"{fmt(a['partial_spearman_given_p'])} | {shown} |"
+            )
     return "\n".join(lines)
