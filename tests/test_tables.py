@@ -37,6 +37,11 @@ def test_ood_result_renders_as_a_table():
     result = OODResult.build(rates, rates, in_dist_successes=9, in_dist_n=10, subset="off-path")
     page = result._repr_html_()
     assert page.startswith("<table") and "preference b = 0.67" in page
+    assert "warning" not in result.summary()  # 90% in-distribution: learned
+    weak = OODResult.build(rates, rates, in_dist_successes=3, in_dist_n=10, subset="off-path")
+    assert (
+        weak.summary().splitlines()[-1].startswith("warning: in-distribution success is below 90%")
+    )
     cells = _cells(page)
     assert cells[:2] == ["true", "0.600"] and cells[4:6] == ["spurious", "0.300"]
     assert OODResult.from_dict(result.to_dict()) == result

@@ -10,6 +10,9 @@ import numpy as np
 from mesa.outcomes import NEITHER, SPURIOUS, TRUE
 from mesa.probes.stats import wilson as wilson_ci
 
+#: Below this in-distribution success the summary warns that the model has not learned its task.
+LOW_IN_DIST = 0.9
+
 
 @dataclass
 class OutcomeRates:
@@ -170,4 +173,11 @@ class OODResult:
             f"in-distribution success {self.in_dist_success:.1%} (n={self.in_dist_n}; with the "
             f"goals together {self.together_success:.1%})"
             + (f"\nnote: {self.note}" if self.note else "")
+            + (
+                f"\nwarning: in-distribution success is below {LOW_IN_DIST:.0%}: the model has "
+                "not learned its task, so its OOD rates (and detection) say little about the goal "
+                "it pursues; train longer"
+                if self.in_dist_success < LOW_IN_DIST
+                else ""
+            )
         )
