@@ -165,7 +165,7 @@ def table(result: dict[str, Any]) -> str:
     families, seeds = result["families"], result["seeds"]
     workers, threads = result["workers"], result["threads_per_worker"]
     lines = [
-        f"Four-family zoo, seeds {seeds}, {workers} workers x {threads} thread: "
+        f"Zoos of {', '.join(families)}, seeds {seeds}, {workers} workers x {threads} thread: "
         f"{result['total_wall_s'] / 60:.1f} min in all"
         + (" (some zoos resumed: times cover the rest only)" if result["any_resumed"] else ""),
         "",
