@@ -190,3 +190,16 @@ def test_p_curve_groups_members_by_p():
         "score",
         "verdict",
     }
+
+
+def test_a_zoo_grows_in_seeds_and_p_but_never_shrinks(tmp_path: Path):
+    check = runner._check_same_settings
+    check(tmp_path, _config().resolved())  # a new zoo records its settings
+    saved = lambda: json.loads((tmp_path / "zoo_config.json").read_text())  # noqa: E731
+    check(tmp_path, _config(seeds=(0, 1, 2, 3), ps=(0.0, 0.25, 0.5)).resolved())
+    assert (saved()["seeds"], saved()["ps"]) == ([0, 1, 2, 3], [0.0, 0.25, 0.5])
+    with pytest.raises(MesaError, match=r"seeds \[0, 1, 2, 3\]; a zoo may grow .* not shrink"):
+        check(tmp_path, _config(seeds=(0, 1), ps=(0.0, 0.25, 0.5)).resolved())
+    with pytest.raises(MesaError, match=r"other settings \(ps, seeds, task_options\)"):
+        check(tmp_path, _config(seeds=(0, 1, 2, 3, 4), task_options={**OPTS, "P": 11}).resolved())
+    assert saved()["seeds"] == [0, 1, 2, 3]  # a refused config changes nothing

@@ -314,13 +314,30 @@ def write_results_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
+#: Settings a zoo may grow in: members are independent (each depends only on code, family,
+#: options, p and seed), so more seeds or more p values join the members it has.
+GROWS = ("ps", "seeds")
+
+
 def _check_same_settings(out: Path, config: ZooConfig) -> None:
+    """Refuse a zoo directory made with other settings; accept one that the config extends
+    (a superset of its p values and seeds, all else equal) and record the grown grid."""
     saved_path = out / "zoo_config.json"
     settings = _json_settings(config)
     if saved_path.is_file():
         saved = read_json(saved_path)
         if saved != settings:
             diff = sorted(k for k in set(settings) | set(saved) if saved.get(k) != settings.get(k))
+            if set(diff) <= set(GROWS):
+                shrunk = [k for k in diff if not set(saved[k]) <= set(settings[k])]
+                if not shrunk:
+                    write_json(saved_path, settings)  # the zoo grows
+                    return
+                had = "; ".join(f"{k} {saved[k]}" for k in shrunk)
+                raise MesaError(
+                    f"{out} holds a zoo with {had}; a zoo may grow (more p values or seeds), "
+                    "not shrink: give all of them"
+                )
             if diff == ["device"]:
                 was = saved.get("device", "cpu")
                 raise MesaError(
