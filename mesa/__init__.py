@@ -40,6 +40,7 @@ _LAZY: dict[str, str] = {
     "detect": "mesa.detection",
     "show": "mesa.report.show",
     "MesaError": "mesa.errors",
+    "MesaWarning": "mesa.errors",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -449,8 +450,16 @@ def _add_output_parsers(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from mesa.errors import MesaError
+    from mesa.errors import MesaError, MesaWarning
 
+    plain = warnings.formatwarning
+
+    def one_line(message, category, *rest, **kw):  # mesa's warnings read like its errors
+        if issubclass(category, MesaWarning):
+            return f"mesa: warning: {message}\n"
+        return plain(message, category, *rest, **kw)
+
+    warnings.formatwarning = one_line
     try:
         if args.imports:
             from mesa.plugins import import_modules

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,16 @@ def test_errors(tmp_path: Path):
     (run / "checkpoint.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(MesaError, match="corrupt safetensors"):
         mesa.train(_task(), seed=0, out=tmp_path / "run", progress=False, **small)
+
+
+def test_a_budget_that_is_not_whole_rollouts_warns_on_one_line(tmp_path: Path):
+    small = {**TINY, "total_timesteps": 8 * 16 + 5}  # one rollout of 128 steps, and 5 over
+    with pytest.warns(mesa.MesaWarning, match="training runs 1 rollout.s., 128 steps"):
+        mesa.train(_task(), seed=0, progress=False, **small)
+    hp = [f"{k}={v}" for k, v in small.items() if v is not None]  # stop_at_success: default
+    argv = ["train", "maze", "--p", "0.1", "--opt", "n_levels=20", "--out", str(tmp_path / "r")]
+    cli = [sys.executable, "-m", "mesa", *argv, "--hp", *hp]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "mesa: warning: total_timesteps 133 is not a whole number of rollouts" in done.stderr
+    assert "UserWarning" not in done.stderr and "ppo.py" not in done.stderr

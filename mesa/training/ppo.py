@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ import torch
 from torch import Tensor
 
 from mesa.config import at_least, check_fields, in_range
-from mesa.errors import MesaError
+from mesa.errors import MesaError, MesaWarning
 from mesa.evaluation.rollout import live_observations, training_eval
 from mesa.tasks.base import RLTask, env_on
 from mesa.training.common import (
@@ -46,7 +47,8 @@ class PPOConfig:
     last episodes, or after a million steps (the learning rate anneals over that horizon)."""
 
     total_timesteps: int = 1_000_000
-    """Environment steps in all (upper bound when ``stop_at_success`` is set)."""
+    """Environment steps in all (upper bound when ``stop_at_success`` is set), in whole rollouts:
+    rounded down to a multiple of ``num_envs * num_steps``, at least one (a warning says so)."""
     num_envs: int = 64
     """Environment copies stepped together."""
     num_steps: int = 64
@@ -311,6 +313,14 @@ def train_ppo(
     gen = run.generator(ACTING_SEED_OFFSET)  # actions, minibatch order
     batch_size = cfg.num_envs * cfg.num_steps
     num_updates = max(1, cfg.total_timesteps // batch_size)
+    if num_updates * batch_size != cfg.total_timesteps:
+        warnings.warn(
+            f"total_timesteps {cfg.total_timesteps} is not a whole number of rollouts of "
+            f"num_envs * num_steps = {batch_size}: training runs {num_updates} rollout(s), "
+            f"{num_updates * batch_size} steps",
+            MesaWarning,
+            stacklevel=2,
+        )
     start_update, global_step, recent, obs = _start(run, model, opt, gen, env)
     buf = Rollout.empty(cfg.num_steps, cfg.num_envs, env.observation_shape, run.device)
     bar = run.progress_bar(
