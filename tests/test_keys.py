@@ -399,6 +399,9 @@ def test_keys_pictures_follow_the_policy(tmp_path: Path):
         assert counted and all(ep.outcome == outcome for ep in counted)
         for ep in episodes:
             assert ep.path[0] == ep.scene.start and len(ep.scene.chests) == 1
+            assert not ep.scene.walls.reshape(-1)[ep.path].any()  # the board it was played on
+            if ep.outcome == "true":
+                assert ep.path[-1] == ep.scene.chests[0]  # it ends opening that board's chest
     scene = K.fixed_layouts(task, 1, seed=0)[0]
     probs = K.action_field(_Scripted("true"), task, scene)
     assert np.isnan(probs[list(scene.keys) + list(scene.chests)]).all()

@@ -25,6 +25,7 @@ from mesa.envs.levels import actions_towards
 from mesa.errors import MesaError
 from mesa.report import gridworld as G
 from mesa.report import sequence as S
+from mesa.report.grid_figures import DPI
 
 SMALL_MAZE = {"size": 7, "n_levels": 40}
 
@@ -123,8 +124,8 @@ def test_show_sheet_cells_are_at_least_24_px(tmp_path: Path):
     width_px, height_px = _png_size(out)
     cells = task.observation_shape[2]
     assert width_px >= 3 * cells * 24  # three panels a row
-    assert (width_px, height_px) == tuple(round(v * G.DPI) for v in fig.get_size_inches())
-    fig.set_dpi(G.DPI)
+    assert (width_px, height_px) == tuple(round(v * DPI) for v in fig.get_size_inches())
+    fig.set_dpi(DPI)
     FigureCanvasAgg(fig).draw()
     grids = [ax for ax in fig.get_axes() if ax.get_images()]
     assert len(grids) == 6 + 6  # six episodes, three layouts twice

@@ -325,7 +325,7 @@ class _Page:
         self.md += [md_table(rows), ""]
 
     def figure(self, name: str, caption: str, fig: Any) -> None:
-        from mesa.report.gridworld import DPI
+        from mesa.report.grid_figures import DPI
 
         buf = io.BytesIO()
         # the sheets' resolution: a gridworld cell stays >= 24 px

@@ -68,10 +68,12 @@ def rl_pictures(task: Any) -> tuple[Any, Any]:
 
 
 def _grid_sheet(fig: Figure, model: Any, task: Any, seed: int) -> None:
+    from mesa.report.grid_figures import panel_inches
+
     G, task = rl_pictures(task)
     episodes = G.ood_episodes(model, task, 6, seed)
     scenes = G.fixed_layouts(task, 3, seed)
-    pw, ph = G.panel_inches(scenes[0].walls.shape)
+    pw, ph = panel_inches(scenes[0].walls.shape)
     fig.set_size_inches(3 * pw + 0.6, 4 * ph + 2.2)
     top, bottom = _two_rows(fig)
     G.draw_episodes(top, task, episodes, cols=3)
@@ -122,7 +124,7 @@ def show(
 
 def png_bytes(fig: Figure) -> bytes:
     """The figure as PNG bytes at the sheets' resolution (cells stay >= 24 px)."""
-    from mesa.report.gridworld import DPI
+    from mesa.report.grid_figures import DPI
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)

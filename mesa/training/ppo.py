@@ -103,6 +103,22 @@ class PPOConfig:
 SUCCESS_WINDOW = 500
 
 
+def whole_rollouts(cfg: PPOConfig) -> int:
+    """Rollouts (updates) in ``total_timesteps``: rounded down, at least one; a warning says
+    when that is not the number of steps asked for."""
+    batch_size = cfg.num_envs * cfg.num_steps
+    n = max(1, cfg.total_timesteps // batch_size)
+    if n * batch_size != cfg.total_timesteps:
+        warnings.warn(
+            f"total_timesteps {cfg.total_timesteps} is not a whole number of rollouts of "
+            f"num_envs * num_steps = {batch_size}: training runs {n} rollout(s), "
+            f"{n * batch_size} steps",
+            MesaWarning,
+            stacklevel=3,
+        )
+    return n
+
+
 @dataclass
 class Rollout:
     """One batch of experience, ``[num_steps, num_envs, ...]`` each, filled in place."""
@@ -312,15 +328,7 @@ def train_ppo(
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
     gen = run.generator(ACTING_SEED_OFFSET)  # actions, minibatch order
     batch_size = cfg.num_envs * cfg.num_steps
-    num_updates = max(1, cfg.total_timesteps // batch_size)
-    if num_updates * batch_size != cfg.total_timesteps:
-        warnings.warn(
-            f"total_timesteps {cfg.total_timesteps} is not a whole number of rollouts of "
-            f"num_envs * num_steps = {batch_size}: training runs {num_updates} rollout(s), "
-            f"{num_updates * batch_size} steps",
-            MesaWarning,
-            stacklevel=2,
-        )
+    num_updates = whole_rollouts(cfg)
     start_update, global_step, recent, obs = _start(run, model, opt, gen, env)
     buf = Rollout.empty(cfg.num_steps, cfg.num_envs, env.observation_shape, run.device)
     bar = run.progress_bar(
