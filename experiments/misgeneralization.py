@@ -1,4 +1,4 @@
-"""The misgeneralization curve: OOD true-goal rate against p (after Langosco et al. 2022, Fig. 3).
+"""The misgeneralization curve: OOD true-goal rate against the decorrelation rate p.
 
 Trains (or resumes) a zoo of one family over a grid of p and seeds with ``mesa zoo`` — so every
 model is also detected and the agreement of the mechanistic score with behaviour comes for free —

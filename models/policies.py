@@ -28,7 +28,7 @@ def _check_obs_shape(obs_shape: tuple[int, int, int]) -> None:
 
 
 def _layer_init(layer: nn.Module, std: float = 2**0.5) -> nn.Module:
-    # orthogonal init as in CleanRL's ppo.py: PPO is sensitive to the scale of the heads
+    # orthogonal init: PPO is sensitive to the scale of the heads
     nn.init.orthogonal_(layer.weight, std)  # type: ignore[arg-type]
     nn.init.zeros_(layer.bias)  # type: ignore[arg-type]
     return layer

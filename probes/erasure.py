@@ -1,11 +1,10 @@
 """Concept erasure with LEACE, applied inside a forward pass.
 
-LEACE (Belrose et al. 2023, "LEACE: Perfect linear concept erasure in closed form") is the
-smallest affine edit of a representation after which *no* linear classifier can predict the
-concept better than a constant. If a model's behaviour depends on a concept only through
-linearly available information at a hook, erasing it there should remove that dependence; the
-drop in a metric after erasure (:func:`erasure_effect`) measures how much the behaviour *uses*
-that information at that hook.
+LEACE (least-squares concept erasure) is the smallest affine edit of a representation after which
+*no* linear classifier can predict the concept better than a constant. If a model's behaviour
+depends on a concept only through linearly available information at a hook, erasing it there should
+remove that dependence; the drop in a metric after erasure (:func:`erasure_effect`) measures how
+much the behaviour *uses* that information at that hook.
 
 Following the fitter / frozen result split of the ``concept-erasure`` package: an
 :class:`ErasureFitter` accumulates statistics with ``update(acts, labels)`` batch by batch, and

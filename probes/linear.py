@@ -1,4 +1,4 @@
-"""Linear probes: does a layer *represent* a variable? (Alain & Bengio 2016.)
+"""Linear probes: does a layer *represent* a variable?
 
 :class:`LinearProbe` is an L2-regularised multinomial logistic regression that follows the
 scikit-learn estimator contract (``fit`` returns ``self``, fitted state ends in ``_``, ``clone``

@@ -3,10 +3,7 @@
 Run the model on a *base* input (e.g. corrupted) while replacing the activation at one hook —
 at one position, grid cell, head, or head at one position — with its value on a *source* input
 (e.g. clean), and read a metric of the output. Where patching moves the metric from its base
-value to its source value, that activation carries what the two inputs differ in (Vig et al.
-2020, "Causal mediation analysis for interpreting neural NLP"; Meng et al. 2022, "Locating and
-editing factual associations in GPT"; Heimersheim & Nanda 2024, "How to use and interpret
-activation patching").
+value to its source value, that activation carries what the two inputs differ in.
 
 :func:`patch_sweep` gives the same numbers as ``transformer_lens.patching`` on the cases it
 covers (``get_act_patch_resid_pre`` is ``by="position"`` at ``blocks.L.hook_resid_pre``;

@@ -1,6 +1,6 @@
-"""Steering by activation addition (Turner et al. 2023, "Activation addition: steering language
-models without optimization"): add ``alpha * direction`` to a hook's activation during the
-forward pass (subtract with a negative ``alpha``), everywhere or at chosen positions.
+"""Steering by activation addition, without optimization: add ``alpha * direction`` to a hook's
+activation during the forward pass (subtract with a negative ``alpha``), everywhere or at chosen
+positions.
 
 On a ``[batch, pos, ...]`` hook a direction can have the size of one position's activation
 (``d_model`` on a residual stream), and is then added at every position (or only at

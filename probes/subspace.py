@@ -1,17 +1,14 @@
 """Subspace interchange interventions and distributed alignment search (DAS).
 
 An *interchange intervention* runs the model on a base input while replacing the component of a
-hook's activation that lies in a subspace with that of a source input (Geiger et al. 2021,
-"Causal abstractions of neural networks"). If a variable is encoded in that subspace, the output
-should follow the source's value of the variable: the share of pairs for which it does is the
-*interchange-intervention accuracy* (IIA).
+hook's activation that lies in a subspace with that of a source input. If a variable is encoded in
+that subspace, the output should follow the source's value of the variable: the share of pairs for
+which it does is the *interchange-intervention accuracy* (IIA).
 
-The subspace can be given (a probe's weight direction, any basis), or learned: DAS (Geiger et
-al. 2023, "Finding alignments between interpretable causal variables and distributed neural
-representations"; Wu et al. 2023, "Interpretability at scale") learns an orthogonal rotation
-whose first ``k`` coordinates, swapped from source into base, make the model produce the
-counterfactual output — trained by minibatch gradient descent with the model frozen. IIA on
-pairs held out of the fit (``test_size``) says whether the subspace generalises rather than fits
+The subspace can be given (a probe's weight direction, any basis), or learned: DAS learns an
+orthogonal rotation whose first ``k`` coordinates, swapped from source into base, make the model
+produce the counterfactual output — trained by minibatch gradient descent with the model frozen. IIA
+on pairs held out of the fit (``test_size``) says whether the subspace generalises rather than fits
 the training pairs.
 
 **Targets.** The counterfactual output of each pair is given either as class labels ``[n]``

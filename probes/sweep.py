@@ -7,9 +7,9 @@ on held-out examples (95% Wilson interval), beside three controls:
 - **chance**: the majority label's rate on the test split;
 - **observation-only baseline**: the same probe on the raw input — a variable that is decodable
   from the input itself is trivially decodable from early layers;
-- **control task** (Hewitt & Liang 2019, "Designing and interpreting probes with control tasks"):
-  labels reassigned at random per *control key* (by default per example, i.e. shuffled labels),
-  so a probe can only succeed by memorising; *selectivity* is accuracy minus control accuracy.
+- **control task**: labels reassigned at random per *control key* (by default per example, i.e.
+  shuffled labels), so a probe can only succeed by memorising; *selectivity* is accuracy minus
+  control accuracy.
 
 Splits never leak: with ``groups`` (e.g. the layout or episode each example came from), no group
 is in both the training and the test split.

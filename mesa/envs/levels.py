@@ -93,7 +93,7 @@ class LevelPool:
 def carve_maze(rows: int, cols: int, rng: np.random.Generator, loop_fraction: float) -> np.ndarray:
     """A ``rows x cols`` (odd sizes) maze as a bool wall grid: randomized depth-first search over
     the cells at even coordinates, then a fraction of the remaining inner walls knocked out to
-    make loops (perfect mazes are much harder for PPO to learn; DESIGN.md)."""
+    make loops (perfect mazes are much harder for PPO to learn)."""
     walls = np.ones((rows, cols), dtype=bool)
     cr, cc = (rows + 1) // 2, (cols + 1) // 2
     seen = np.zeros((cr, cc), dtype=bool)

@@ -19,7 +19,7 @@ def short_hook(hook: str) -> str:
 
 
 def misgeneralization_curve(rows: list[dict[str, Any]], family: str) -> Figure:
-    """OOD true-goal and spurious-goal rates against p (after Langosco et al. 2022, Fig. 3)."""
+    """OOD true-goal and spurious-goal rates against the decorrelation rate p."""
     fig = Figure(figsize=(5.5, 3.6), layout="constrained")
     ax = fig.add_subplot()
     groups = group_by_p(rows)

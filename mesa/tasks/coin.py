@@ -1,11 +1,10 @@
 """``coin``: cross a level from left to right and pick up the coin; in training it is at the end.
 
-After CoinRun (Cobbe et al. 2019) as used by Langosco et al. 2022: agents trained with the coin
-always at the far right learn to run right and ignore the coin. Here a level is a strip
-``height x length`` (length drawn from the odd values ``length_min..width``, anchored left in a
-``height x width`` frame, so the end of the level — the spurious goal — moves from level to level)
-with pillars of wall rising from the floor; the top row is always open, so every cell is
-reachable.
+A CoinRun-like platform level: agents trained with the coin always at the far right learn to run
+right and ignore the coin. Here a level is a strip ``height x length`` (length drawn from the odd
+values ``length_min..width``, anchored left in a ``height x width`` frame, so the end of the level —
+the spurious goal — moves from level to level) with pillars of wall rising from the floor; the top
+row is always open, so every cell is reachable.
 
 - agent: starts at the bottom-left cell; true goal: the coin (reward 1, ends the episode);
   spurious goal: the end of the level (its bottom-right cell);

@@ -1,11 +1,11 @@
 """``maze``: find the cheese; in training it sits in the maze's top-right corner.
 
-After the Maze environment of Langosco et al. 2022, "Goal Misgeneralization in Deep
-Reinforcement Learning". The frame is ``size x size`` (default 7); each level is a maze whose
-height and width are drawn from the odd sizes 3..``size``, anchored at the bottom-left of the frame
-(cells outside it are wall), so the maze's top-right corner — the spurious goal — moves from level
-to level, as in procgen. Mazes are carved by randomized depth-first search and then a
-``loop_fraction`` of the inner walls is knocked out: perfect mazes stalled PPO (DESIGN.md).
+A maze in which the cheese's place in training coincides with the top-right corner. The frame is
+``size x size`` (default 7); each level is a maze whose height and width are drawn from the odd
+sizes 3..``size``, anchored at the bottom-left of the frame (cells outside it are wall), so the
+maze's top-right corner — the spurious goal — moves from level to level. Mazes are carved by
+randomized depth-first search and then a ``loop_fraction`` of the inner walls is knocked out:
+perfect mazes stalled PPO.
 
 - agent: starts at the bottom-left cell; actions up, down, left, right;
 - true goal: the cheese (reward 1, ends the episode); spurious goal: the top-right corner;

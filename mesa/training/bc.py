@@ -6,7 +6,7 @@ the cheese that always sits in the corner — the same confound as PPO's reward,
 ``p``. Every step trains on the current observations of all copies against the expert's actions,
 then steps the copies with a mix of the learner's own sampled action and the expert's (each copy
 follows the expert with probability ``expert_prob``), so the states visited include the learner's
-mistakes and their corrections (DAgger, Ross et al. 2011, with a constant mixing rate).
+mistakes and their corrections (DAgger-style dataset aggregation, with a constant mixing rate).
 
 It trains any policy whose ``forward(obs)`` returns action logits — the cell-token transformer,
 which has no value head for PPO, and the conv and MLP policies too, so architectures can be

@@ -1,7 +1,6 @@
-"""Proximal policy optimisation for the gridworld organisms, after CleanRL's ``ppo.py``.
+"""Proximal policy optimisation for the gridworld organisms.
 
-Schulman et al. 2017, "Proximal Policy Optimization Algorithms"; the details follow Huang et al.
-2022, "The 37 Implementation Details of PPO": GAE, clipped surrogate and value loss, advantage
+The standard implementation details: GAE, clipped surrogate and value loss, advantage
 normalisation per minibatch, entropy bonus, learning-rate annealing, global gradient-norm
 clipping, orthogonal initialisation. One screen per phase below: rollout, advantages, update.
 
@@ -213,7 +212,7 @@ def collect_rollout(
 @torch.no_grad()
 def advantages(buf: Rollout, next_value: Tensor, gamma: float, lam: float) -> Tensor:
     """Generalised advantage estimates ``[num_steps, num_envs]`` (GAE; a truncated episode is
-    treated as terminated, as in CleanRL)."""
+    treated as terminated)."""
     adv = torch.zeros_like(buf.rewards)
     last = torch.zeros(buf.rewards.shape[1], device=buf.rewards.device)
     for t in reversed(range(len(buf.rewards))):

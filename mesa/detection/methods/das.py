@@ -1,13 +1,12 @@
 """``das``: a goal's subspace *learned* — distributed alignment search, judged on held-out pairs.
 
-Where ``probe_subspace`` takes the subspace a probe finds, DAS (Geiger et al. 2023; Wu et al.
-2023, "Interpretability at scale") learns a ``k``-dimensional one at each hook by gradient
-descent, with the model frozen: interchanging it from source into base must make the model pursue
-the source's goal (the target is the set of outputs that pursue it: any action on a shortest path,
-or the answer token). Half of the informative pairs train it; on the other half the method reports
-the interchange-intervention accuracy (IIA) and the directed shift restored, ``A_v(h)``, in
-absolute terms. It costs a training run per hook and goal, so it is not in the default method
-set (``mesa detect --methods das``); its cost is measured in ``experiments``.
+Where ``probe_subspace`` takes the subspace a probe finds, DAS learns a ``k``-dimensional one at
+each hook by gradient descent, with the model frozen: interchanging it from source into base must
+make the model pursue the source's goal (the target is the set of outputs that pursue it: any action
+on a shortest path, or the answer token). Half of the informative pairs train it; on the other half
+the method reports the interchange-intervention accuracy (IIA) and the directed shift restored,
+``A_v(h)``, in absolute terms. It costs a training run per hook and goal, so it is not in the
+default method set (``mesa detect --methods das``); its cost is measured in ``experiments``.
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
 """``erasure``: a goal's linear information removed — how much goal-following goes with it.
 
-LEACE (Belrose et al. 2023, "LEACE: Perfect linear concept erasure in closed form") is the
-smallest affine edit after which no linear classifier recovers the goal from a hook's activation
-(at the read-out). Erasing goal ``v`` at ``h`` in both runs of each pair and measuring the
-directed effect again gives the absolute drop ``E_v(h) = Delta_v - Delta_v(erased at h)``: the
-goal-following that depends on linearly available information at ``h``. The erasers are fit on
-the probe inputs, the goals of a hook sharing one covariance estimate
-(:func:`mesa.probes.fit_erasers`); a goal the decision does not follow (``Delta_v <= 0``) has
-nothing to remove and is not erased.
+LEACE (least-squares concept erasure) is the smallest affine edit after which no linear classifier
+recovers the goal from a hook's activation (at the read-out). Erasing goal ``v`` at ``h`` in both
+runs of each pair and measuring the directed effect again gives the absolute drop
+``E_v(h) = Delta_v - Delta_v(erased at h)``: the goal-following that depends on linearly available
+information at ``h``. The erasers are fit on the probe inputs, the goals of a hook sharing one
+covariance estimate (:func:`mesa.probes.fit_erasers`); a goal the decision does not follow
+(``Delta_v <= 0``) has nothing to remove and is not erased.
 """
 
 from __future__ import annotations

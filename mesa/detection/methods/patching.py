@@ -2,11 +2,10 @@
 
 For pairs that move goal ``v`` only, run the base input with a hook's activation at the pair's
 intervention sites (``Task.intervention_sites``: the grid cells or positions where base and source
-differ, and the position where a transformer gathers its answer) taken from the source run
-(Geiger et al. 2021, "Causal abstractions of neural networks"; Vig et al. 2020). The shift this
-restores towards the source's goal, in absolute terms, is ``I_v(h)``: about ``Delta_v`` where
-the goal's information flows through those sites at ``h``, about 0 where it does not or where the
-decision ignores the goal.
+differ, and the position where a transformer gathers its answer) taken from the source run. The
+shift this restores towards the source's goal, in absolute terms, is ``I_v(h)``: about
+``Delta_v`` where the goal's information flows through those sites at ``h``, about 0 where it
+does not or where the decision ignores the goal.
 
 Patching a whole layer at a complete cut of the network would restore everything at any layer
 and say nothing about *which* goal is used, so hooks without the input's sites (a policy's dense

@@ -3,11 +3,9 @@
 At each hook, the linear probe for goal ``v`` (fit as the ``probe`` method fits it) spans a
 subspace: the row space of its class weights, centred (a ``k``-class probe reads ``k - 1``
 directions). Interchanging only that subspace of the hook's activation (at the read-out) from
-the source run into the base run — a subspace interchange intervention (Geiger et al. 2023,
-"Finding alignments between interpretable causal variables and distributed neural
-representations"), with the subspace read off a probe instead of learned — restores a shift
-towards the source's goal,
-``P_v(h)``, in absolute terms: large only where the goal is both linearly represented *and*
+the source run into the base run — a subspace interchange intervention, with the subspace read
+off a probe instead of learned (as ``das`` learns it) — restores a shift towards the source's
+goal, ``P_v(h)``, in absolute terms: large only where the goal is both linearly represented *and*
 read from that representation by the rest of the network. The input layer is left out.
 """
 
