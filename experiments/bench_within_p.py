@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
             "split": found.split,
             "cost": found.cost,
             "agreement": summary.get("agreement", {}),
+            "in_dist": in_dist_range(population),
         }
     seeds = list(range(args.first_seed, args.first_seed + args.population))
     payload = {
@@ -78,6 +79,25 @@ def main(argv: list[str] | None = None) -> None:
         what = "-".join(args.families) + "-" + what
     write_result("bench_within_p", what + ("-custom" if options or hparams else ""), payload)
     print(table(payload))
+
+
+#: A member counts as converged at this in-distribution success (the issue's bar for a
+#: population whose split is about the goal learned, not about how far training got).
+CONVERGED = 0.97
+
+
+def in_dist_range(population: Path) -> dict[str, Any]:
+    """The population's in-distribution success: lowest, highest, members at :data:`CONVERGED`."""
+    import csv
+
+    with (population / "results.csv").open() as fh:
+        values = [float(r["in_dist_success"]) for r in csv.DictReader(fh)]
+    return {
+        "min": min(values),
+        "max": max(values),
+        "converged": sum(v >= CONVERGED for v in values),
+        "n": len(values),
+    }
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
@@ -98,15 +118,21 @@ def table(result: dict[str, Any]) -> str:
         f"{result['seeds'][-1]}), {result['probes']} bisection probes: "
         f"{result['total_wall_s'] / 60:.1f} min in all",
         "",
-        "| family | p | b > 1/2 : b < 1/2 | splits | search / population compute | wall (min) |",
-        "|---|---|---|---|---|---|",
+        "| family | p | b > 1/2 : b < 1/2 | splits | in-dist success (converged) "
+        "| search / population compute | wall (min) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, f in result["families"].items():
-        split = f["split"]
+        split, d = f["split"], f.get("in_dist")
+        converged = (
+            f"{d['min']:.1%}-{d['max']:.1%} ({d['converged']} of {d['n']} >= {CONVERGED:.0%})"
+            if d
+            else "n/a"
+        )
         lines.append(
             f"| {name} | {f['p']:g} | {split['above']} : {split['below']} | "
-            f"{'yes' if split['splits'] else 'no'} | {fmt(f['cost'].get('search_share'))} | "
-            f"{f['wall_s'] / 60:.1f} |"
+            f"{'yes' if split['splits'] else 'no'} | {converged} | "
+            f"{fmt(f['cost'].get('search_share'))} | {f['wall_s'] / 60:.1f} |"
         )
     lines += [
         "",

@@ -324,3 +324,22 @@ def test_detection_rules_scores_candidates_and_baselines_and_refuses_test_seeds(
     _fake_dev_zoo(tmp_path / "test", [(0.0, 100, 0.1, {"erasure": (0.1, 0.3)})])
     with pytest.raises(SystemExit, match="test seeds"):
         detection_rules._rows(tmp_path / "test")
+
+
+def test_within_p_reports_how_many_members_converged(tmp_path: Path):
+    from experiments import bench_within_p
+
+    (tmp_path / "results.csv").write_text("member,in_dist_success\na,0.99\nb,0.963\nc,0.97\n")
+    d = bench_within_p.in_dist_range(tmp_path)
+    assert d == {"min": 0.963, "max": 0.99, "converged": 2, "n": 3}
+    family = {
+        "p": 0.03,
+        "split": {"above": 2, "below": 1, "splits": False},
+        "in_dist": d,
+        "cost": {"search_share": 0.2},
+        "wall_s": 60.0,
+        "agreement": {},
+    }
+    result = {"population": 3, "seeds": [100, 101, 102], "probes": 4, "total_wall_s": 60.0}
+    page = bench_within_p.table({**result, "families": {"toy": family}})
+    assert "| toy | 0.03 | 2 : 1 | no | 96.3%-99.0% (2 of 3 >= 97%) | 0.20 | 1.0 |" in page
