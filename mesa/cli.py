@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -450,16 +449,9 @@ def _add_output_parsers(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from mesa.errors import MesaError, MesaWarning
+    from mesa.errors import MesaError, print_warnings_on_one_line
 
-    plain = warnings.formatwarning
-
-    def one_line(message, category, *rest, **kw):  # mesa's warnings read like its errors
-        if issubclass(category, MesaWarning):
-            return f"mesa: warning: {message}\n"
-        return plain(message, category, *rest, **kw)
-
-    warnings.formatwarning = one_line
+    print_warnings_on_one_line()
     try:
         if args.imports:
             from mesa.plugins import import_modules

@@ -13,11 +13,27 @@ from collections.abc import Iterable
 # defined in mesa.probes, which imports nothing else from mesa, so that one class serves both
 from mesa.probes.errors import MesaError
 
-__all__ = ["MesaError", "MesaWarning", "choice_error"]
+__all__ = ["MesaError", "MesaWarning", "choice_error", "print_warnings_on_one_line"]
 
 
 class MesaWarning(UserWarning):
     """A setting mesa carried out other than as written (the CLI prints it on one line)."""
+
+
+def print_warnings_on_one_line() -> None:
+    """Print :class:`MesaWarning` as ``mesa: warning: ...``, like errors, not in Python's
+    file-and-line form; other warnings unchanged. The CLI and zoo workers call it."""
+    import warnings
+
+    plain = warnings.formatwarning
+
+    def one_line(message, category, *rest, **kw):  # type: ignore[no-untyped-def]
+        if issubclass(category, MesaWarning):
+            return f"mesa: warning: {message}\n"
+        return plain(message, category, *rest, **kw)
+
+    if getattr(warnings.formatwarning, "__name__", "") != "one_line":
+        warnings.formatwarning = one_line
 
 
 def choice_error(what: str, got: object, valid: Iterable[object]) -> MesaError:

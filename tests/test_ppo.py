@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,9 @@ def test_errors(tmp_path: Path):
 
 
 def test_a_budget_that_is_not_whole_rollouts_warns_on_one_line(tmp_path: Path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default million: 244 rollouts, 0.06% off, silent
+        assert ppo.whole_rollouts(ppo.PPOConfig()) == 244
     small = {**TINY, "total_timesteps": 8 * 16 + 5}  # one rollout of 128 steps, and 5 over
     with pytest.warns(mesa.MesaWarning, match="training runs 1 rollout.s., 128 steps"):
         mesa.train(_task(), seed=0, progress=False, **small)

@@ -47,7 +47,8 @@ class PPOConfig:
 
     total_timesteps: int = 1_000_000
     """Environment steps in all (upper bound when ``stop_at_success`` is set), in whole rollouts:
-    rounded down to a multiple of ``num_envs * num_steps``, at least one (a warning says so)."""
+    rounded down to a multiple of ``num_envs * num_steps``, at least one (a warning says so when
+    that is over 1% off)."""
     num_envs: int = 64
     """Environment copies stepped together."""
     num_steps: int = 64
@@ -104,10 +105,11 @@ SUCCESS_WINDOW = 500
 
 def whole_rollouts(cfg: PPOConfig) -> int:
     """Rollouts (updates) in ``total_timesteps``: rounded down, at least one; a warning says
-    when that is not the number of steps asked for."""
+    when that changes the number of steps asked for by more than 1% (the default million
+    steps run 244 rollouts of 4096, 0.06% fewer, and say nothing)."""
     batch_size = cfg.num_envs * cfg.num_steps
     n = max(1, cfg.total_timesteps // batch_size)
-    if n * batch_size != cfg.total_timesteps:
+    if abs(n * batch_size - cfg.total_timesteps) > 0.01 * cfg.total_timesteps:
         warnings.warn(
             f"total_timesteps {cfg.total_timesteps} is not a whole number of rollouts of "
             f"num_envs * num_steps = {batch_size}: training runs {n} rollout(s), "

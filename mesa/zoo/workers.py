@@ -80,8 +80,11 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _worker_main(fn: Callable[..., Any], jobs: Any, results: Any, parent: int) -> None:
+    from mesa.errors import print_warnings_on_one_line
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
+    print_warnings_on_one_line()
     while True:
         job = jobs.get()
         if job is None:
