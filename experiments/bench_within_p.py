@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     print(table(payload))
 
 
-#: A member counts as converged at this in-distribution success (the issue's bar for a
+#: A member counts as converged at this in-distribution success (the benchmark's bar for a
 #: population whose split is about the goal learned, not about how far training got).
 CONVERGED = 0.97
 
