@@ -93,6 +93,24 @@ def test_a_population_that_does_not_split_moves_towards_the_short_side(tmp_path,
         assert (nxt["p"] < here["p"]) == (here["above"] > here["below"])
 
 
+def test_populations_on_one_side_twice_widen_past_misleading_probes(tmp_path, monkeypatch):
+    counts = {"search": 0, "population": 0}
+    _fake_runs(monkeypatch, counts)
+
+    def misleading(root: Path, zoo: ZooConfig):  # unlucky probe seeds: b < 1/2 up to p = 0.3
+        return lambda p, seeds: [0.9 if p > 0.3 else 0.1 for _ in seeds]
+
+    monkeypatch.setattr(transition, "_search_member", misleading)
+    zoo = ZooConfig("sycophancy", task_options={"P": 7, "d_model": 32, "n_layers": 1})
+    config = TransitionConfig(zoo, population=16, probes=4, moves=6, bracket=(0.0, 0.9))
+    found = find_transition(config, tmp_path)
+    pops = found.populations
+    assert pops[0]["p"] > 0.28 and pops[0]["above"] == 16  # the probes' bracket: past TRUE_P
+    assert pops[1]["p"] > 0.28 and pops[1]["above"] == 16  # the first move stays inside it
+    assert pops[2]["p"] < 0.1  # the second widens to the search's bound
+    assert found.split["splits"] and abs(found.p - TRUE_P) < 0.021
+
+
 def test_bad_settings():
     zoo = ZooConfig("sycophancy")
     with pytest.raises(MesaError, match="cannot hold 9 members on each side"):

@@ -13,7 +13,8 @@ half that still brackets 1/2. After ``probes`` rounds it trains the ``population
 default 16) at the bracket's midpoint as an ordinary zoo (trained, OOD-tested and detected),
 and checks the split: at least ``min_each_side`` members on each side of ``b = 1/2``. Where
 seeds alone do not split it, it says so and tries the neighbouring ``p`` towards the side that
-is short (up to ``moves`` times).
+is short (up to ``moves`` times), widening past the probes' bracket when two populations in a
+row land on the same side (single-seed probes can misplace it).
 
 Everything is resumable: search members are run directories under ``DIR/search``, each
 population a zoo under ``DIR/p<value>``, and ``DIR/transition.json`` records every probe (its
@@ -233,9 +234,7 @@ def find_transition(
             save(history, bracket, p=p, populations=populations)
             if split["splits"]:
                 break
-            # most members above 1/2: p is past the transition; move towards lo (and back)
-            lo_b, hi_b = bracket
-            bracket = (lo_b, p) if split["above"] > split["below"] else (p, hi_b)
+            bracket = _move(populations, bracket, *config.range())
             p = midpoint(*bracket)
         else:
             p = populations[-1]["p"]
@@ -249,6 +248,28 @@ def find_transition(
         }
         save(history, bracket, p=p, populations=populations, cost=cost)
         return TransitionResult(root, history, bracket, p, populations[-1], populations, cost)
+
+
+def _lopsided_above(split: dict[str, Any]) -> bool:
+    return split["above"] > split["below"]
+
+
+def _move(
+    populations: list[dict[str, Any]], bracket: tuple[float, float], lo: float, hi: float
+) -> tuple[float, float]:
+    """The bracket for the next population after the last one did not split: from its ``p``
+    towards the short side, as far as the bracket's other end. When two populations in a row
+    fall on the same side, the bracket (set by single-seed probes, which a seed's own transition
+    can mislead) is evidently wrong there, so it widens to the nearest population on the other
+    side or else the search's own bound ``lo`` / ``hi``."""
+    last = populations[-1]
+    p, above = last["p"], _lopsided_above(last)
+    again = len(populations) > 1 and _lopsided_above(populations[-2]) == above
+    if above:  # p is past the transition
+        below_at = [q["p"] for q in populations if q["p"] < p and not _lopsided_above(q)]
+        return (max(below_at, default=lo) if again else bracket[0]), p
+    above_at = [q["p"] for q in populations if q["p"] > p and _lopsided_above(q)]
+    return p, (min(above_at, default=hi) if again else bracket[1])
 
 
 def _settings(config: TransitionConfig) -> dict[str, Any]:
