@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--first-seed", type=int, default=100)
     ap.add_argument("--population", type=int, default=16)
     ap.add_argument("--probes", type=int, default=4)
+    ap.add_argument("--moves", type=int, default=2, help="populations after the first (at most)")
     ap.add_argument("--out", default="runs/within_p", help="parent directory of the searches")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options (every family)")
@@ -48,7 +49,11 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         zoo = ZooConfig(family, task_options=options, hparams=hparams, workers=args.workers)
         config = TransitionConfig(
-            zoo, first_seed=args.first_seed, population=args.population, probes=args.probes
+            zoo,
+            first_seed=args.first_seed,
+            population=args.population,
+            probes=args.probes,
+            moves=args.moves,
         )
         found = find_transition(config, Path(args.out) / family)
         print(found.summary(), flush=True)

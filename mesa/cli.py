@@ -178,6 +178,7 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
             probes=args.probes,
             seeds_per_probe=args.seeds_per_probe,
             min_each_side=args.min_each_side,
+            moves=args.moves,
             bracket=tuple(args.bracket) if args.bracket else None,  # type: ignore[arg-type]
         )
         found = find_transition(search, args.out)
@@ -399,6 +400,12 @@ def _add_zoo_parser(sub: Any) -> None:
     auto.add_argument("--population", type=int, default=16, help="seeds at the found p")
     auto.add_argument("--probes", type=int, default=4, help="bisection steps")
     auto.add_argument("--seeds-per-probe", type=int, default=1, help="members per bisection step")
+    auto.add_argument(
+        "--moves",
+        type=int,
+        default=2,
+        help="populations tried after the first when one does not split (more resumes a search)",
+    )
     auto.add_argument(
         "--min-each-side",
         type=int,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,9 @@ def test_search_finds_a_population_that_splits_and_resumes(tmp_path: Path, monke
     assert counts["search"] == 5
     with pytest.raises(MesaError, match="other settings"):
         find_transition(TransitionConfig(zoo, population=8, probes=5, bracket=(0.0, 0.4)), tmp_path)
+    more = TransitionConfig(zoo, population=16, probes=5, min_each_side=4, bracket=(0.0, 0.4))
+    assert find_transition(replace(more, moves=5), tmp_path).p == found.p  # moves may grow
+    assert counts["search"] == 5
 
 
 def test_a_population_that_does_not_split_moves_towards_the_short_side(tmp_path, monkeypatch):

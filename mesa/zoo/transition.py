@@ -203,7 +203,7 @@ def find_transition(
     zoo = config.zoo.resolved()
     with locked(out, "transition directory") as root:
         state = read_json(root / TRANSITION) if (root / TRANSITION).is_file() else {}
-        if state and state.get("settings") != _settings(config):
+        if state and not _same_search(state.get("settings", {}), _settings(config)):
             raise MesaError(
                 f"{root} holds a transition search made with other settings; use another --out"
             )
@@ -270,6 +270,14 @@ def _move(
         return (max(below_at, default=lo) if again else bracket[0]), p
     above_at = [q["p"] for q in populations if q["p"] > p and _lopsided_above(q)]
     return p, (min(above_at, default=hi) if again else bracket[1])
+
+
+def _same_search(saved: dict[str, Any], settings: dict[str, Any]) -> bool:
+    """Whether a saved search is this one: all settings equal but ``moves``, which only says how
+    far the search may go (a search resumed with more moves goes on from its last population)."""
+    return {k: v for k, v in saved.items() if k != "moves"} == {
+        k: v for k, v in settings.items() if k != "moves"
+    }
 
 
 def _settings(config: TransitionConfig) -> dict[str, Any]:
