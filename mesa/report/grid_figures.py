@@ -42,11 +42,15 @@ OUTCOME_COLOUR = {"true": TRUE_COLOUR, "spurious": SPUR_COLOUR, "neither": GREY}
 VIEW_LEVELS = 256
 
 
-def viewing_task(task: Any, kind: type[Any], what: str) -> Any:
-    """``task`` (which must be a ``kind``) with its pools cut to their first
-    :data:`VIEW_LEVELS` layouts."""
+def check_kind(task: Any, kind: type[Any], what: str) -> Any:
+    """``task`` if it is a ``kind``; else a one-line error naming the ``what`` pictures need."""
     if not isinstance(task, kind):
         raise MesaError(f"{what} pictures need a {what} task, not {type(task).__name__}")
+    return task
+
+
+def cut_to_view(task: Any) -> Any:
+    """``task`` with its pools cut to their first :data:`VIEW_LEVELS` layouts."""
     if task.config.n_levels <= VIEW_LEVELS:
         return task
     return type(task)(replace(task.config, n_levels=VIEW_LEVELS))

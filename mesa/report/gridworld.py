@@ -37,18 +37,18 @@ import torch
 from matplotlib.patches import Circle, Rectangle
 
 from mesa.envs.levels import ACTIONS
-from mesa.errors import MesaError
 from mesa.report.figures import GREY, SPUR_COLOUR, TRUE_COLOUR
 from mesa.report.grid_figures import (
     VIEW_LEVELS,
     GridFigures,
+    check_kind,
+    cut_to_view,
     draw_board,
     draw_field,
     draw_path,
     panel_inches,
     sampled_rollouts,
 )
-from mesa.report.grid_figures import viewing_task as _viewing_task
 from mesa.tasks.gridworld import GridTask
 
 EPISODES_CAPTION = (
@@ -97,14 +97,12 @@ class Episode:
 
 
 def check_grid_task(task: Any) -> GridTask:
-    if not isinstance(task, GridTask):
-        raise MesaError(f"gridworld pictures need a gridworld task, not {type(task).__name__}")
-    return task
+    return check_kind(task, GridTask, "gridworld")
 
 
 def viewing_task(task: GridTask) -> GridTask:
     """``task`` with its pools cut to their first :data:`VIEW_LEVELS` layouts."""
-    return _viewing_task(task, GridTask, "gridworld")
+    return cut_to_view(check_grid_task(task))
 
 
 def fixed_layouts(task: GridTask, n: int = 3, seed: int = 0) -> list[Scene]:

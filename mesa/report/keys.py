@@ -26,10 +26,14 @@ from matplotlib.patches import Circle, Rectangle
 from torch import Tensor
 
 from mesa.envs.levels import ACTIONS
-from mesa.errors import MesaError
 from mesa.report.figures import GREY, SPUR_COLOUR, TRUE_COLOUR
-from mesa.report.grid_figures import GridFigures, draw_board, sampled_rollouts
-from mesa.report.grid_figures import viewing_task as _viewing_task
+from mesa.report.grid_figures import (
+    GridFigures,
+    check_kind,
+    cut_to_view,
+    draw_board,
+    sampled_rollouts,
+)
 from mesa.tasks.keys import KeysTask
 
 EPISODES_CAPTION = (
@@ -78,14 +82,12 @@ class KeysEpisode:
 
 
 def check_keys_task(task: Any) -> KeysTask:
-    if not isinstance(task, KeysTask):
-        raise MesaError(f"keys pictures need a keys task, not {type(task).__name__}")
-    return task
+    return check_kind(task, KeysTask, "keys")
 
 
 def viewing_task(task: KeysTask) -> KeysTask:
     """``task`` with its pools cut to their first ``VIEW_LEVELS`` layouts (fast to build)."""
-    return _viewing_task(task, KeysTask, "keys")
+    return cut_to_view(check_keys_task(task))
 
 
 def _cells(mask: Tensor) -> tuple[int, ...]:
