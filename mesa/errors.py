@@ -8,6 +8,7 @@ Something that works but not as asked warns with :class:`MesaWarning` (``mesa: w
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 # defined in mesa.probes, which imports nothing else from mesa, so that one class serves both
@@ -20,20 +21,19 @@ class MesaWarning(UserWarning):
     """A setting mesa carried out other than as written (the CLI prints it on one line)."""
 
 
+_python_format = warnings.formatwarning
+
+
+def _one_line(message, category, *rest, **kw):  # type: ignore[no-untyped-def]
+    if issubclass(category, MesaWarning):
+        return f"mesa: warning: {message}\n"
+    return _python_format(message, category, *rest, **kw)
+
+
 def print_warnings_on_one_line() -> None:
     """Print :class:`MesaWarning` as ``mesa: warning: ...``, like errors, not in Python's
     file-and-line form; other warnings unchanged. The CLI and zoo workers call it."""
-    import warnings
-
-    plain = warnings.formatwarning
-
-    def one_line(message, category, *rest, **kw):  # type: ignore[no-untyped-def]
-        if issubclass(category, MesaWarning):
-            return f"mesa: warning: {message}\n"
-        return plain(message, category, *rest, **kw)
-
-    if getattr(warnings.formatwarning, "__name__", "") != "one_line":
-        warnings.formatwarning = one_line
+    warnings.formatwarning = _one_line
 
 
 def choice_error(what: str, got: object, valid: Iterable[object]) -> MesaError:
