@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--first-seed", type=int, default=100)
     ap.add_argument("--population", type=int, default=16)
     ap.add_argument("--probes", type=int, default=4)
+    ap.add_argument(
+        "--seeds-per-probe",
+        type=int,
+        default=1,
+        help="members per bisection step, trained side by side on the workers",
+    )
     ap.add_argument("--moves", type=int, default=2, help="populations after the first (at most)")
     ap.add_argument("--out", default="runs/within_p", help="parent directory of the searches")
     ap.add_argument("--workers", type=int, default=2)
@@ -53,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
             first_seed=args.first_seed,
             population=args.population,
             probes=args.probes,
+            seeds_per_probe=args.seeds_per_probe,
             moves=args.moves,
         )
         found = find_transition(config, Path(args.out) / family)
@@ -74,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         "seeds": seeds,
         "population": args.population,
         "probes": args.probes,
+        "seeds_per_probe": args.seeds_per_probe,
         "workers": args.workers,
         "total_wall_s": time.perf_counter() - t_all,
         "families": families,

@@ -399,7 +399,13 @@ def _add_zoo_parser(sub: Any) -> None:
     auto = p.add_argument_group("--p auto (transition search)")
     auto.add_argument("--population", type=int, default=16, help="seeds at the found p")
     auto.add_argument("--probes", type=int, default=4, help="bisection steps")
-    auto.add_argument("--seeds-per-probe", type=int, default=1, help="members per bisection step")
+    auto.add_argument(
+        "--seeds-per-probe",
+        type=int,
+        default=1,
+        help="members per bisection step, trained side by side on the workers (with 2 workers, "
+        "2 seeds a probe cost the wall time of 1)",
+    )
     auto.add_argument(
         "--moves",
         type=int,

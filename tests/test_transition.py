@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -141,3 +142,31 @@ def test_cli_transition_search_on_a_tiny_sequence_family(tmp_path: Path, capsys)
     assert len(saved["probes"]) == 1 and saved["cost"]["search_train_s"] > 0
     assert (tmp_path / "t" / f"p{saved['p']:g}" / "zoo.json").is_file()
     assert code in (0, 1)  # whether two tiny members split is up to them
+
+
+def test_a_probes_seeds_run_side_by_side_on_the_zoos_workers(tmp_path: Path, monkeypatch):
+    """All seeds of one probe go to the zoo's backend in one call (so two workers train two
+    seeds at once), and a failed member stops the search with its message."""
+    import mesa.zoo.runner as runner
+    from mesa.io import OOD, write_json
+
+    calls: list[list[tuple[str, float, int]]] = []
+
+    def run_members(out, config, todo, on_done):
+        calls.append(list(todo))
+        assert config.workers == 2 and not config.detect
+        for name, p, seed in todo:
+            if seed == 13:
+                on_done(name, None, "out of memory")
+                continue
+            write_json(out / "members" / name / OOD, {"preference": synthetic_b(p, seed)})
+            on_done(name, {}, None)
+
+    monkeypatch.setattr(runner, "run_members", run_members)
+    zoo = ZooConfig("sycophancy", workers=2)
+    measure = transition._search_member(tmp_path, zoo)
+    assert measure(0.3, [11, 12]) == [0.9, 0.9]
+    assert calls == [[("sycophancy_p0.3_s11", 0.3, 11), ("sycophancy_p0.3_s12", 0.3, 12)]]
+    failure = "search member sycophancy_p0.01_s13 failed: out of memory"
+    with pytest.raises(MesaError, match=re.escape(failure)):
+        measure(0.01, [12, 13])

@@ -418,6 +418,18 @@ def _run_ray(out: Path, config: ZooConfig, todo: list[tuple[str, float, int]], o
             ray.cancel(ref, force=True)
 
 
+def run_members(
+    out: Path, config: ZooConfig, todo: list[tuple[str, float, int]], on_done: Callable
+) -> None:
+    """Run the members ``todo`` (``(name, p, seed)``) of the zoo at ``out`` on ``config``'s
+    backend and workers, calling ``on_done(name, row, error)`` as each ends."""
+    with terminating_raises():
+        if config.backend == "ray":
+            _run_ray(out, config, todo, on_done)
+        else:
+            _run_local(out, config, todo, on_done)
+
+
 @dataclass
 class ZooResult:
     path: Path
@@ -496,11 +508,7 @@ def _run_zoo(config: ZooConfig, out: Path, progress: bool) -> ZooResult:
         bar.update(1)
         write_results_csv(out / "results.csv", list(rows.values()))
 
-    with terminating_raises():
-        if config.backend == "ray":
-            _run_ray(out, config, todo, on_done)
-        else:
-            _run_local(out, config, todo, on_done)
+    run_members(out, config, todo, on_done)
     bar.close()
     all_rows = list(rows.values())
     write_results_csv(out / "results.csv", all_rows)

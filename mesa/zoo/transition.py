@@ -8,13 +8,14 @@ where the OOD true-goal preference ``b`` crosses 1/2 — the family's transition
 :func:`find_transition` locates it by bisection: starting from a bracket ``[lo, hi]`` (by
 default the ends of the family's ``zoo_ps``, documented to lie on either side of the
 transition), it trains ``seeds_per_probe`` members at the midpoint (on a square-root scale:
-transitions sit at small ``p``), measures their mean ``b`` out of distribution, and keeps the
-half that still brackets 1/2. After ``probes`` rounds it trains the ``population`` (``N`` seeds,
-default 16) at the bracket's midpoint as an ordinary zoo (trained, OOD-tested and detected),
-and checks the split: at least ``min_each_side`` members on each side of ``b = 1/2``. Where
-seeds alone do not split it, it says so and tries the neighbouring ``p`` towards the side that
-is short (up to ``moves`` times), widening past the probes' bracket when two populations in a
-row land on the same side (single-seed probes can misplace it).
+transitions sit at small ``p``; a probe's seeds train side by side on the zoo's workers),
+measures their mean ``b`` out of distribution, and keeps the half that still brackets 1/2.
+After ``probes`` rounds it trains the ``population`` (``N`` seeds, default 16) at the bracket's
+midpoint as an ordinary zoo (trained, OOD-tested and detected), and checks the split: at least
+``min_each_side`` members on each side of ``b = 1/2``. Where seeds alone do not split it, it
+says so and tries the neighbouring ``p`` towards the side that is short (up to ``moves``
+times), widening past the probes' bracket when two populations in a row land on the same side
+(single-seed probes can misplace it).
 
 Everything is resumable: search members are run directories under ``DIR/search``, each
 population a zoo under ``DIR/p<value>``, and ``DIR/transition.json`` records every probe (its
@@ -162,19 +163,27 @@ class TransitionResult:
 
 
 def _search_member(root: Path, zoo: ZooConfig) -> Callable[[float, list[int]], list[float]]:
-    """Measure b at p for seeds: train and OOD-evaluate search members (no detection)."""
+    """Measure b at p for seeds: train and OOD-evaluate search members (no detection), a probe's
+    seeds side by side on the zoo's workers (two seeds a probe on two workers cost the wall
+    time of one)."""
     from mesa.io import OOD
-    from mesa.zoo.runner import run_member
+    from mesa.zoo.runner import run_members
 
-    cfg = asdict(replace(zoo, detect=False))
+    cfg = replace(zoo, detect=False)
 
     def measure(p: float, seeds: list[int]) -> list[float]:
-        out = []
-        for seed in seeds:
-            name = member_name(zoo.family, p, seed)
-            run_member(str(root), name, p, seed, cfg)
-            out.append(float(read_json(root / "members" / name / OOD)["preference"]))
-        return out
+        failed: dict[str, str] = {}
+
+        def on_done(name: str, row: Any, error: str | None) -> None:
+            if error is not None:
+                failed[name] = error
+
+        todo = [(member_name(zoo.family, p, seed), p, seed) for seed in seeds]
+        run_members(root, cfg, todo, on_done)
+        if failed:
+            name, error = next(iter(failed.items()))
+            raise MesaError(f"search member {name} failed: {error}")
+        return [float(read_json(root / "members" / n / OOD)["preference"]) for n, _, _ in todo]
 
     return measure
 
