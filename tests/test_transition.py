@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import mesa.zoo.transition as transition
 from mesa.errors import MesaError
 from mesa.zoo import TransitionConfig, ZooConfig, ZooResult, find_transition
-from mesa.zoo.transition import Probe, bisect, midpoint
+from mesa.zoo.transition import Probe, aim, bisect, midpoint
 
 TRUE_P = 0.137  # the synthetic family's transition
 
@@ -170,3 +171,70 @@ def test_a_probes_seeds_run_side_by_side_on_the_zoos_workers(tmp_path: Path, mon
     failure = "search member sycophancy_p0.01_s13 failed: out of memory"
     with pytest.raises(MesaError, match=re.escape(failure)):
         measure(0.01, [12, 13])
+
+
+def test_aim_interpolates_the_measured_b_inside_the_bracket():
+    """The population goes where the line through the bracket ends' b crosses 1/2 (square-root
+    scale), at most AIM_MARGIN of the way from an end; an unmeasured end gives the midpoint."""
+    # b 0.2 at 0.04 and 0.8 at 0.16: halfway on the sqrt scale, sqrt p = 0.3
+    assert aim((0.04, 0.16), {0.04: 0.2, 0.16: 0.8}) == pytest.approx(0.09)
+    # b 0.4 and 0.8: a quarter of the way, sqrt p = 0.2 + 0.25 * 0.2 = 0.25
+    assert aim((0.04, 0.16), {0.04: 0.4, 0.16: 0.8}) == pytest.approx(0.0625)
+    # b 0.496 at the low end: the margin keeps it a tenth in, sqrt p = 0.22
+    assert aim((0.04, 0.16), {0.04: 0.496, 0.16: 0.8}) == pytest.approx(0.0484)
+    assert aim((0.0, 0.16), {0.16: 0.8}) == midpoint(0.0, 0.16)  # a bound, never measured
+    assert aim((0.04, 0.16), {0.04: 0.6, 0.16: 0.8}) == midpoint(0.04, 0.16)  # no straddle
+    assert aim((0.04, 0.16), {0.04: math.nan, 0.16: 0.8}) == midpoint(0.04, 0.16)
+
+
+def test_a_smooth_family_gets_its_population_nearer_the_transition_than_the_midpoint(
+    tmp_path, monkeypatch
+):
+    """With b rising smoothly through 1/2 (as maze's does), one aimed population splits where
+    the bracket's midpoint would not; a resumed search replays the populations it recorded."""
+    counts = {"search": 0, "population": 0}
+    _fake_runs(monkeypatch, counts)
+
+    def curve(p: float) -> float:  # crosses 1/2 at p = 0.05
+        return 0.5 + 2.0 * (math.sqrt(p) - math.sqrt(0.05))
+
+    def smooth_b(p: float, seed: int) -> float:  # seeds spread +-0.09 about the curve
+        return curve(p) + ((seed % 7) - 3) * 0.03
+
+    def measure(root: Path, zoo: ZooConfig):  # probes read the curve itself
+        def at(p: float, seeds: list[int]) -> list[float]:
+            counts["search"] += len(seeds)
+            return [curve(p) for _ in seeds]
+
+        return at
+
+    def run_zoo(config: ZooConfig, out: Path, progress: bool = True) -> ZooResult:
+        counts["population"] += 1
+        rows = [{"p": p, "seed": s, "b": smooth_b(p, s)} for p in config.ps for s in config.seeds]
+        return ZooResult(Path(out), rows, {}, {})
+
+    monkeypatch.setattr(transition, "_search_member", measure)
+    monkeypatch.setattr(transition, "run_zoo", run_zoo)
+    zoo = ZooConfig("sycophancy")
+    config = TransitionConfig(zoo, population=16, probes=3, moves=0, bracket=(0.0, 1.0))
+    found = find_transition(config, tmp_path / "aimed")
+    assert found.split["splits"] and abs(math.sqrt(found.p) - math.sqrt(0.05)) < 0.01
+    assert found.populations[0]["mean_b"] == pytest.approx(
+        sum(smooth_b(found.p, s) for s in range(16)) / 16
+    )
+    mid = midpoint(*found.bracket)
+    assert (
+        min(
+            sum(smooth_b(mid, s) > 0.5 for s in range(16)),
+            16 - sum(smooth_b(mid, s) > 0.5 for s in range(16)),
+        )
+        < 4
+    )  # the midpoint population would not have split
+    # a search recorded by another rule resumes with the populations it tried, in order
+    state = json.loads((tmp_path / "aimed" / "transition.json").read_text())
+    state["populations"] = [{**state["populations"][0], "p": 0.07, "splits": False}]
+    (tmp_path / "aimed" / "transition.json").write_text(json.dumps(state))
+    again = find_transition(replace(config, moves=1), tmp_path / "aimed")
+    assert counts["search"] == 3  # the probes are replayed, not measured again
+    assert again.populations[0]["p"] == 0.07 and not again.populations[0]["splits"]
+    assert again.populations[1]["splits"] and abs(again.p - found.p) < 0.002  # aimed again

@@ -10,8 +10,9 @@ default the ends of the family's ``zoo_ps``, documented to lie on either side of
 transition), it trains ``seeds_per_probe`` members at the midpoint (on a square-root scale:
 transitions sit at small ``p``; a probe's seeds train side by side on the zoo's workers),
 measures their mean ``b`` out of distribution, and keeps the half that still brackets 1/2.
-After ``probes`` rounds it trains the ``population`` (``N`` seeds, default 16) at the bracket's
-midpoint as an ordinary zoo (trained, OOD-tested and detected), and checks the split: at least
+After ``probes`` rounds it trains the ``population`` (``N`` seeds, default 16) inside the
+bracket, where the line through the two ends' measured ``b`` crosses 1/2 (:func:`aim`), as an
+ordinary zoo (trained, OOD-tested and detected), and checks the split: at least
 ``min_each_side`` members on each side of ``b = 1/2``. Where seeds alone do not split it, it
 says so and tries the neighbouring ``p`` towards the side that is short (up to ``moves``
 times), widening past the probes' bracket when two populations in a row land on the same side
@@ -201,7 +202,42 @@ def _train_seconds(members: Path) -> float:
 def _split(rows: list[dict[str, Any]], p: float, need: int) -> dict[str, Any]:
     above = sum(1 for r in rows if r["b"] > 0.5)
     below = sum(1 for r in rows if r["b"] < 0.5)
-    return {"p": p, "above": above, "below": below, "splits": min(above, below) >= need}
+    values = [float(r["b"]) for r in rows if not math.isnan(float(r["b"]))]
+    return {
+        "p": p,
+        "above": above,
+        "below": below,
+        "splits": min(above, below) >= need,
+        "mean_b": sum(values) / len(values) if values else math.nan,
+    }
+
+
+#: How far towards a bracket's end the interpolated p may go (a share of the bracket on the
+#: square-root scale): a single seed's b is noisy, so no end is trusted to lie on the transition.
+AIM_MARGIN = 0.1
+
+
+def aim(bracket: tuple[float, float], measured: dict[float, float]) -> float:
+    """The p inside ``bracket`` to train a population at: where the straight line through the
+    mean ``b`` measured at its two ends (``measured``: p -> mean b) crosses 1/2, on the
+    square-root scale, kept :data:`AIM_MARGIN` away from either end; the midpoint where an end
+    was never measured (a bound of the search) or the two do not straddle 1/2. Bisection alone
+    would ignore how close a probe came: a probe at b = 0.49 says the transition is at its side
+    of the bracket, not in the middle. Rounded like :func:`midpoint`."""
+    lo, hi = bracket
+    b_lo, b_hi = measured.get(lo, math.nan), measured.get(hi, math.nan)
+    if not b_lo <= 0.5 < b_hi:  # also False when either is NaN
+        return midpoint(lo, hi)
+    t = min(max((0.5 - b_lo) / (b_hi - b_lo), AIM_MARGIN), 1 - AIM_MARGIN)
+    root = math.sqrt(lo) + t * (math.sqrt(hi) - math.sqrt(lo))
+    return float(f"{root**2:.4g}")
+
+
+def _measured(history: list[Probe], populations: list[dict[str, Any]]) -> dict[float, float]:
+    """Mean b by p, from the probes and then the populations (more seeds: they win a tie)."""
+    out = {pr.p: pr.mean_b for pr in history if not math.isnan(pr.mean_b)}
+    out |= {q["p"]: q["mean_b"] for q in populations if not math.isnan(q.get("mean_b", math.nan))}
+    return out
 
 
 def find_transition(
@@ -232,10 +268,15 @@ def find_transition(
         history, bracket = bisect(
             _search_member(search_root, zoo), lo, hi, config.probes, seeds_for, done, save
         )
-        p = midpoint(*bracket)
         seeds = tuple(range(config.first_seed, config.first_seed + config.population))
         populations: list[dict[str, Any]] = []
-        for _ in range(config.moves + 1):
+        tried = [q["p"] for q in state.get("populations", [])]  # a resumed search replays them
+
+        def next_p(k: int) -> float:
+            return tried[k] if k < len(tried) else aim(bracket, _measured(history, populations))
+
+        p = next_p(0)
+        for k in range(config.moves + 1):
             pop_zoo = replace(zoo, ps=(p,), seeds=seeds)
             result = run_zoo(pop_zoo, root / f"p{p:g}", progress=progress)
             split = _split(result.rows, p, config.min_each_side)
@@ -244,7 +285,7 @@ def find_transition(
             if split["splits"]:
                 break
             bracket = _move(populations, bracket, *config.range())
-            p = midpoint(*bracket)
+            p = next_p(k + 1)
         else:
             p = populations[-1]["p"]
         search_s = _train_seconds(search_root / "members")
