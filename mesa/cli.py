@@ -397,26 +397,29 @@ def _add_zoo_parser(sub: Any) -> None:
     )
     p.add_argument("--seeds", type=int, default=4, help="seeds per p")
     auto = p.add_argument_group("--p auto (transition search)")
-    auto.add_argument("--population", type=int, default=16, help="seeds at the found p")
-    auto.add_argument("--probes", type=int, default=4, help="bisection steps")
+    auto.add_argument(
+        "--population", type=int, default=16, help="seeds at the found p (default 16)"
+    )
+    auto.add_argument("--probes", type=int, default=4, help="bisection steps (default 4)")
     auto.add_argument(
         "--seeds-per-probe",
         type=int,
         default=1,
-        help="members per bisection step, trained side by side on the workers (with 2 workers, "
-        "2 seeds a probe cost the wall time of 1)",
+        help="members per bisection step, trained side by side on the workers (default 1; with 2 "
+        "workers, 2 seeds a probe cost the wall time of 1)",
     )
     auto.add_argument(
         "--moves",
         type=int,
         default=2,
-        help="populations tried after the first when one does not split (more resumes a search)",
+        help="populations tried after the first when one does not split (default 2; more resumes "
+        "a search)",
     )
     auto.add_argument(
         "--min-each-side",
         type=int,
         default=4,
-        help="members the population needs on each side of b = 1/2 to count as split",
+        help="members the population needs on each side of b = 1/2 to count as split (default 4)",
     )
     auto.add_argument(
         "--bracket",

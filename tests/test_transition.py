@@ -79,8 +79,9 @@ def test_search_finds_a_population_that_splits_and_resumes(tmp_path: Path, monke
     # rerun: every probe is replayed from transition.json, nothing is measured again
     find_transition(config, tmp_path)
     assert counts["search"] == 5
-    with pytest.raises(MesaError, match="other settings"):
-        find_transition(TransitionConfig(zoo, population=8, probes=5, bracket=(0.0, 0.4)), tmp_path)
+    other = TransitionConfig(zoo, population=8, probes=5, min_each_side=4, bracket=(0.0, 0.4))
+    with pytest.raises(MesaError, match="other settings \\(population 16 there, 8 here\\)"):
+        find_transition(other, tmp_path)
     more = TransitionConfig(zoo, population=16, probes=5, min_each_side=4, bracket=(0.0, 0.4))
     assert find_transition(replace(more, moves=5), tmp_path).p == found.p  # moves may grow
     assert counts["search"] == 5
@@ -123,7 +124,7 @@ def test_bad_settings():
         TransitionConfig(zoo, population=16, min_each_side=9).check()
     with pytest.raises(MesaError, match="bracket must satisfy"):
         TransitionConfig(zoo, bracket=(0.5, 0.2)).check()
-    with pytest.raises(MesaError, match="probes must be at least 1"):
+    with pytest.raises(MesaError, match=re.escape("probes (--probes) must be at least 1, got 0")):
         TransitionConfig(zoo, probes=0).check()
     assert Probe(0.1, [0, 1], [0.2, 0.8]).mean_b == pytest.approx(0.5)
 
@@ -238,3 +239,25 @@ def test_a_smooth_family_gets_its_population_nearer_the_transition_than_the_midp
     assert counts["search"] == 3  # the probes are replayed, not measured again
     assert again.populations[0]["p"] == 0.07 and not again.populations[0]["splits"]
     assert again.populations[1]["splits"] and abs(again.p - found.p) < 0.002  # aimed again
+
+
+def test_no_split_says_what_to_try_and_fewer_moves_keep_every_population(tmp_path, monkeypatch):
+    """A search whose populations all land on one side says where the transition may be; resumed
+    with fewer moves it keeps (replays) every population it recorded."""
+    counts = {"search": 0, "population": 0}
+    _fake_runs(monkeypatch, counts)
+    zoo = ZooConfig("sycophancy", task_options={"P": 7, "d_model": 32, "n_layers": 1})
+    # the bracket's upper end 0.12 lies below the transition (0.137): every member has b < 1/2
+    config = TransitionConfig(zoo, population=16, probes=2, moves=2, bracket=(0.0, 0.12))
+    found = find_transition(config, tmp_path)
+    assert len(found.populations) == 3 and not any(q["splits"] for q in found.populations)
+    text = found.summary()
+    assert "the probes' bracket [0.0675, 0.12]" in text
+    assert "no population split after 3" in text and "above the search's upper bound 0.12" in text
+    assert "widen --bracket" in text
+    tried = [q["p"] for q in found.populations]
+    fewer = find_transition(replace(config, moves=0), tmp_path)
+    assert [q["p"] for q in fewer.populations] == tried
+    saved = json.loads((tmp_path / "transition.json").read_text())
+    assert [q["p"] for q in saved["populations"]] == tried
+    assert saved["probe_bracket"] == [0.0675, 0.12]

@@ -181,6 +181,10 @@ def score_columns(rows: Sequence[dict[str, Any]], seed: int = 0) -> dict[str, np
     return scores
 
 
+def _row_order(row: dict[str, Any]) -> tuple[float, float, str]:
+    return _float(row.get("p")), _float(row.get("seed")), str(row.get("member", ""))
+
+
 def calibration(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Verdicts against behaviour (see the module docstring)."""
     counts: dict[str, Any] = {"match": 0, "wrong": 0, "mixed_or_other": 0, "inconclusive": 0}
@@ -212,7 +216,11 @@ def zoo_agreement(
     rows: Sequence[dict[str, Any]], n_boot: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
     """Agreement of every score with behaviour over the zoo and within each ``p``, and the
-    verdicts' calibration. ``rows`` are the members' result rows (:func:`mesa.zoo.member_row`)."""
+    verdicts' calibration. ``rows`` are the members' result rows (:func:`mesa.zoo.member_row`),
+    in any order: they are put in ``results.csv``'s order (by p, then seed) first, so the
+    seeded chance score and the bootstrap intervals do not depend on which member finished
+    first (the order a zoo's workers hand them back in)."""
+    rows = sorted(rows, key=_row_order)
     p, b = _column(rows, "p"), _column(rows, "b")
     scores = score_columns(rows, seed)
     given = {"p": p, "behaviour": _column(rows, "score_behaviour"), "in_dist": scores[IN_DIST]}

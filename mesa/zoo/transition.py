@@ -64,9 +64,9 @@ class TransitionConfig:
     def check(self) -> TransitionConfig:
         for name in ("population", "probes", "seeds_per_probe", "min_each_side"):
             if getattr(self, name) < 1:
-                raise MesaError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise MesaError(f"{_named(name)} must be at least 1, got {getattr(self, name)}")
         if self.moves < 0:
-            raise MesaError(f"moves must be at least 0, got {self.moves}")
+            raise MesaError(f"{_named('moves')} must be at least 0, got {self.moves}")
         if 2 * self.min_each_side > self.population:
             raise MesaError(
                 f"a population of {self.population} cannot hold {self.min_each_side} members on "
@@ -84,6 +84,11 @@ class TransitionConfig:
 
         ps = get_task_class(self.zoo.family).zoo_ps
         return float(min(ps)), float(max(ps))
+
+
+def _named(setting: str) -> str:
+    """A setting as the API and the command line both call it."""
+    return f"{setting} (--{setting.replace('_', '-')})"
 
 
 @dataclass
@@ -143,24 +148,51 @@ class TransitionResult:
     split: dict[str, Any] = field(default_factory=dict)
     populations: list[dict[str, Any]] = field(default_factory=list)
     cost: dict[str, float] = field(default_factory=dict)
+    probe_bracket: tuple[float, float] | None = None
+    """The bracket the probes left (``bracket`` is where the last move put it)."""
+    bounds: tuple[float, float] | None = None
+    """The search's own bracket (``TransitionConfig.bracket`` or the family's default)."""
 
     def summary(self) -> str:
         lines = [f"transition search {self.path}: {len(self.probes)} probes"]
         for pr in self.probes:
             lines.append(f"  p = {pr.p:<8g} seeds {pr.seeds}: mean b {pr.mean_b:.2f}")
-        lines.append(f"  bracket [{self.bracket[0]:g}, {self.bracket[1]:g}] -> p = {self.p:g}")
+        lo, hi = self.probe_bracket or self.bracket
+        lines.append(f"  the probes' bracket [{lo:g}, {hi:g}]")
         for pop in self.populations:
             lines.append(
                 f"  population p = {pop['p']:g}: {pop['above']} with b > 1/2, {pop['below']} "
                 f"with b < 1/2 ({'splits' if pop['splits'] else 'does not split'})"
             )
+        if self.split.get("splits"):
+            lines.append(f"  -> p = {self.p:g}: a population that splits")
+        else:
+            lines.append(f"  -> no population split after {len(self.populations)}: {self.hint()}")
         if self.cost:
             lines.append(
                 f"  search compute {self.cost['search_train_s']:.0f} s of training against the "
-                f"population's {self.cost['population_train_s']:.0f} s "
+                f"{len(self.populations)} population(s)' {self.cost['population_train_s']:.0f} s "
                 f"({self.cost['search_share']:.0%})"
             )
         return "\n".join(lines)
+
+    def hint(self) -> str:
+        """What to try when no population split."""
+        sides = {pop["above"] > pop["below"] for pop in self.populations}
+        if len(sides) == 2:
+            return (
+                "populations fell on both sides of 1/2 but none straddled it: this family's "
+                "seeds rarely split at one p (try --moves, or a larger --population)"
+            )
+        lo, hi = self.bounds or self.bracket
+        if sides == {True}:
+            where = f"below the search's lower bound {lo:g} or close above it"
+        else:
+            where = f"above the search's upper bound {hi:g} or close below it"
+        return (
+            f"every population fell on one side of 1/2: the transition may lie {where} "
+            "(widen --bracket, or rerun with more --moves)"
+        )
 
 
 def _search_member(root: Path, zoo: ZooConfig) -> Callable[[float, list[int]], list[float]]:
@@ -248,10 +280,8 @@ def find_transition(
     zoo = config.zoo.resolved()
     with locked(out, "transition directory") as root:
         state = read_json(root / TRANSITION) if (root / TRANSITION).is_file() else {}
-        if state and not _same_search(state.get("settings", {}), _settings(config)):
-            raise MesaError(
-                f"{root} holds a transition search made with other settings; use another --out"
-            )
+        if state:
+            _check_same_search(root, state.get("settings", {}), _settings(config))
         done = [Probe(**pr) for pr in state.get("probes", [])]
         lo, hi = config.range()
         t0 = time.perf_counter()
@@ -268,6 +298,8 @@ def find_transition(
         history, bracket = bisect(
             _search_member(search_root, zoo), lo, hi, config.probes, seeds_for, done, save
         )
+        probe_bracket = bracket
+        searched = {"probe_bracket": list(probe_bracket)}
         seeds = tuple(range(config.first_seed, config.first_seed + config.population))
         populations: list[dict[str, Any]] = []
         tried = [q["p"] for q in state.get("populations", [])]  # a resumed search replays them
@@ -276,12 +308,13 @@ def find_transition(
             return tried[k] if k < len(tried) else aim(bracket, _measured(history, populations))
 
         p = next_p(0)
-        for k in range(config.moves + 1):
+        # a search resumed with fewer moves still replays (and keeps) every population it tried
+        for k in range(max(config.moves + 1, len(tried))):
             pop_zoo = replace(zoo, ps=(p,), seeds=seeds)
             result = run_zoo(pop_zoo, root / f"p{p:g}", progress=progress)
             split = _split(result.rows, p, config.min_each_side)
             populations.append(split)
-            save(history, bracket, p=p, populations=populations)
+            save(history, bracket, **searched, p=p, populations=populations)
             if split["splits"]:
                 break
             bracket = _move(populations, bracket, *config.range())
@@ -294,10 +327,21 @@ def find_transition(
             "search_train_s": search_s,
             "population_train_s": pop_s,
             "search_share": search_s / pop_s if pop_s else math.nan,
-            "wall_s": time.perf_counter() - t0,
+            # summed over every call that worked on the search (a resume adds its own seconds)
+            "wall_s": state.get("cost", {}).get("wall_s", 0.0) + time.perf_counter() - t0,
         }
-        save(history, bracket, p=p, populations=populations, cost=cost)
-        return TransitionResult(root, history, bracket, p, populations[-1], populations, cost)
+        save(history, bracket, **searched, p=p, populations=populations, cost=cost)
+        return TransitionResult(
+            root,
+            history,
+            bracket,
+            p,
+            populations[-1],
+            populations,
+            cost,
+            probe_bracket=probe_bracket,
+            bounds=config.range(),
+        )
 
 
 def _lopsided_above(split: dict[str, Any]) -> bool:
@@ -322,12 +366,23 @@ def _move(
     return p, (min(above_at, default=hi) if again else bracket[1])
 
 
-def _same_search(saved: dict[str, Any], settings: dict[str, Any]) -> bool:
-    """Whether a saved search is this one: all settings equal but ``moves``, which only says how
-    far the search may go (a search resumed with more moves goes on from its last population)."""
-    return {k: v for k, v in saved.items() if k != "moves"} == {
-        k: v for k, v in settings.items() if k != "moves"
-    }
+def _check_same_search(root: Path, saved: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Refuse to resume a saved search that is not this one, naming the settings that differ:
+    all must be equal but ``moves``, which only says how far the search may go (a search resumed
+    with more moves goes on from its last population)."""
+
+    def flat(d: dict[str, Any]) -> dict[str, Any]:
+        return {**{k: v for k, v in d.items() if k not in ("zoo", "moves")}, **d.get("zoo", {})}
+
+    old, new = flat(saved), flat(settings)
+    differ = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if differ:
+        what = "; ".join(
+            f"{k} {json.dumps(old.get(k))} there, {json.dumps(new.get(k))} here" for k in differ
+        )
+        raise MesaError(
+            f"{root} holds a transition search made with other settings ({what}); use another --out"
+        )
 
 
 def _settings(config: TransitionConfig) -> dict[str, Any]:
