@@ -308,3 +308,19 @@ def test_a_zoos_workers_die_with_it(tmp_path: Path, how: str):
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+@pytest.mark.slow
+def test_a_zoo_that_ends_normally_lets_its_workers_exit(tmp_path: Path):
+    """Idle workers take their end marker and exit by themselves once the work is done: killed,
+    they would leave semaphores behind and Python would warn about them at shutdown."""
+    argv = ["zoo", "sycophancy", "--p", "0", "0.5", "--seeds", "1", "--workers", "2"]
+    argv += ["--out", str(tmp_path / "z"), "--opt", "P=7", "d_model=32", "n_layers=1"]
+    argv += ["--hp", "steps=40", "batch_size=64", "eval_every=20", "eval_samples=64"]
+    argv += ["--methods", "behaviour"]
+    done = subprocess.run(
+        [sys.executable, "-m", "mesa", *argv], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "z" / "members").glob("*/ood.json"))) == 2
+    assert "leaked" not in done.stderr and "Traceback" not in done.stderr, done.stderr

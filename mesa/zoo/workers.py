@@ -33,6 +33,9 @@ from typing import Any
 
 #: How often a worker checks that its parent is alive, and the zoo checks on its workers.
 WATCH_SECONDS = 0.5
+#: How long idle workers get to exit by themselves once the work is done (killed after that):
+#: a killed worker leaves its semaphores behind, and Python warns about them at shutdown.
+END_SECONDS = 10.0
 
 Job = tuple[str, tuple[Any, ...]]
 OnDone = Callable[[str, Any, str | None], None]
@@ -121,6 +124,7 @@ def run_in_workers(fn: Callable[..., Any], jobs: list[Job], workers: int, on_don
     procs = [start() for _ in range(n)]
     running: dict[int, str] = {}  # worker pid -> job
     remaining = {name for name, _ in jobs}
+    ended = False
     try:
         while remaining:
             try:
@@ -143,8 +147,12 @@ def run_in_workers(fn: Callable[..., Any], jobs: list[Job], workers: int, on_don
             running = {pid: job for pid, job in running.items() if job != name}
             remaining.discard(name)
             on_done(name, value if kind == "done" else None, value if kind == "error" else None)
+        ended = True
     finally:
-        for p in procs:
+        if ended:  # the work is done: idle workers take their end marker and exit cleanly
+            for p in procs:
+                p.join(timeout=END_SECONDS)
+        for p in procs:  # interrupted (or a worker that did not end): killed at once
             if p.is_alive():
                 p.kill()
         for p in procs:
