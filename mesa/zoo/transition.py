@@ -319,29 +319,25 @@ def find_transition(
                 break
             bracket = _move(populations, bracket, *config.range())
             p = next_p(k + 1)
-        else:
-            p = populations[-1]["p"]
-        search_s = _train_seconds(search_root / "members")
-        pop_s = sum(_train_seconds(root / f"p{pop['p']:g}" / "members") for pop in populations)
-        cost = {
-            "search_train_s": search_s,
-            "population_train_s": pop_s,
-            "search_share": search_s / pop_s if pop_s else math.nan,
-            # summed over every call that worked on the search (a resume adds its own seconds)
-            "wall_s": state.get("cost", {}).get("wall_s", 0.0) + time.perf_counter() - t0,
-        }
+        p = populations[-1]["p"]  # the one that split, or the last tried
+        wall_s = state.get("cost", {}).get("wall_s", 0.0) + time.perf_counter() - t0
+        cost = _cost(root, populations, wall_s)
         save(history, bracket, **searched, p=p, populations=populations, cost=cost)
-        return TransitionResult(
-            root,
-            history,
-            bracket,
-            p,
-            populations[-1],
-            populations,
-            cost,
-            probe_bracket=probe_bracket,
-            bounds=config.range(),
-        )
+        found = (p, populations[-1], populations, cost, probe_bracket, config.range())
+        return TransitionResult(root, history, bracket, *found)
+
+
+def _cost(root: Path, populations: list[dict[str, Any]], wall_s: float) -> dict[str, float]:
+    """Training seconds of the search's members against the populations', and the wall time
+    (summed over every call that worked on the search: a resume adds its own seconds)."""
+    search_s = _train_seconds(root / "search" / "members")
+    pop_s = sum(_train_seconds(root / f"p{pop['p']:g}" / "members") for pop in populations)
+    return {
+        "search_train_s": search_s,
+        "population_train_s": pop_s,
+        "search_share": search_s / pop_s if pop_s else math.nan,
+        "wall_s": wall_s,
+    }
 
 
 def _lopsided_above(split: dict[str, Any]) -> bool:
