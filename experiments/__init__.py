@@ -39,6 +39,11 @@ class Experiment:
 
 EXPERIMENTS = (
     Experiment(
+        "bench_ppo_phases",
+        "where a PPO training run's time goes per gridworld family: rollout, update, evaluation",
+        "bench_ppo_phases.md",
+    ),
+    Experiment(
         "detection_rules",
         "candidate verdict rules scored on development zoos' verdicts (how the rule was chosen)",
         "detection_rules.md",

@@ -343,3 +343,18 @@ def test_within_p_reports_how_many_members_converged(tmp_path: Path):
     result = {"population": 3, "seeds": [100, 101, 102], "probes": 4, "total_wall_s": 60.0}
     page = bench_within_p.table({**result, "families": {"toy": family}})
     assert "| toy | 0.03 | 2 : 1 | no | 96.3%-99.0% (2 of 3 >= 97%) | 0.20 | 1.0 |" in page
+
+
+def test_bench_ppo_phases_smoke(tmp_path: Path):
+    out = _run(
+        "--results", str(tmp_path), "bench_ppo_phases", "--families", "coin", "--updates", "2",
+        "--hp", "num_envs=8", "num_steps=16", "eval_every=1", "eval_episodes=8",
+        "--opt", "n_levels=20",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (path,) = (tmp_path / "bench_ppo_phases").glob("coin-updates2-custom-*.json")
+    (row,) = json.loads(path.read_text())["rows"]
+    assert row["steps_per_update"] == 128 and row["evals"] == 2
+    assert set(row["per_update_s"]) == {"rollout", "advantages", "update", "eval"}
+    assert sum(row["share"].values()) == pytest.approx(1.0)
+    assert all(v > 0 for v in row["per_update_s"].values())
