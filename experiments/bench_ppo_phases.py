@@ -9,7 +9,10 @@ evaluation (:func:`mesa.evaluation.rollout.training_eval`), each timed on its ow
 pools are built before the clock starts (a one-off per member). Records per family the median
 seconds of each phase per update (evaluation: per evaluation, and spread over the updates it
 covers) and each phase's share of the total, so a budget change can be priced: what is cheap
-to make faster, and what only less training makes faster. See ``bench_ppo_phases.md``. ::
+to make faster, and what only less training makes faster. Then one minibatch step (forward,
+backward, Adam) on a fresh policy, timed side by side in the default memory format and in
+channels-last, and the convolutions' share of its CPU time (torch's profiler). See
+``bench_ppo_phases.md``. ::
 
     python -m experiments bench_ppo_phases --updates 30
 
@@ -43,7 +46,7 @@ def phases(family: str, p: float, seed: int, updates: int, hp: dict, opt: dict) 
 
     cfg = PPOConfig(**hp)
     torch.set_num_threads(cfg.num_threads)
-    task = make_task(family, p=p, **opt)
+    task: Any = make_task(family, p=p, **opt)
     env = live_observations(env_on(task, "train", cfg.num_envs, seed, torch.device("cpu")))
     model = task.make_model(seed=seed)
     adam = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
@@ -87,10 +90,70 @@ def phases(family: str, p: float, seed: int, updates: int, hp: dict, opt: dict) 
     }
 
 
+def minibatch_step(family: str, seed: int, hp: dict, opt: dict, steps: int) -> dict[str, Any]:
+    """One PPO minibatch step's forward, backward and Adam step on a fresh policy: the median
+    milliseconds in the default memory format and in channels-last (side by side, alternating),
+    and the convolutions' share of the default step's CPU time (torch's profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from mesa.tasks import make_task
+    from mesa.training.ppo import PPOConfig
+
+    cfg = PPOConfig(**hp)
+    torch.set_num_threads(cfg.num_threads)
+    task: Any = make_task(family, p=0.0, **opt)
+    mb = cfg.num_envs * cfg.num_steps // cfg.num_minibatches
+    g = torch.Generator().manual_seed(seed)
+    obs = (torch.rand(mb, *task.observation_shape, generator=g) < 0.2).float()
+    actions = torch.randint(0, 4, (mb,), generator=g)
+
+    def stepper(channels_last: bool) -> Any:
+        model: Any = task.make_model(seed=seed)
+        x = obs
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+            x = obs.contiguous(memory_format=torch.channels_last)
+        adam = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
+
+        def step() -> None:
+            logits, value = model.logits_and_value(x)
+            dist = torch.distributions.Categorical(logits=logits)
+            loss = -dist.log_prob(actions).mean() + value.pow(2).mean() - dist.entropy().mean()
+            adam.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            adam.step()
+
+        return step
+
+    default, last = stepper(False), stepper(True)
+    ms: dict[str, list[float]] = {"default": [], "channels_last": []}
+    for _ in range(3):
+        default(), last()  # warm-up
+    for _ in range(steps):
+        for name, fn in (("default", default), ("channels_last", last)):
+            t0 = time.perf_counter()
+            fn()
+            ms[name].append(1000 * (time.perf_counter() - t0))
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(5):
+            default()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    conv = sum(e.self_cpu_time_total for e in events if "conv" in e.key)
+    return {
+        "minibatch": mb,
+        "ms_default": statistics.median(ms["default"]),
+        "ms_channels_last": statistics.median(ms["channels_last"]),
+        "conv_share": conv / total if total else float("nan"),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--families", nargs="+", default=list(FAMILIES))
     ap.add_argument("--updates", type=int, default=30, help="PPO updates timed per family")
+    ap.add_argument("--minibatch-steps", type=int, default=20, help="timed, per memory format")
     ap.add_argument("--p", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options (every family)")
@@ -99,7 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     hp, opt = parse_assignments(args.hp), parse_assignments(args.opt)
     rows = []
     for family in args.families:
-        rows.append(phases(family, args.p, args.seed, args.updates, hp, opt))
+        row = phases(family, args.p, args.seed, args.updates, hp, opt)
+        row["minibatch_step"] = minibatch_step(family, args.seed, hp, opt, args.minibatch_steps)
+        rows.append(row)
         print(table({"rows": rows[-1:]}), flush=True)
     what = "-".join(args.families) + f"-updates{args.updates}" + ("-custom" if hp or opt else "")
     payload = {"p": args.p, "seed": args.seed, "updates": args.updates, "rows": rows}
@@ -113,15 +178,22 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     lines = [
         "| family | s per update: rollout / advantages / update / eval (spread) | share of the "
-        "update step | s per evaluation | steps/s |",
-        "|---|---|---|---|---|",
+        "update step | s per evaluation | steps/s | minibatch step ms: default / channels-last "
+        "| convolutions' share of it |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         t = r["per_update_s"]
         total = sum(t.values())
+        m = r.get("minibatch_step")
+        mb = (
+            f"{fmt(m['ms_default'], 1)} / {fmt(m['ms_channels_last'], 1)} | {m['conv_share']:.0%}"
+            if m
+            else "n/a | n/a"
+        )
         lines.append(
             f"| {r['family']} | {' / '.join(fmt(t[k], 3) for k in PHASES)} | "
             f"{r['share']['update']:.0%} | {fmt(r['per_eval_s'], 2)} | "
-            f"{r['steps_per_update'] / total:,.0f} |"
+            f"{r['steps_per_update'] / total:,.0f} | {mb} |"
         )
     return "\n".join(lines)

@@ -348,8 +348,8 @@ def test_within_p_reports_how_many_members_converged(tmp_path: Path):
 def test_bench_ppo_phases_smoke(tmp_path: Path):
     out = _run(
         "--results", str(tmp_path), "bench_ppo_phases", "--families", "coin", "--updates", "2",
-        "--hp", "num_envs=8", "num_steps=16", "eval_every=1", "eval_episodes=8",
-        "--opt", "n_levels=20",
+        "--minibatch-steps", "2", "--hp", "num_envs=8", "num_steps=16", "eval_every=1",
+        "eval_episodes=8", "--opt", "n_levels=20",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     (path,) = (tmp_path / "bench_ppo_phases").glob("coin-updates2-custom-*.json")
@@ -358,3 +358,6 @@ def test_bench_ppo_phases_smoke(tmp_path: Path):
     assert set(row["per_update_s"]) == {"rollout", "advantages", "update", "eval"}
     assert sum(row["share"].values()) == pytest.approx(1.0)
     assert all(v > 0 for v in row["per_update_s"].values())
+    step = row["minibatch_step"]
+    assert step["minibatch"] == 32 and step["ms_default"] > 0 and step["ms_channels_last"] > 0
+    assert 0 < step["conv_share"] < 1
