@@ -7,7 +7,12 @@ rules fixed before this was run, and checks that it splits (>= 4 members on each
 b = 1/2). Records per family: the search (its probes and the compute it cost against the
 population's), the chosen p, the split, every score's agreement with behaviour within that p
 (AUROC for b > 1/2 and Spearman, with bootstrap intervals, beside chance, in-distribution success
-and success with the goals together), the verdicts' calibration, and the wall time. See
+and success with the goals together), the verdicts' calibration, and the wall time.
+
+Families run side by side in ``--lanes`` (default 2): each lane is a worker process that takes
+the next family (costliest first) when its last one is done and trains its members on
+``--workers / --lanes`` workers, since a search's one-seed probes and a population's last
+members would otherwise leave workers idle. Members do not depend on the lanes. See
 ``bench_within_p.md``. ::
 
     python -m experiments bench_within_p --first-seed 100 --out runs/within_p
@@ -27,12 +32,14 @@ from experiments.common import fmt, parse_assignments, seeds_slug, write_result
 FAMILIES = ("maze", "coin", "lookalike", "keys", "sycophancy")
 
 
-def main(argv: list[str] | None = None) -> None:
-    from mesa.io import read_json
-    from mesa.zoo import TransitionConfig, ZooConfig, find_transition
+#: The default order families start in: the costliest first (lookalike's members train longest,
+#: then maze's), so that side-by-side lanes end close together. Only the schedule depends on it.
+FAMILIES_BY_COST = ("lookalike", "maze", "keys", "sycophancy", "coin")
 
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--families", nargs="+", default=list(FAMILIES))
+    ap.add_argument("--families", nargs="+", default=list(FAMILIES_BY_COST))
     ap.add_argument("--first-seed", type=int, default=100)
     ap.add_argument("--population", type=int, default=16)
     ap.add_argument("--probes", type=int, default=4)
@@ -43,46 +50,48 @@ def main(argv: list[str] | None = None) -> None:
         help="members per bisection step, trained side by side on the workers",
     )
     ap.add_argument("--moves", type=int, default=2, help="populations after the first (at most)")
+    ap.add_argument(
+        "--min-each-side", type=int, default=4, help="members on each side of b = 1/2 to split"
+    )
     ap.add_argument("--out", default="runs/within_p", help="parent directory of the searches")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="worker processes in all")
+    ap.add_argument(
+        "--lanes",
+        type=int,
+        default=2,
+        help="families searched side by side, each on workers / lanes of the workers (a "
+        "search's one-seed probes would leave the other workers idle); 1: one family at a time "
+        "on all of them. Members are the same either way",
+    )
     ap.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options (every family)")
     ap.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="trainer hyperparameters")
     args = ap.parse_args(argv)
+    if not 1 <= args.lanes <= args.workers:
+        ap.error(f"--lanes must be 1 to --workers ({args.workers}), got {args.lanes}")
     options, hparams = parse_assignments(args.opt), parse_assignments(args.hp)
-    families: dict[str, Any] = {}
+    search = {
+        "out": args.out,
+        "first_seed": args.first_seed,
+        "population": args.population,
+        "probes": args.probes,
+        "seeds_per_probe": args.seeds_per_probe,
+        "moves": args.moves,
+        "min_each_side": args.min_each_side,
+        "workers": args.workers // args.lanes,
+        "options": options,
+        "hparams": hparams,
+    }
     t_all = time.perf_counter()
-    for family in args.families:
-        t0 = time.perf_counter()
-        zoo = ZooConfig(family, task_options=options, hparams=hparams, workers=args.workers)
-        config = TransitionConfig(
-            zoo,
-            first_seed=args.first_seed,
-            population=args.population,
-            probes=args.probes,
-            seeds_per_probe=args.seeds_per_probe,
-            moves=args.moves,
-        )
-        found = find_transition(config, Path(args.out) / family)
-        print(found.summary(), flush=True)
-        population = Path(args.out) / family / f"p{found.p:g}"
-        summary = read_json(population / "zoo.json")
-        families[family] = {
-            "wall_s": time.perf_counter() - t0,
-            "probes": [{"p": pr.p, "seeds": pr.seeds, "b": pr.b} for pr in found.probes],
-            "p": found.p,
-            "populations": found.populations,
-            "split": found.split,
-            "cost": found.cost,
-            "agreement": summary.get("agreement", {}),
-            "in_dist": in_dist_range(population),
-        }
+    families = run_families(args.families, search, args.lanes)
     seeds = list(range(args.first_seed, args.first_seed + args.population))
     payload = {
         "seeds": seeds,
         "population": args.population,
         "probes": args.probes,
         "seeds_per_probe": args.seeds_per_probe,
+        "min_each_side": args.min_each_side,
         "workers": args.workers,
+        "lanes": args.lanes,
         "total_wall_s": time.perf_counter() - t_all,
         "families": families,
         **{k: v for k, v in (("task_options", options), ("hparams", hparams)) if v},
@@ -92,6 +101,78 @@ def main(argv: list[str] | None = None) -> None:
         what = "-".join(args.families) + "-" + what
     write_result("bench_within_p", what + ("-custom" if options or hparams else ""), payload)
     print(table(payload))
+
+
+def run_families(names: list[str], search: dict[str, Any], lanes: int) -> dict[str, Any]:
+    """Every family's search and population (:func:`run_family`), ``lanes`` at a time: each lane
+    a worker process that takes the next family in ``names`` when its last one is done. The
+    records come back in ``names``' order; a family that fails stops the benchmark with its
+    message once the others are done (what they trained stays and is replayed on a rerun)."""
+    from mesa.errors import MesaError
+    from mesa.zoo.workers import run_in_workers
+
+    if lanes == 1:
+        return {name: run_family(name, search, progress=True) for name in names}
+    done: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+
+    def on_done(name: str, record: Any, error: str | None) -> None:
+        if error is not None:
+            failed[name] = error
+            print(f"{name}: failed: {error}", flush=True)
+            return
+        done[name] = record
+        split = record["split"]
+        print(
+            f"{name}: p = {record['p']:g}, {split['above']} : {split['below']} "
+            f"({record['wall_s'] / 60:.1f} min); {len(done) + len(failed)} of {len(names)} done",
+            flush=True,
+        )
+
+    print(f"{len(names)} families, {lanes} at a time: {', '.join(names)}", flush=True)
+    run_in_workers(run_family, [(n, (n, search, False)) for n in names], lanes, on_done)
+    if failed:
+        raise MesaError("; ".join(f"{n}: {e}" for n, e in failed.items()))
+    return {name: done[name] for name in names}
+
+
+def run_family(family: str, search: dict[str, Any], progress: bool) -> dict[str, Any]:
+    """One family's transition search and population at ``search['out']/family``, and what the
+    benchmark records of it."""
+    from mesa.io import read_json
+    from mesa.zoo import TransitionConfig, ZooConfig, find_transition
+
+    t0 = time.perf_counter()
+    zoo = ZooConfig(
+        family,
+        task_options=search["options"],
+        hparams=search["hparams"],
+        workers=search["workers"],
+    )
+    config = TransitionConfig(
+        zoo,
+        first_seed=search["first_seed"],
+        population=search["population"],
+        probes=search["probes"],
+        seeds_per_probe=search["seeds_per_probe"],
+        moves=search["moves"],
+        min_each_side=search["min_each_side"],
+    )
+    root = Path(search["out"]) / family
+    found = find_transition(config, root, progress=progress)
+    print(found.summary(), flush=True)
+    population = root / f"p{found.p:g}"
+    summary = read_json(population / "zoo.json")
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "probes": [{"p": pr.p, "seeds": pr.seeds, "b": pr.b} for pr in found.probes],
+        "p": found.p,
+        "populations": found.populations,
+        "split": found.split,
+        "cost": found.cost,
+        "agreement": summary.get("agreement", {}),
+        "in_dist": in_dist_range(population),
+    }
 
 
 #: A member counts as converged at this in-distribution success (the benchmark's bar for a
@@ -121,7 +202,7 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _within(f: dict[str, Any]) -> list[dict[str, Any]]:
-    entry = next(iter(f["agreement"].get("within_p", {}).values()), {})
+    entry: Any = next(iter(f["agreement"].get("within_p", {}).values()), {})
     return entry.get("agreement", []) if isinstance(entry, dict) else []
 
 

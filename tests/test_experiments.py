@@ -345,6 +345,43 @@ def test_within_p_reports_how_many_members_converged(tmp_path: Path):
     assert "| toy | 0.03 | 2 : 1 | no | 96.3%-99.0% (2 of 3 >= 97%) | 0.20 | 1.0 |" in page
 
 
+@pytest.mark.slow
+def test_within_p_lanes_train_the_same_members_and_name_a_failed_family(tmp_path: Path):
+    """Families searched side by side (each lane a worker process) train the very members that
+    one family at a time does; a family that fails is named once the others are done."""
+    import csv
+
+    from experiments import bench_within_p
+    from mesa.errors import MesaError
+
+    def search(out: Path) -> dict:
+        return {
+            "out": str(out),
+            "first_seed": 100,
+            "population": 2,
+            "probes": 1,
+            "seeds_per_probe": 1,
+            "moves": 0,
+            "min_each_side": 1,
+            "workers": 1,
+            "options": {"P": 7, "d_model": 32, "n_layers": 1},
+            "hparams": {"steps": 40, "batch_size": 64, "eval_every": 20, "eval_samples": 64},
+        }
+
+    one = bench_within_p.run_families(["sycophancy"], search(tmp_path / "one"), lanes=1)
+    with pytest.raises(MesaError, match="no-such-family: unknown task"):
+        bench_within_p.run_families(
+            ["sycophancy", "no-such-family"], search(tmp_path / "two"), lanes=2
+        )
+
+    def rows(out: Path) -> list[tuple[str, str]]:
+        p = one["sycophancy"]["p"]
+        with (out / "sycophancy" / f"p{p:g}" / "results.csv").open() as fh:
+            return [(r["member"], r["b"]) for r in csv.DictReader(fh)]
+
+    assert rows(tmp_path / "one") == rows(tmp_path / "two") and len(rows(tmp_path / "one")) == 2
+
+
 def test_bench_ppo_phases_smoke(tmp_path: Path):
     out = _run(
         "--results", str(tmp_path), "bench_ppo_phases", "--families", "coin", "--updates", "2",
