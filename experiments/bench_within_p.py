@@ -9,10 +9,10 @@ population's), the chosen p, the split, every score's agreement with behaviour w
 (AUROC for b > 1/2 and Spearman, with bootstrap intervals, beside chance, in-distribution success
 and success with the goals together), the verdicts' calibration, and the wall time.
 
-Families run side by side in ``--lanes`` (default 2): each lane is a worker process that takes
-the next family (costliest first) when its last one is done and trains its members on
-``--workers / --lanes`` workers, since a search's one-seed probes and a population's last
-members would otherwise leave workers idle. Members do not depend on the lanes. See
+Families run side by side in ``--lanes`` (2 with the default two workers): each lane is a worker
+process that takes the next family (costliest first) when its last one is done and trains its
+members on ``--workers / --lanes`` workers, since a search's one-seed probes and a population's
+last members would otherwise leave workers idle. Members do not depend on the lanes. See
 ``bench_within_p.md``. ::
 
     python -m experiments bench_within_p --first-seed 100 --out runs/within_p
@@ -58,16 +58,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--lanes",
         type=int,
-        default=2,
+        default=None,
         help="families searched side by side, each on workers / lanes of the workers (a "
-        "search's one-seed probes would leave the other workers idle); 1: one family at a time "
-        "on all of them. Members are the same either way",
+        "search's one-seed probes would leave the other workers idle); default: as many as "
+        "workers or families, whichever is fewer, and 1 with --backend ray (Ray spreads each "
+        "population over the cluster). 1: one family at a time. Members are the same either way",
     )
+    ap.add_argument("--backend", choices=("local", "ray"), default="local")
     ap.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options (every family)")
     ap.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="trainer hyperparameters")
     args = ap.parse_args(argv)
+    if args.lanes is None:
+        args.lanes = 1 if args.backend == "ray" else min(args.workers, len(args.families))
     if not 1 <= args.lanes <= args.workers:
         ap.error(f"--lanes must be 1 to --workers ({args.workers}), got {args.lanes}")
+    if args.backend == "ray" and args.lanes > 1:
+        ap.error("--lanes runs families in local processes: with --backend ray use --lanes 1")
     options, hparams = parse_assignments(args.opt), parse_assignments(args.hp)
     search = {
         "out": args.out,
@@ -78,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         "moves": args.moves,
         "min_each_side": args.min_each_side,
         "workers": args.workers // args.lanes,
+        "backend": args.backend,
         "options": options,
         "hparams": hparams,
     }
@@ -148,6 +155,7 @@ def run_family(family: str, search: dict[str, Any], progress: bool) -> dict[str,
         task_options=search["options"],
         hparams=search["hparams"],
         workers=search["workers"],
+        backend=search.get("backend", "local"),
     )
     config = TransitionConfig(
         zoo,

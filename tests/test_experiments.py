@@ -345,6 +345,21 @@ def test_within_p_reports_how_many_members_converged(tmp_path: Path):
     assert "| toy | 0.03 | 2 : 1 | no | 96.3%-99.0% (2 of 3 >= 97%) | 0.20 | 1.0 |" in page
 
 
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--lanes", "3"], "--lanes must be 1 to --workers (2), got 3"),
+        (["--backend", "ray", "--lanes", "2"], "with --backend ray use --lanes 1"),
+    ],
+)
+def test_within_p_lanes_are_checked_before_anything_runs(argv, says, capsys):
+    from experiments import bench_within_p
+
+    with pytest.raises(SystemExit):
+        bench_within_p.main(argv)
+    assert says in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_within_p_lanes_train_the_same_members_and_name_a_failed_family(tmp_path: Path):
     """Families searched side by side (each lane a worker process) train the very members that
