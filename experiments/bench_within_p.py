@@ -167,7 +167,11 @@ def run_family(family: str, search: dict[str, Any], progress: bool) -> dict[str,
         min_each_side=search["min_each_side"],
     )
     root = Path(search["out"]) / family
-    found = find_transition(config, root, progress=progress)
+
+    def log(message: str) -> None:  # lanes print side by side: each line names its family
+        print(f"{family}: {message}", flush=True)
+
+    found = find_transition(config, root, progress=progress, log=None if progress else log)
     print(found.summary(), flush=True)
     population = root / f"p{found.p:g}"
     summary = read_json(population / "zoo.json")

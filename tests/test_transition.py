@@ -139,7 +139,9 @@ def test_cli_transition_search_on_a_tiny_sequence_family(tmp_path: Path, capsys)
     argv += ["eval_every=20", "eval_samples=64", "--methods", "behaviour"]
     code = main(argv)
     out = capsys.readouterr().out
-    assert "transition search" in out and "population p = " in out
+    assert "transition search" in out and "population at p = " in out
+    # progress as it goes: each probe and population reported when it ends
+    assert "probe 1/1 at p = 0.125: mean b " in out and "population 1 at p = " in out
     saved = json.loads((tmp_path / "t" / "transition.json").read_text())
     assert len(saved["probes"]) == 1 and saved["cost"]["search_train_s"] > 0
     assert (tmp_path / "t" / f"p{saved['p']:g}" / "zoo.json").is_file()

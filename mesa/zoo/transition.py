@@ -159,11 +159,7 @@ class TransitionResult:
             lines.append(f"  p = {pr.p:<8g} seeds {pr.seeds}: mean b {pr.mean_b:.2f}")
         lo, hi = self.probe_bracket or self.bracket
         lines.append(f"  the probes' bracket [{lo:g}, {hi:g}]")
-        for pop in self.populations:
-            lines.append(
-                f"  population p = {pop['p']:g}: {pop['above']} with b > 1/2, {pop['below']} "
-                f"with b < 1/2 ({'splits' if pop['splits'] else 'does not split'})"
-            )
+        lines += [f"  {_split_line(pop)}" for pop in self.populations]
         if self.split.get("splits"):
             lines.append(f"  -> p = {self.p:g}: a population that splits")
         else:
@@ -273,31 +269,28 @@ def _measured(history: list[Probe], populations: list[dict[str, Any]]) -> dict[f
 
 
 def find_transition(
-    config: TransitionConfig, out: str | os.PathLike[str], progress: bool = True
+    config: TransitionConfig,
+    out: str | os.PathLike[str],
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> TransitionResult:
-    """Bisect for the transition, then train a population there (see the module docstring)."""
+    """Bisect for the transition, then train a population there (see the module docstring).
+    Each probe and population is reported as it ends through ``log`` (default: printed when
+    ``progress``, which also shows the populations' progress bars)."""
     config.check()
     zoo = config.zoo.resolved()
+    say = log if log is not None else (_print if progress else _quiet)
     with locked(out, "transition directory") as root:
         state = read_json(root / TRANSITION) if (root / TRANSITION).is_file() else {}
         if state:
             _check_same_search(root, state.get("settings", {}), _settings(config))
-        done = [Probe(**pr) for pr in state.get("probes", [])]
-        lo, hi = config.range()
         t0 = time.perf_counter()
 
         def save(history: list[Probe], bracket: tuple[float, float], **more: Any) -> None:
             record = {"settings": _settings(config), "probes": [asdict(h) for h in history]}
             write_json(root / TRANSITION, {**record, "bracket": list(bracket), **more})
 
-        def seeds_for(k: int) -> list[int]:
-            base = config.first_seed + SEARCH_SEED_OFFSET + k * config.seeds_per_probe
-            return list(range(base, base + config.seeds_per_probe))
-
-        search_root = root / "search"
-        history, bracket = bisect(
-            _search_member(search_root, zoo), lo, hi, config.probes, seeds_for, done, save
-        )
+        history, bracket = _probe(config, zoo, root, state, save, say)
         probe_bracket = bracket
         searched = {"probe_bracket": list(probe_bracket)}
         seeds = tuple(range(config.first_seed, config.first_seed + config.population))
@@ -310,11 +303,13 @@ def find_transition(
         p = next_p(0)
         # a search resumed with fewer moves still replays (and keeps) every population it tried
         for k in range(max(config.moves + 1, len(tried))):
+            say(f"population {k + 1} at p = {p:g}: {len(seeds)} seeds")
             pop_zoo = replace(zoo, ps=(p,), seeds=seeds)
             result = run_zoo(pop_zoo, root / f"p{p:g}", progress=progress)
             split = _split(result.rows, p, config.min_each_side)
             populations.append(split)
             save(history, bracket, **searched, p=p, populations=populations)
+            say(_split_line(split))
             if split["splits"]:
                 break
             bracket = _move(populations, bracket, *config.range())
@@ -325,6 +320,51 @@ def find_transition(
         save(history, bracket, **searched, p=p, populations=populations, cost=cost)
         found = (p, populations[-1], populations, cost, probe_bracket, config.range())
         return TransitionResult(root, history, bracket, *found)
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def _probe(
+    config: TransitionConfig,
+    zoo: ZooConfig,
+    root: Path,
+    state: dict[str, Any],
+    save: Callable[..., None],
+    say: Callable[[str], None],
+) -> tuple[list[Probe], tuple[float, float]]:
+    """The bisection's probes (those in ``state`` replayed), saved and reported as each ends."""
+    lo, hi = config.range()
+    say(f"transition search {zoo.family}: {config.probes} probes in [{lo:g}, {hi:g}]")
+
+    def seeds_for(k: int) -> list[int]:
+        base = config.first_seed + SEARCH_SEED_OFFSET + k * config.seeds_per_probe
+        return list(range(base, base + config.seeds_per_probe))
+
+    def on_probe(history: list[Probe], bracket: tuple[float, float]) -> None:
+        save(history, bracket)
+        pr = history[-1]
+        say(
+            f"probe {len(history)}/{config.probes} at p = {pr.p:g}: mean b {pr.mean_b:.2f} "
+            f"-> bracket [{bracket[0]:g}, {bracket[1]:g}]"
+        )
+
+    done = [Probe(**pr) for pr in state.get("probes", [])]
+    measure = _search_member(root / "search", zoo)
+    return bisect(measure, lo, hi, config.probes, seeds_for, done, on_probe)
+
+
+def _split_line(split: dict[str, Any]) -> str:
+    verdict = "splits" if split["splits"] else "does not split"
+    return (
+        f"population at p = {split['p']:g}: {split['above']} with b > 1/2, {split['below']} "
+        f"with b < 1/2 ({verdict})"
+    )
 
 
 def _cost(root: Path, populations: list[dict[str, Any]], wall_s: float) -> dict[str, float]:
