@@ -29,7 +29,13 @@ def main(argv: list[str]) -> int:
     if name not in {e.name for e in EXPERIMENTS}:
         print(f"unknown experiment {name!r}\n\n{listing()}", file=sys.stderr)
         return 2
-    run(name, rest, results)
+    from mesa.errors import MesaError
+
+    try:
+        run(name, rest, results)
+    except MesaError as e:  # a bad setting or a failed member: one line, no traceback
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

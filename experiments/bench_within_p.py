@@ -23,6 +23,7 @@ writes ``results/bench_within_p/seeds100-115-<commit>.json``.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,42 +39,7 @@ FAMILIES_BY_COST = ("lookalike", "maze", "keys", "sycophancy", "coin")
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--families", nargs="+", default=list(FAMILIES_BY_COST))
-    ap.add_argument("--first-seed", type=int, default=100)
-    ap.add_argument("--population", type=int, default=16)
-    ap.add_argument("--probes", type=int, default=4)
-    ap.add_argument(
-        "--seeds-per-probe",
-        type=int,
-        default=1,
-        help="members per bisection step, trained side by side on the workers",
-    )
-    ap.add_argument("--moves", type=int, default=2, help="populations after the first (at most)")
-    ap.add_argument(
-        "--min-each-side", type=int, default=4, help="members on each side of b = 1/2 to split"
-    )
-    ap.add_argument("--out", default="runs/within_p", help="parent directory of the searches")
-    ap.add_argument("--workers", type=int, default=2, help="worker processes in all")
-    ap.add_argument(
-        "--lanes",
-        type=int,
-        default=None,
-        help="families searched side by side, each on workers / lanes of the workers (a "
-        "search's one-seed probes would leave the other workers idle); default: as many as "
-        "workers or families, whichever is fewer, and 1 with --backend ray (Ray spreads each "
-        "population over the cluster). 1: one family at a time. Members are the same either way",
-    )
-    ap.add_argument("--backend", choices=("local", "ray"), default="local")
-    ap.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options (every family)")
-    ap.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="trainer hyperparameters")
-    args = ap.parse_args(argv)
-    if args.lanes is None:
-        args.lanes = 1 if args.backend == "ray" else min(args.workers, len(args.families))
-    if not 1 <= args.lanes <= args.workers:
-        ap.error(f"--lanes must be 1 to --workers ({args.workers}), got {args.lanes}")
-    if args.backend == "ray" and args.lanes > 1:
-        ap.error("--lanes runs families in local processes: with --backend ray use --lanes 1")
+    args = _arguments(argv)
     options, hparams = parse_assignments(args.opt), parse_assignments(args.hp)
     search = {
         "out": args.out,
@@ -88,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         "options": options,
         "hparams": hparams,
     }
+    _check(args.families, search)
     t_all = time.perf_counter()
     families = run_families(args.families, search, args.lanes)
     seeds = list(range(args.first_seed, args.first_seed + args.population))
@@ -108,6 +75,76 @@ def main(argv: list[str] | None = None) -> None:
         what = "-".join(args.families) + "-" + what
     write_result("bench_within_p", what + ("-custom" if options or hparams else ""), payload)
     print(table(payload))
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    ap.add_argument("--families", nargs="+", default=list(FAMILIES_BY_COST), help="in this order")
+    ap.add_argument("--first-seed", type=int, default=100, help="the populations' first seed")
+    ap.add_argument("--population", type=int, default=16, help="seeds at the found p")
+    ap.add_argument("--probes", type=int, default=4, help="bisection steps")
+    ap.add_argument(
+        "--seeds-per-probe",
+        type=int,
+        default=1,
+        help="members per bisection step, trained side by side on the workers",
+    )
+    ap.add_argument("--moves", type=int, default=2, help="populations after the first (at most)")
+    ap.add_argument(
+        "--min-each-side", type=int, default=4, help="members on each side of b = 1/2 to split"
+    )
+    ap.add_argument("--out", default="runs/within_p", help="parent directory of the searches")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes in all")
+    ap.add_argument(
+        "--lanes",
+        type=int,
+        default=None,
+        help="families searched side by side, each on workers / lanes of the workers (a "
+        "search's one-seed probes would leave the other workers idle); default: the most "
+        "lanes, up to one a family, that share the workers evenly (2 with 2 workers), and 1 "
+        "with --backend ray. 1: one family at a time. Members are the same either way",
+    )
+    ap.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="where members run (ray: one family at a time, each population over the cluster)",
+    )
+    ap.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options (every family)")
+    ap.add_argument("--hp", nargs="*", metavar="KEY=VALUE", help="trainer hyperparameters")
+    args = ap.parse_args(argv)
+    n, workers = len(args.families), args.workers
+    if workers < 1:
+        ap.error(f"--workers must be at least 1, got {workers}")
+    if len(set(args.families)) < n:
+        ap.error(f"a family is given twice: {' '.join(args.families)}")
+    if args.lanes is None:
+        fits = [k for k in range(1, min(workers, n) + 1) if workers % k == 0]
+        args.lanes = 1 if args.backend == "ray" else max(fits)
+    if args.backend == "ray" and args.lanes > 1:
+        ap.error("--lanes runs families in local processes: with --backend ray use --lanes 1")
+    if args.lanes < 1:
+        ap.error(f"--lanes must be at least 1, got {args.lanes}")
+    if args.lanes > min(workers, n):
+        what = f"--workers ({workers})" if workers < n else f"the families given ({n})"
+        ap.error(f"--lanes {args.lanes} is more than {what}")
+    if workers % args.lanes:
+        ap.error(f"--workers {workers} cannot be shared evenly among --lanes {args.lanes}")
+    return args
+
+
+def _check(names: list[str], search: dict[str, Any]) -> None:
+    """Every family's settings, checked before anything runs: one line, then exit 2."""
+    from mesa.errors import MesaError
+
+    for name in names:
+        try:
+            config = _config(name, search).check()
+            config.zoo.resolved()
+        except MesaError as e:
+            raise SystemExit(f"bench_within_p: error: {name}: {e}") from None
 
 
 def run_families(names: list[str], search: dict[str, Any], lanes: int) -> dict[str, Any]:
@@ -136,20 +173,22 @@ def run_families(names: list[str], search: dict[str, Any], lanes: int) -> dict[s
             flush=True,
         )
 
-    print(f"{len(names)} families, {lanes} at a time: {', '.join(names)}", flush=True)
+    print(f"{len(names)} families, {lanes} side by side: {', '.join(names)}", flush=True)
     run_in_workers(run_family, [(n, (n, search, False)) for n in names], lanes, on_done)
     if failed:
         raise MesaError("; ".join(f"{n}: {e}" for n, e in failed.items()))
     return {name: done[name] for name in names}
 
 
-def run_family(family: str, search: dict[str, Any], progress: bool) -> dict[str, Any]:
-    """One family's transition search and population at ``search['out']/family``, and what the
-    benchmark records of it."""
-    from mesa.io import read_json
-    from mesa.zoo import TransitionConfig, ZooConfig, find_transition
+def say(text: str) -> None:
+    """Print ``text`` in one write, so that lanes printing at once do not mix their lines."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
-    t0 = time.perf_counter()
+
+def _config(family: str, search: dict[str, Any]) -> Any:
+    from mesa.zoo import TransitionConfig, ZooConfig
+
     zoo = ZooConfig(
         family,
         task_options=search["options"],
@@ -157,7 +196,7 @@ def run_family(family: str, search: dict[str, Any], progress: bool) -> dict[str,
         workers=search["workers"],
         backend=search.get("backend", "local"),
     )
-    config = TransitionConfig(
+    return TransitionConfig(
         zoo,
         first_seed=search["first_seed"],
         population=search["population"],
@@ -166,13 +205,23 @@ def run_family(family: str, search: dict[str, Any], progress: bool) -> dict[str,
         moves=search["moves"],
         min_each_side=search["min_each_side"],
     )
+
+
+def run_family(family: str, search: dict[str, Any], progress: bool) -> dict[str, Any]:
+    """One family's transition search and population at ``search['out']/family``, and what the
+    benchmark records of it."""
+    from mesa.io import read_json
+    from mesa.zoo import find_transition
+
+    t0 = time.perf_counter()
+    config = _config(family, search)
     root = Path(search["out"]) / family
 
     def log(message: str) -> None:  # lanes print side by side: each line names its family
-        print(f"{family}: {message}", flush=True)
+        say(f"{family}: {message}")
 
     found = find_transition(config, root, progress=progress, log=None if progress else log)
-    print(found.summary(), flush=True)
+    say(found.summary())
     population = root / f"p{found.p:g}"
     summary = read_json(population / "zoo.json")
     return {

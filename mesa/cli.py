@@ -148,10 +148,27 @@ def _grid(values: list[str] | None) -> tuple[float, ...] | str:
         raise MesaError(f"--p takes numbers in [0, 1] or the word auto, got {values}") from None
 
 
+#: ``mesa zoo``'s options of the transition search, with their defaults.
+SEARCH_OPTIONS = {
+    "population": 16,
+    "probes": 4,
+    "seeds_per_probe": 1,
+    "moves": 2,
+    "min_each_side": 4,
+    "bracket": None,
+}
+
+
 def _cmd_zoo(args: argparse.Namespace) -> int:
+    from mesa.errors import MesaError
     from mesa.zoo import ZooConfig, run_zoo
 
     grid = _grid(args.p)
+    if grid != "auto":
+        given = [k for k, v in SEARCH_OPTIONS.items() if getattr(args, k) != v]
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise MesaError(f"{flags}: only with --p auto (the transition search)")
     config = ZooConfig(
         family=args.family,
         ps=() if grid == "auto" else grid,  # type: ignore[arg-type]
@@ -398,27 +415,32 @@ def _add_zoo_parser(sub: Any) -> None:
     p.add_argument("--seeds", type=int, default=4, help="seeds per p")
     auto = p.add_argument_group("--p auto (transition search)")
     auto.add_argument(
-        "--population", type=int, default=16, help="seeds at the found p (default 16)"
+        "--population",
+        type=int,
+        default=SEARCH_OPTIONS["population"],
+        help="seeds at the found p (default 16)",
     )
-    auto.add_argument("--probes", type=int, default=4, help="bisection steps (default 4)")
+    auto.add_argument(
+        "--probes", type=int, default=SEARCH_OPTIONS["probes"], help="bisection steps (default 4)"
+    )
     auto.add_argument(
         "--seeds-per-probe",
         type=int,
-        default=1,
+        default=SEARCH_OPTIONS["seeds_per_probe"],
         help="members per bisection step, trained side by side on the workers (default 1; with 2 "
         "workers, 2 seeds a probe cost the wall time of 1)",
     )
     auto.add_argument(
         "--moves",
         type=int,
-        default=2,
+        default=SEARCH_OPTIONS["moves"],
         help="populations tried after the first when one does not split (default 2; more resumes "
         "a search)",
     )
     auto.add_argument(
         "--min-each-side",
         type=int,
-        default=4,
+        default=SEARCH_OPTIONS["min_each_side"],
         help="members the population needs on each side of b = 1/2 to count as split (default 4)",
     )
     auto.add_argument(

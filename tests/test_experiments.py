@@ -348,16 +348,21 @@ def test_within_p_reports_how_many_members_converged(tmp_path: Path):
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
-        (["--lanes", "3"], "--lanes must be 1 to --workers (2), got 3"),
+        (["--lanes", "3"], "--lanes 3 is more than --workers (2)"),
+        (["--families", "keys", "--lanes", "2"], "--lanes 2 is more than the families given (1)"),
+        (["--workers", "3", "--lanes", "2"], "--workers 3 cannot be shared evenly among --lanes 2"),
+        (["--workers", "0"], "--workers must be at least 1, got 0"),
         (["--backend", "ray", "--lanes", "2"], "with --backend ray use --lanes 1"),
+        (["--families", "nosuch"], "bench_within_p: error: nosuch: unknown task 'nosuch'"),
+        (["--population", "2"], "lookalike: a population of 2 cannot hold 4 members on each"),
     ],
 )
 def test_within_p_lanes_are_checked_before_anything_runs(argv, says, capsys):
     from experiments import bench_within_p
 
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit:
         bench_within_p.main(argv)
-    assert says in capsys.readouterr().err
+    assert says in capsys.readouterr().err + str(exit.value.code)
 
 
 @pytest.mark.slow

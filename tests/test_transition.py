@@ -129,6 +129,20 @@ def test_bad_settings():
     assert Probe(0.1, [0, 1], [0.2, 0.8]).mean_b == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize(
+    ("extra", "flags"),
+    [(["--population", "8"], "--population"), (["--bracket", "0", "1", "--moves", "4"], "--moves")],
+)
+def test_search_options_without_p_auto_are_refused_not_ignored(tmp_path, capsys, extra, flags):
+    from mesa.cli import main
+
+    out = tmp_path / "z"
+    assert main(["zoo", "sycophancy", "--p", "0.1", "0.2", "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mesa: error: ") and "only with --p auto" in err and flags in err
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_cli_transition_search_on_a_tiny_sequence_family(tmp_path: Path, capsys):
     from mesa.cli import main
@@ -139,7 +153,7 @@ def test_cli_transition_search_on_a_tiny_sequence_family(tmp_path: Path, capsys)
     argv += ["eval_every=20", "eval_samples=64", "--methods", "behaviour"]
     code = main(argv)
     out = capsys.readouterr().out
-    assert "transition search" in out and "population at p = " in out
+    assert "transition search: 1 probe in [0, 0.5]" in out
     # progress as it goes: each probe and population reported when it ends
     assert "probe 1/1 at p = 0.125: mean b " in out and "population 1 at p = " in out
     saved = json.loads((tmp_path / "t" / "transition.json").read_text())

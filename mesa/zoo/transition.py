@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -159,16 +160,16 @@ class TransitionResult:
             lines.append(f"  p = {pr.p:<8g} seeds {pr.seeds}: mean b {pr.mean_b:.2f}")
         lo, hi = self.probe_bracket or self.bracket
         lines.append(f"  the probes' bracket [{lo:g}, {hi:g}]")
-        lines += [f"  {_split_line(pop)}" for pop in self.populations]
+        lines += [f"  {_split_line(pop, k + 1)}" for k, pop in enumerate(self.populations)]
         if self.split.get("splits"):
             lines.append(f"  -> p = {self.p:g}: a population that splits")
         else:
             lines.append(f"  -> no population split after {len(self.populations)}: {self.hint()}")
         if self.cost:
             lines.append(
-                f"  search compute {self.cost['search_train_s']:.0f} s of training against the "
-                f"{len(self.populations)} population(s)' {self.cost['population_train_s']:.0f} s "
-                f"({self.cost['search_share']:.0%})"
+                f"  search compute: {self.cost['search_train_s']:.0f} s of training, "
+                f"{self.cost['search_share']:.0%} of the {len(self.populations)} population(s)' "
+                f"{self.cost['population_train_s']:.0f} s"
             )
         return "\n".join(lines)
 
@@ -187,7 +188,7 @@ class TransitionResult:
             where = f"above the search's upper bound {hi:g} or close below it"
         return (
             f"every population fell on one side of 1/2: the transition may lie {where} "
-            "(widen --bracket, or rerun with more --moves)"
+            "(widen --bracket, in a new --out, or rerun with more --moves)"
         )
 
 
@@ -303,13 +304,14 @@ def find_transition(
         p = next_p(0)
         # a search resumed with fewer moves still replays (and keeps) every population it tried
         for k in range(max(config.moves + 1, len(tried))):
-            say(f"population {k + 1} at p = {p:g}: {len(seeds)} seeds")
+            again = " (recorded: resumed)" if k < len(tried) else ""
+            say(f"population {k + 1} at p = {p:g}: {len(seeds)} seeds{again}")
             pop_zoo = replace(zoo, ps=(p,), seeds=seeds)
             result = run_zoo(pop_zoo, root / f"p{p:g}", progress=progress)
             split = _split(result.rows, p, config.min_each_side)
             populations.append(split)
             save(history, bracket, **searched, p=p, populations=populations)
-            say(_split_line(split))
+            say(_split_line(split, k + 1))
             if split["splits"]:
                 break
             bracket = _move(populations, bracket, *config.range())
@@ -323,7 +325,9 @@ def find_transition(
 
 
 def _print(message: str) -> None:
-    print(message, flush=True)
+    # one write a line: lines of searches running side by side in other processes do not mix
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
 
 
 def _quiet(message: str) -> None:
@@ -340,30 +344,33 @@ def _probe(
 ) -> tuple[list[Probe], tuple[float, float]]:
     """The bisection's probes (those in ``state`` replayed), saved and reported as each ends."""
     lo, hi = config.range()
-    say(f"transition search {zoo.family}: {config.probes} probes in [{lo:g}, {hi:g}]")
+    n = config.probes
+    say(f"transition search: {n} probe{'s' * (n != 1)} in [{lo:g}, {hi:g}]")
 
     def seeds_for(k: int) -> list[int]:
         base = config.first_seed + SEARCH_SEED_OFFSET + k * config.seeds_per_probe
         return list(range(base, base + config.seeds_per_probe))
 
+    done = [Probe(**pr) for pr in state.get("probes", [])]
+
     def on_probe(history: list[Probe], bracket: tuple[float, float]) -> None:
         save(history, bracket)
-        pr = history[-1]
+        k, pr = len(history), history[-1]
+        again = " (recorded)" if k <= len(done) and done[k - 1] == pr else ""
         say(
-            f"probe {len(history)}/{config.probes} at p = {pr.p:g}: mean b {pr.mean_b:.2f} "
-            f"-> bracket [{bracket[0]:g}, {bracket[1]:g}]"
+            f"probe {k}/{config.probes} at p = {pr.p:g}: mean b {pr.mean_b:.2f} "
+            f"-> bracket [{bracket[0]:g}, {bracket[1]:g}]{again}"
         )
 
-    done = [Probe(**pr) for pr in state.get("probes", [])]
     measure = _search_member(root / "search", zoo)
     return bisect(measure, lo, hi, config.probes, seeds_for, done, on_probe)
 
 
-def _split_line(split: dict[str, Any]) -> str:
+def _split_line(split: dict[str, Any], number: int) -> str:
     verdict = "splits" if split["splits"] else "does not split"
     return (
-        f"population at p = {split['p']:g}: {split['above']} with b > 1/2, {split['below']} "
-        f"with b < 1/2 ({verdict})"
+        f"population {number} at p = {split['p']:g}: {split['above']} with b > 1/2, "
+        f"{split['below']} with b < 1/2 ({verdict})"
     )
 
 
