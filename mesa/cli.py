@@ -402,17 +402,8 @@ def _add_run_parsers(sub: Any) -> None:
     p.set_defaults(func=_cmd_detect)
 
 
-def _add_zoo_parser(sub: Any) -> None:
-    p = sub.add_parser("zoo", help="train, evaluate and detect a population over p and seeds")
-    p.add_argument("family", help="task family")
-    p.add_argument("--out", required=True, help="zoo directory (resumed if it exists)")
-    p.add_argument(
-        "--p",
-        nargs="+",
-        help="grid of p values, or auto: find the p where the OOD true-goal preference crosses "
-        "1/2 by bisection, then train a population there (see --population)",
-    )
-    p.add_argument("--seeds", type=int, default=4, help="seeds per p")
+def _add_search_options(p: argparse.ArgumentParser) -> None:
+    """``mesa zoo``'s options of the transition search (``--p auto``)."""
     auto = p.add_argument_group("--p auto (transition search)")
     auto.add_argument(
         "--population",
@@ -450,6 +441,20 @@ def _add_zoo_parser(sub: Any) -> None:
         metavar=("LO", "HI"),
         help="p values below and above the transition (default: the family's zoo_ps ends)",
     )
+
+
+def _add_zoo_parser(sub: Any) -> None:
+    p = sub.add_parser("zoo", help="train, evaluate and detect a population over p and seeds")
+    p.add_argument("family", help="task family")
+    p.add_argument("--out", required=True, help="zoo directory (resumed if it exists)")
+    p.add_argument(
+        "--p",
+        nargs="+",
+        help="grid of p values, or auto: find the p where the OOD true-goal preference crosses "
+        "1/2 by bisection, then train a population there (see --population)",
+    )
+    p.add_argument("--seeds", type=int, default=4, help="seeds per p")
+    _add_search_options(p)
     p.add_argument("--first-seed", type=int, default=0, help="seeds run first-seed, +1, ...")
     p.add_argument("--workers", type=int, default=2, help="parallel local processes")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
