@@ -23,7 +23,6 @@ writes ``results/bench_within_p/seeds100-115-<commit>.json``.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -180,12 +179,6 @@ def run_families(names: list[str], search: dict[str, Any], lanes: int) -> dict[s
     return {name: done[name] for name in names}
 
 
-def say(text: str) -> None:
-    """Print ``text`` in one write, so that lanes printing at once do not mix their lines."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
 def _config(family: str, search: dict[str, Any]) -> Any:
     from mesa.zoo import TransitionConfig, ZooConfig
 
@@ -212,16 +205,17 @@ def run_family(family: str, search: dict[str, Any], progress: bool) -> dict[str,
     benchmark records of it."""
     from mesa.io import read_json
     from mesa.zoo import find_transition
+    from mesa.zoo.transition import print_line
 
     t0 = time.perf_counter()
     config = _config(family, search)
     root = Path(search["out"]) / family
 
     def log(message: str) -> None:  # lanes print side by side: each line names its family
-        say(f"{family}: {message}")
+        print_line(f"{family}: {message}")
 
     found = find_transition(config, root, progress=progress, log=None if progress else log)
-    say(found.summary())
+    print_line(found.summary())
     population = root / f"p{found.p:g}"
     summary = read_json(population / "zoo.json")
     return {

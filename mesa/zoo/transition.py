@@ -280,7 +280,7 @@ def find_transition(
     ``progress``, which also shows the populations' progress bars)."""
     config.check()
     zoo = config.zoo.resolved()
-    say = log if log is not None else (_print if progress else _quiet)
+    say = log if log is not None else (print_line if progress else _quiet)
     with locked(out, "transition directory") as root:
         state = read_json(root / TRANSITION) if (root / TRANSITION).is_file() else {}
         if state:
@@ -324,8 +324,9 @@ def find_transition(
         return TransitionResult(root, history, bracket, *found)
 
 
-def _print(message: str) -> None:
-    # one write a line: lines of searches running side by side in other processes do not mix
+def print_line(message: str) -> None:
+    """Print ``message`` in one write, so that searches printing side by side in other
+    processes do not mix their lines."""
     sys.stdout.write(message + "\n")
     sys.stdout.flush()
 
