@@ -15,7 +15,7 @@ import pytest
 import mesa.zoo.transition as transition
 from mesa.errors import MesaError
 from mesa.zoo import TransitionConfig, ZooConfig, ZooResult, find_transition
-from mesa.zoo.transition import Probe, aim, bisect, midpoint
+from mesa.zoo.transition import Probe, aim, bisect, crossing, midpoint, refit
 
 TRUE_P = 0.137  # the synthetic family's transition
 
@@ -113,8 +113,13 @@ def test_populations_on_one_side_twice_widen_past_misleading_probes(tmp_path, mo
     found = find_transition(config, tmp_path)
     pops = found.populations
     assert pops[0]["p"] > 0.28 and pops[0]["above"] == 16  # the probes' bracket: past TRUE_P
-    assert pops[1]["p"] > 0.28 and pops[1]["above"] == 16  # the first move stays inside it
-    assert pops[2]["p"] < 0.1  # the second widens to the search's bound
+    # the first move follows the curve fitted to the probes and the population: just below it
+    assert 0.225 < pops[1]["p"] < pops[0]["p"] and pops[1]["above"] == 16
+    # two on one side: the probes misled the fit; the populations alone give the midpoint
+    # between the search's bound and the nearest population
+    assert pops[2]["p"] == midpoint(0.0, pops[1]["p"]) and pops[2]["below"] == 16
+    for q in pops[3:]:  # then inside the bracket the populations leave
+        assert pops[2]["p"] < q["p"] < pops[1]["p"]
     assert found.split["splits"] and abs(found.p - TRUE_P) < 0.021
 
 
@@ -254,7 +259,9 @@ def test_a_smooth_family_gets_its_population_nearer_the_transition_than_the_midp
     again = find_transition(replace(config, moves=1), tmp_path / "aimed")
     assert counts["search"] == 3  # the probes are replayed, not measured again
     assert again.populations[0]["p"] == 0.07 and not again.populations[0]["splits"]
-    assert again.populations[1]["splits"] and abs(again.p - found.p) < 0.002  # aimed again
+    # the next population goes where the curve through the probes and that population crosses
+    assert again.p == refit(again.probes, again.populations[:1], (0.0, 1.0)) < 0.07
+    assert again.populations[1]["splits"]
 
 
 def test_no_split_says_what_to_try_and_fewer_moves_keep_every_population(tmp_path, monkeypatch):
@@ -277,3 +284,45 @@ def test_no_split_says_what_to_try_and_fewer_moves_keep_every_population(tmp_pat
     saved = json.loads((tmp_path / "transition.json").read_text())
     assert [q["p"] for q in saved["populations"]] == tried
     assert saved["probe_bracket"] == [0.0675, 0.12]
+
+
+def _pop(p: float, above: int, below: int, mean_b: float) -> dict:
+    return {"p": p, "above": above, "below": below, "splits": False, "mean_b": mean_b}
+
+
+def test_crossing_is_the_fitted_curves_half_way_point():
+    # two points symmetric about 1/2 on the sqrt scale: the curve crosses halfway, sqrt p = 0.3
+    assert crossing([(0.04, 0.2, 1), (0.16, 0.8, 1)]) == pytest.approx(0.3, abs=1e-4)
+    # b 0.2 and 0.6: the curve through both, logit(b) linear in sqrt p, crosses where logit = 0
+    logit = math.log(0.2 / 0.8), math.log(0.6 / 0.4)
+    root = 0.2 + 0.2 * (0 - logit[0]) / (logit[1] - logit[0])
+    assert crossing([(0.04, 0.2, 1), (0.16, 0.6, 1)]) == pytest.approx(root, abs=1e-4)
+    assert crossing([(0.04, 0.6, 1), (0.16, 0.8, 1)]) is None  # nothing below 1/2
+    assert crossing([(0.04, 0.8, 1), (0.16, 0.2, 1)]) is None  # b falls with p
+
+
+def test_refit_lets_a_population_outweigh_a_single_seed_probe():
+    """Coin's search at seeds 100-115: single-seed probes put the transition above 0.05625
+    (b 0.356 there), the population at 0.0744 had all 16 seeds above 1/2 (mean 0.83). The next
+    population goes where the curve through all of them crosses 1/2: below that probe."""
+    probes = [
+        Probe(0.1, [0], [0.81]),
+        Probe(0.025, [1], [0.18]),
+        Probe(0.05625, [2], [0.356]),
+        Probe(0.07656, [3], [0.51]),
+    ]
+    p = refit(probes, [_pop(0.0744, 16, 0, 0.83)], (0.0, 0.4))
+    assert 0.04 < p < 0.05625
+    # sycophancy's: a sharp switch (b 0.0015 at 0.02813, 13 : 3 at 0.033): it stays close
+    probes = [
+        Probe(0.05, [0], [0.99]),
+        Probe(0.0125, [1], [0.0]),
+        Probe(0.02813, [2], [0.0015]),
+        Probe(0.03828, [3], [0.9995]),
+    ]
+    p = refit(probes, [_pop(0.033, 13, 3, 0.73)], (0.0, 0.2))
+    assert 0.02813 < p < 0.033
+    # a second population on the same side: the probes are set aside, and with populations on
+    # one side only the fit has nothing to cross: the midpoint towards the search's bound
+    pops = [_pop(0.0744, 16, 0, 0.83), _pop(0.0615, 16, 0, 0.76)]
+    assert refit(probes, pops, (0.0, 0.4)) == midpoint(0.0, 0.0615)

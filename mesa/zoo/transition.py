@@ -14,9 +14,12 @@ After ``probes`` rounds it trains the ``population`` (``N`` seeds, default 16) i
 bracket, where the line through the two ends' measured ``b`` crosses 1/2 (:func:`aim`), as an
 ordinary zoo (trained, OOD-tested and detected), and checks the split: at least
 ``min_each_side`` members on each side of ``b = 1/2``. Where seeds alone do not split it, it
-says so and tries the neighbouring ``p`` towards the side that is short (up to ``moves``
-times), widening past the probes' bracket when two populations in a row land on the same side
-(single-seed probes can misplace it).
+says so and tries another ``p`` towards the side that is short (up to ``moves`` times): where a
+logistic curve fitted to everything measured so far crosses 1/2 (:func:`refit`), inside the
+bracket that the populations leave. A population of many seeds outweighs a single-seed probe
+there, whose ``b`` is one seed's (in coin, one seed's ``b`` ranged 0.51-0.95 at one ``p``); when
+two populations in a row land on the same side the probes evidently misled the fit, and it is
+made from the populations alone.
 
 Everything is resumable: search members are run directories under ``DIR/search``, each
 population a zoo under ``DIR/p<value>``, and ``DIR/transition.json`` records every probe (its
@@ -262,11 +265,73 @@ def aim(bracket: tuple[float, float], measured: dict[float, float]) -> float:
     return float(f"{root**2:.4g}")
 
 
-def _measured(history: list[Probe], populations: list[dict[str, Any]]) -> dict[float, float]:
-    """Mean b by p, from the probes and then the populations (more seeds: they win a tie)."""
-    out = {pr.p: pr.mean_b for pr in history if not math.isnan(pr.mean_b)}
-    out |= {q["p"]: q["mean_b"] for q in populations if not math.isnan(q.get("mean_b", math.nan))}
-    return out
+def _measured(history: list[Probe]) -> dict[float, float]:
+    """The probes' mean b by p."""
+    return {pr.p: pr.mean_b for pr in history if not math.isnan(pr.mean_b)}
+
+
+#: How near to a tried population's p the next may go, as a share of the bracket (square-root
+#: scale): near enough to follow a sharp transition (sycophancy's populations split 13 : 3 at
+#: p = 0.033 and 10 : 6 at 0.0314), never onto a p already tried.
+MOVE_MARGIN = 0.02
+
+
+def population_bracket(
+    populations: list[dict[str, Any]], lo: float, hi: float
+) -> tuple[float, float]:
+    """Between the highest p whose population fell mostly below 1/2 (else the search's bound
+    ``lo``) and the lowest whose population fell mostly above (else ``hi``)."""
+    below = max((q["p"] for q in populations if not _lopsided_above(q)), default=lo)
+    above = min((q["p"] for q in populations if _lopsided_above(q)), default=hi)
+    return min(below, above), max(below, above)  # seeds' noise can cross them: keep the order
+
+
+def crossing(points: list[tuple[float, float, int]]) -> float | None:
+    """Where a logistic curve in ``sqrt(p)`` fitted to ``(p, mean b, seeds)`` crosses 1/2, as
+    ``sqrt(p)``: each point counts as ``seeds * b`` members pursuing the true goal and
+    ``seeds * (1 - b)`` not, so a population of 16 outweighs a single-seed probe sixteen times.
+    ``None`` when no mean b lies on each side of 1/2 or the curve does not rise with p."""
+    if not (any(b < 0.5 for _, b, _ in points) and any(b > 0.5 for _, b, _ in points)):
+        return None
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    x, y, w = [], [], []
+    for p, b, n in points:
+        for label, weight in ((1, n * b), (0, n * (1 - b))):
+            if weight > 0:
+                x.append([math.sqrt(p)])
+                y.append(label)
+                w.append(weight)
+    with warnings.catch_warnings():  # near-separable points: the slope stops growing at C
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit = LogisticRegression(C=1e6, max_iter=10_000).fit(x, y, sample_weight=w)
+    slope = float(fit.coef_[0, 0])
+    return -float(fit.intercept_[0]) / slope if slope > 0 else None
+
+
+def refit(
+    history: list[Probe], populations: list[dict[str, Any]], bounds: tuple[float, float]
+) -> float:
+    """The p for the next population after one that did not split: where :func:`crossing`
+    puts the transition, fitted to the probes and populations (the populations alone when the
+    last two fell on the same side: the probes misled it), kept inside
+    :func:`population_bracket` at least :data:`MOVE_MARGIN` from its ends; the bracket's
+    midpoint where no curve crosses. Rounded like :func:`midpoint`."""
+    lo, hi = population_bracket(populations, *bounds)
+    sides = [_lopsided_above(q) for q in populations[-2:]]
+    misled = len(sides) == 2 and sides[0] == sides[1]
+    points = [] if misled else [(pr.p, pr.mean_b, len(pr.b)) for pr in history]
+    points += [(q["p"], q["mean_b"], q["above"] + q["below"]) for q in populations]
+    root = crossing([pt for pt in points if not math.isnan(pt[1])])
+    if root is None:
+        return midpoint(lo, hi)
+    s_lo, s_hi = math.sqrt(lo), math.sqrt(hi)
+    margin = MOVE_MARGIN * (s_hi - s_lo)
+    root = min(max(root, s_lo + margin), s_hi - margin)
+    return float(f"{root**2:.4g}")
 
 
 def find_transition(
@@ -299,7 +364,11 @@ def find_transition(
         tried = [q["p"] for q in state.get("populations", [])]  # a resumed search replays them
 
         def next_p(k: int) -> float:
-            return tried[k] if k < len(tried) else aim(bracket, _measured(history, populations))
+            if k < len(tried):
+                return tried[k]
+            if populations:
+                return refit(history, populations, config.range())
+            return aim(bracket, _measured(history))
 
         p = next_p(0)
         # a search resumed with fewer moves still replays (and keeps) every population it tried
@@ -314,7 +383,7 @@ def find_transition(
             say(_split_line(split, k + 1))
             if split["splits"]:
                 break
-            bracket = _move(populations, bracket, *config.range())
+            bracket = population_bracket(populations, *config.range())
             p = next_p(k + 1)
         p = populations[-1]["p"]  # the one that split, or the last tried
         wall_s = state.get("cost", {}).get("wall_s", 0.0) + time.perf_counter() - t0
@@ -390,24 +459,6 @@ def _cost(root: Path, populations: list[dict[str, Any]], wall_s: float) -> dict[
 
 def _lopsided_above(split: dict[str, Any]) -> bool:
     return split["above"] > split["below"]
-
-
-def _move(
-    populations: list[dict[str, Any]], bracket: tuple[float, float], lo: float, hi: float
-) -> tuple[float, float]:
-    """The bracket for the next population after the last one did not split: from its ``p``
-    towards the short side, as far as the bracket's other end. When two populations in a row
-    fall on the same side, the bracket (set by single-seed probes, which a seed's own transition
-    can mislead) is evidently wrong there, so it widens to the nearest population on the other
-    side or else the search's own bound ``lo`` / ``hi``."""
-    last = populations[-1]
-    p, above = last["p"], _lopsided_above(last)
-    again = len(populations) > 1 and _lopsided_above(populations[-2]) == above
-    if above:  # p is past the transition
-        below_at = [q["p"] for q in populations if q["p"] < p and not _lopsided_above(q)]
-        return (max(below_at, default=lo) if again else bracket[0]), p
-    above_at = [q["p"] for q in populations if q["p"] > p and _lopsided_above(q)]
-    return p, (min(above_at, default=hi) if again else bracket[1])
 
 
 def _check_same_search(root: Path, saved: dict[str, Any], settings: dict[str, Any]) -> None:
