@@ -7,6 +7,7 @@ itself takes mypy half a minute); everything of mesa is analysed for real.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -108,12 +109,14 @@ def _mypy(tmp_path: Path, package_data: bool) -> str:
     (tmp_path / "mypy.ini").write_text(MYPY_INI)
     (tmp_path / "user.py").write_text(USER_SCRIPT)
     # the site directory is on the path mypy searches for installed packages (PEP 561); run
-    # from tmp_path so that the checkout's own mesa/ is not found instead
+    # from tmp_path so that the checkout's own mesa/ is not found instead. The caller's own
+    # PYTHONPATH follows it: where mypy itself was installed there, the child finds it too
+    path = [str(site), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     command = ["-m", "mypy", "--config-file", "mypy.ini", "--cache-dir", "cache", "user.py"]
     proc = subprocess.run(
         [sys.executable, *command],
         cwd=tmp_path,
-        env={"PYTHONPATH": str(site), "PATH": ""},
+        env={"PYTHONPATH": os.pathsep.join(path), "PATH": ""},
         capture_output=True,
         text=True,
     )
