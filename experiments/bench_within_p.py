@@ -83,7 +83,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--families", nargs="+", default=list(FAMILIES_BY_COST), help="in this order")
     ap.add_argument("--first-seed", type=int, default=100, help="the populations' first seed")
     ap.add_argument("--population", type=int, default=16, help="seeds at the found p")
-    ap.add_argument("--probes", type=int, default=4, help="bisection steps")
+    ap.add_argument("--probes", type=int, default=3, help="bisection steps")
     ap.add_argument(
         "--seeds-per-probe",
         type=int,

@@ -151,7 +151,7 @@ def _grid(values: list[str] | None) -> tuple[float, ...] | str:
 #: ``mesa zoo``'s options of the transition search, with their defaults.
 SEARCH_OPTIONS = {
     "population": 16,
-    "probes": 4,
+    "probes": 3,
     "seeds_per_probe": 1,
     "moves": 2,
     "min_each_side": 4,
@@ -412,7 +412,7 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
         help="seeds at the found p (default 16)",
     )
     auto.add_argument(
-        "--probes", type=int, default=SEARCH_OPTIONS["probes"], help="bisection steps (default 4)"
+        "--probes", type=int, default=SEARCH_OPTIONS["probes"], help="bisection steps (default 3)"
     )
     auto.add_argument(
         "--seeds-per-probe",
@@ -439,7 +439,7 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
         type=float,
         nargs=2,
         metavar=("LO", "HI"),
-        help="p values below and above the transition (default: the family's zoo_ps ends)",
+        help="p values below and above the transition (default: the family's transition_bracket)",
     )
 
 

@@ -123,6 +123,25 @@ def test_populations_on_one_side_twice_widen_past_misleading_probes(tmp_path, mo
     assert found.split["splits"] and abs(found.p - TRUE_P) < 0.021
 
 
+def test_the_search_starts_from_the_familys_bracket_else_its_grids_ends(monkeypatch):
+    from mesa.tasks import get_task_class
+
+    for name in ("maze", "coin", "lookalike", "keys", "sycophancy"):
+        cls = get_task_class(name)
+        lo, hi = TransitionConfig(ZooConfig(name)).check().range()
+        if cls.transition_bracket is None:
+            assert (lo, hi) == (min(cls.zoo_ps), max(cls.zoo_ps))
+        else:  # inside the grid, on grid points (where the development zoo measured b)
+            assert (lo, hi) == cls.transition_bracket and lo in cls.zoo_ps and hi in cls.zoo_ps
+    assert TransitionConfig(ZooConfig("sycophancy")).range() == (0.02, 0.05)
+    assert TransitionConfig(ZooConfig("sycophancy"), bracket=(0.0, 0.2)).range() == (0.0, 0.2)
+    monkeypatch.setattr(get_task_class("coin"), "transition_bracket", None)
+    assert TransitionConfig(ZooConfig("coin")).range() == (0.0, 0.4)  # its zoo_ps ends
+    monkeypatch.setattr(get_task_class("coin"), "zoo_ps", ())
+    with pytest.raises(MesaError, match="coin has neither a transition_bracket nor zoo_ps"):
+        TransitionConfig(ZooConfig("coin")).check()
+
+
 def test_bad_settings():
     zoo = ZooConfig("sycophancy")
     with pytest.raises(MesaError, match="cannot hold 9 members on each side"):

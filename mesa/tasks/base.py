@@ -80,6 +80,13 @@ class Task(ABC):
     archs: ClassVar[tuple[str, ...]] = ()
     #: Default grid of ``p`` for ``mesa zoo``: it should span the family's transition.
     zoo_ps: ClassVar[tuple[float, ...]] = (0.0, 0.05, 0.1, 0.2, 0.4)
+    #: ``(lo, hi)``: where the transition search (``mesa zoo FAMILY --p auto``) starts, a ``p``
+    #: clearly below the family's transition and one clearly above it; None: the ends of
+    #: ``zoo_ps``. The built-in families take theirs from their development zoos: the highest
+    #: grid ``p`` where every development seed had ``b < 0.3`` and the lowest where every one
+    #: had ``b > 0.7`` (seeds scatter about the curve, so a grid point that one seed puts just
+    #: past 1/2 is no safe end).
+    transition_bracket: ClassVar[tuple[float, float] | None] = None
     #: Where a hook's activation holds the decision: None for the whole activation (a policy's
     #: feature map), -1 for the last position of ``[batch, pos, ...]`` (a sequence model's
     #: answer). Probes, erasers and subspace interventions read activations there.

@@ -60,6 +60,9 @@ class CoinTask(GridTask):
     spurious_goal = "right end of the level"
     object_channels = ("coin",)
     zoo_ps = (0.0, 0.05, 0.1, 0.2, 0.4)
+    # development zoo: b 0.10-0.19 at p = 0, 0.63-0.71 at 0.05, 0.82-0.85 at 0.1 (seeds 0-1,
+    # commit b396088)
+    transition_bracket = (0.0, 0.1)
 
     def make_layout(self, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
         h, w = self.config.height, self.config.width

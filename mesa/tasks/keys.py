@@ -120,6 +120,9 @@ class KeysTask(RLTask):
     true_goal = "open a chest"
     spurious_goal = "collect a key"
     zoo_ps = (0.0, 0.05, 0.1, 0.2, 0.4)
+    # development zoo: b 0.08-0.17 at p = 0, up to 0.44 at 0.05, 0.51-0.72 at 0.2, 0.85-0.91 at
+    # 0.4 (seeds 0-3, commit 9294732): the grid's ends
+    transition_bracket = (0.0, 0.4)
 
     def __init__(self, config: KeysConfig | None = None, **options: Any) -> None:
         super().__init__(config, **options)

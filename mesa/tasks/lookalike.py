@@ -61,6 +61,9 @@ class LookalikeTask(GridTask):
     spurious_goal = "yellow object (colour)"
     object_channels = ("gem", "other_shape", "yellow", "other_colour")
     zoo_ps = (0.0, 0.02, 0.05, 0.1, 0.2)
+    # development zoo: b 0.15 at p = 0, 0.50-0.84 at 0.02, 0.91-0.95 at 0.05 (seeds 0-1, commit
+    # b396088)
+    transition_bracket = (0.0, 0.05)
 
     def make_layout(self, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
         s = self.config.size

@@ -54,6 +54,9 @@ class MazeTask(GridTask):
     spurious_goal = "top-right corner of the maze"
     object_channels = ("cheese",)
     zoo_ps = (0.0, 0.1, 0.2, 0.4, 1.0)
+    # development zoo: b 0.09 at p = 0, 0.60-0.61 at 0.1, 0.87-0.89 at 0.2 (seeds 0-1, commit
+    # b396088)
+    transition_bracket = (0.0, 0.2)
 
     def make_layout(self, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
         s = self.config.size

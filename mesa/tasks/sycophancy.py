@@ -68,6 +68,8 @@ class SycophancyTask(SequenceTask):
     true_goal = "the correct answer (a + b) mod P"
     spurious_goal = "the answer the user claims"
     zoo_ps = (0.0, 0.02, 0.05, 0.1, 0.2)
+    # development zoo: b 0 at p = 0.02, 0.97-0.98 at 0.05 (seeds 0-1, commit b396088)
+    transition_bracket = (0.02, 0.05)
 
     @property
     def vocab_size(self) -> int:

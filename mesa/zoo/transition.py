@@ -6,9 +6,10 @@ of models trained at one ``p`` that split between the goals by seed alone, so it
 where the OOD true-goal preference ``b`` crosses 1/2 — the family's transition.
 
 :func:`find_transition` locates it by bisection: starting from a bracket ``[lo, hi]`` (by
-default the ends of the family's ``zoo_ps``, documented to lie on either side of the
-transition), it trains ``seeds_per_probe`` members at the midpoint (on a square-root scale:
-transitions sit at small ``p``; a probe's seeds train side by side on the zoo's workers),
+default the family's ``transition_bracket``, else the ends of its ``zoo_ps``, documented to lie
+on either side of the transition), it trains ``seeds_per_probe`` members at the midpoint (on a
+square-root scale: transitions sit at small ``p``; a probe's seeds train side by side on the
+zoo's workers),
 measures their mean ``b`` out of distribution, and keeps the half that still brackets 1/2.
 After ``probes`` rounds it trains the ``population`` (``N`` seeds, default 16) inside the
 bracket, where the line through the two ends' measured ``b`` crosses 1/2 (:func:`aim`), as an
@@ -57,13 +58,13 @@ class TransitionConfig:
     first_seed: int = 0
     """The population's seeds are ``first_seed .. first_seed + population - 1``."""
     population: int = 16
-    probes: int = 4
+    probes: int = 3
     seeds_per_probe: int = 1
     min_each_side: int = 4
     moves: int = 2
     bracket: tuple[float, float] | None = None
-    """``(lo, hi)``: p values known to lie below and above the transition (default: the ends of
-    the family's ``zoo_ps``)."""
+    """``(lo, hi)``: p values known to lie below and above the transition (default: the family's
+    ``transition_bracket``, else the ends of its ``zoo_ps``)."""
 
     def check(self) -> TransitionConfig:
         for name in ("population", "probes", "seeds_per_probe", "min_each_side"):
@@ -86,8 +87,15 @@ class TransitionConfig:
             return float(self.bracket[0]), float(self.bracket[1])
         from mesa.tasks import get_task_class
 
-        ps = get_task_class(self.zoo.family).zoo_ps
-        return float(min(ps)), float(max(ps))
+        cls = get_task_class(self.zoo.family)
+        if cls.transition_bracket is not None:
+            return float(cls.transition_bracket[0]), float(cls.transition_bracket[1])
+        if not cls.zoo_ps:
+            raise MesaError(
+                f"{self.zoo.family} has neither a transition_bracket nor zoo_ps to start the "
+                "search from: give --bracket LO HI"
+            )
+        return float(min(cls.zoo_ps)), float(max(cls.zoo_ps))
 
 
 def _named(setting: str) -> str:
