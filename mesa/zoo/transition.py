@@ -115,11 +115,15 @@ class Probe:
         return sum(values) / len(values) if values else math.nan
 
 
+def p_at(root: float) -> float:
+    """The p at ``root`` on the square-root scale, rounded to 4 significant digits (so that
+    member names, which keep 6, never collide): every p the search trains at comes from here."""
+    return float(f"{root**2:.4g}")
+
+
 def midpoint(lo: float, hi: float) -> float:
-    """The midpoint of ``[lo, hi]`` on a square-root scale, rounded to 4 significant digits (so
-    that member names, which keep 6, never collide)."""
-    mid = ((math.sqrt(lo) + math.sqrt(hi)) / 2) ** 2
-    return float(f"{mid:.4g}")
+    """The midpoint of ``[lo, hi]`` on a square-root scale (rounded by :func:`p_at`)."""
+    return p_at((math.sqrt(lo) + math.sqrt(hi)) / 2)
 
 
 def bisect(
@@ -263,14 +267,14 @@ def aim(bracket: tuple[float, float], measured: dict[float, float]) -> float:
     square-root scale, kept :data:`AIM_MARGIN` away from either end; the midpoint where an end
     was never measured (a bound of the search) or the two do not straddle 1/2. Bisection alone
     would ignore how close a probe came: a probe at b = 0.49 says the transition is at its side
-    of the bracket, not in the middle. Rounded like :func:`midpoint`."""
+    of the bracket, not in the middle. Rounded by :func:`p_at`."""
     lo, hi = bracket
     b_lo, b_hi = measured.get(lo, math.nan), measured.get(hi, math.nan)
     if not b_lo <= 0.5 < b_hi:  # also False when either is NaN
         return midpoint(lo, hi)
     t = min(max((0.5 - b_lo) / (b_hi - b_lo), AIM_MARGIN), 1 - AIM_MARGIN)
     root = math.sqrt(lo) + t * (math.sqrt(hi) - math.sqrt(lo))
-    return float(f"{root**2:.4g}")
+    return p_at(root)
 
 
 def _measured(history: list[Probe]) -> dict[float, float]:
@@ -327,7 +331,7 @@ def refit(
     puts the transition, fitted to the probes and populations (the populations alone when the
     last two fell on the same side: the probes misled it), kept inside
     :func:`population_bracket` at least :data:`MOVE_MARGIN` from its ends; the bracket's
-    midpoint where no curve crosses. Rounded like :func:`midpoint`."""
+    midpoint where no curve crosses. Rounded by :func:`p_at`."""
     lo, hi = population_bracket(populations, *bounds)
     sides = [_lopsided_above(q) for q in populations[-2:]]
     misled = len(sides) == 2 and sides[0] == sides[1]
@@ -339,7 +343,7 @@ def refit(
     s_lo, s_hi = math.sqrt(lo), math.sqrt(hi)
     margin = MOVE_MARGIN * (s_hi - s_lo)
     root = min(max(root, s_lo + margin), s_hi - margin)
-    return float(f"{root**2:.4g}")
+    return p_at(root)
 
 
 def find_transition(
