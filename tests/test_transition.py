@@ -316,8 +316,12 @@ def test_crossing_is_the_fitted_curves_half_way_point():
     logit = math.log(0.2 / 0.8), math.log(0.6 / 0.4)
     root = 0.2 + 0.2 * (0 - logit[0]) / (logit[1] - logit[0])
     assert crossing([(0.04, 0.2, 1), (0.16, 0.6, 1)]) == pytest.approx(root, abs=1e-4)
-    assert crossing([(0.04, 0.6, 1), (0.16, 0.8, 1)]) is None  # nothing below 1/2
+    # nothing below 1/2: the same curve, extrapolated down to its crossing
+    logit = math.log(0.6 / 0.4), math.log(0.8 / 0.2)
+    root = 0.2 - 0.2 * logit[0] / (logit[1] - logit[0])
+    assert crossing([(0.04, 0.6, 1), (0.16, 0.8, 1)]) == pytest.approx(root, abs=1e-4)
     assert crossing([(0.04, 0.8, 1), (0.16, 0.2, 1)]) is None  # b falls with p
+    assert crossing([(0.04, 1.0, 1), (0.16, 1.0, 1)]) is None  # no member below 1/2 at all
 
 
 def test_refit_lets_a_population_outweigh_a_single_seed_probe():
@@ -341,7 +345,27 @@ def test_refit_lets_a_population_outweigh_a_single_seed_probe():
     ]
     p = refit(probes, [_pop(0.033, 13, 3, 0.73)], (0.0, 0.2))
     assert 0.02813 < p < 0.033
-    # a second population on the same side: the probes are set aside, and with populations on
-    # one side only the fit has nothing to cross: the midpoint towards the search's bound
+    # a second population on the same side: the probes are set aside, and the populations'
+    # curve (mean b 0.83, then 0.76) is extrapolated down to its crossing, inside the lower half
+    # of what is left: sqrt p = 0.182 (coin's population split at 0.0491 in the end)
     pops = [_pop(0.0744, 16, 0, 0.83), _pop(0.0615, 16, 0, 0.76)]
-    assert refit(probes, pops, (0.0, 0.4)) == midpoint(0.0, 0.0615)
+    logit = math.log(0.83 / 0.17), math.log(0.76 / 0.24)
+    s1, s2 = math.sqrt(0.0744), math.sqrt(0.0615)
+    root = s2 - (s1 - s2) * logit[1] / (logit[0] - logit[1])
+    assert refit(probes, pops, (0.0, 0.4)) == pytest.approx(root**2, rel=5e-3)
+    assert midpoint(0.0, 0.0615) < root**2 < 0.0615
+
+
+def test_refit_follows_a_smooth_rise_past_two_populations_below_no_farther_than_the_midpoint():
+    """Lookalike's search at seeds 116-131: populations at 0.00223 (mean b 0.30, 1 : 15) and
+    0.00552 (0.42, 2 : 14) both fell below 1/2; the midpoint rule sent the third to 0.0222,
+    where every finished member had b > 0.8. The populations' curve crosses 1/2 near 0.0083."""
+    pops = [_pop(0.002231, 1, 15, 0.3034), _pop(0.00552, 2, 14, 0.4206)]
+    p = refit([Probe(0.0125, [0], [0.74])], pops, (0.0, 0.05))
+    assert 0.0075 < p < 0.0095 and p < midpoint(0.00552, 0.05)
+    # a nearly flat rise would extrapolate far away: no farther than bisection would go
+    flat = [_pop(0.002231, 0, 16, 0.30), _pop(0.00552, 1, 15, 0.31)]
+    assert refit([], flat, (0.0, 0.05)) == midpoint(0.00552, 0.05)
+    # a step seen from one side (every member alike) has no slope: bisection
+    step = [_pop(0.002231, 0, 16, 0.1), _pop(0.00552, 0, 16, 0.1)]
+    assert refit([], step, (0.0, 0.05)) == midpoint(0.00552, 0.05)

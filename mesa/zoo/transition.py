@@ -20,7 +20,8 @@ logistic curve fitted to everything measured so far crosses 1/2 (:func:`refit`),
 bracket that the populations leave. A population of many seeds outweighs a single-seed probe
 there, whose ``b`` is one seed's (in coin, one seed's ``b`` ranged 0.51-0.95 at one ``p``); when
 two populations in a row land on the same side the probes evidently misled the fit, and it is
-made from the populations alone.
+made from the populations alone, extrapolated along their rise in mean ``b`` (no farther than
+the bracket's midpoint).
 
 Everything is resumable: search members are run directories under ``DIR/search``, each
 population a zoo under ``DIR/p<value>``, and ``DIR/transition.json`` records every probe (its
@@ -302,8 +303,10 @@ def crossing(points: list[tuple[float, float, int]]) -> float | None:
     """Where a logistic curve in ``sqrt(p)`` fitted to ``(p, mean b, seeds)`` crosses 1/2, as
     ``sqrt(p)``: each point counts as ``seeds * b`` members pursuing the true goal and
     ``seeds * (1 - b)`` not, so a population of 16 outweighs a single-seed probe sixteen times.
-    ``None`` when no mean b lies on each side of 1/2 or the curve does not rise with p."""
-    if not (any(b < 0.5 for _, b, _ in points) and any(b > 0.5 for _, b, _ in points)):
+    Where every mean b lies on one side of 1/2 the crossing is an extrapolation (:func:`refit`
+    bounds how far it may go). ``None`` when the points hold no member on one of the two sides
+    (every b 0, or every b 1) or the curve does not rise with p."""
+    if not (any(b < 1 for _, b, _ in points) and any(b > 0 for _, b, _ in points)):
         return None
     import warnings
 
@@ -319,7 +322,7 @@ def crossing(points: list[tuple[float, float, int]]) -> float | None:
                 w.append(weight)
     with warnings.catch_warnings():  # near-separable points: the slope stops growing at C
         warnings.simplefilter("ignore", ConvergenceWarning)
-        fit = LogisticRegression(C=1e6, max_iter=10_000).fit(x, y, sample_weight=w)
+        fit = LogisticRegression(C=1e6, tol=1e-10, max_iter=10_000).fit(x, y, sample_weight=w)
     slope = float(fit.coef_[0, 0])
     return -float(fit.intercept_[0]) / slope if slope > 0 else None
 
@@ -331,19 +334,30 @@ def refit(
     puts the transition, fitted to the probes and populations (the populations alone when the
     last two fell on the same side: the probes misled it), kept inside
     :func:`population_bracket` at least :data:`MOVE_MARGIN` from its ends; the bracket's
-    midpoint where no curve crosses. Rounded by :func:`p_at`."""
+    midpoint where no curve rises through the points.
+
+    Where every point lies on one side of 1/2 the curve is extrapolated, and the move goes no
+    farther than the bracket's midpoint: a family whose ``b`` rises smoothly with p (lookalike's
+    populations: mean b 0.30, then 0.42, with the transition a little above) is followed up its
+    slope, while a nearly flat fit (a step, seen from one side) falls back on bisection.
+    Rounded by :func:`p_at`."""
     lo, hi = population_bracket(populations, *bounds)
     sides = [_lopsided_above(q) for q in populations[-2:]]
     misled = len(sides) == 2 and sides[0] == sides[1]
     points = [] if misled else [(pr.p, pr.mean_b, len(pr.b)) for pr in history]
     points += [(q["p"], q["mean_b"], q["above"] + q["below"]) for q in populations]
-    root = crossing([pt for pt in points if not math.isnan(pt[1])])
+    points = [pt for pt in points if not math.isnan(pt[1])]
+    root = crossing(points)
     if root is None:
         return midpoint(lo, hi)
     s_lo, s_hi = math.sqrt(lo), math.sqrt(hi)
     margin = MOVE_MARGIN * (s_hi - s_lo)
-    root = min(max(root, s_lo + margin), s_hi - margin)
-    return p_at(root)
+    low, high = s_lo + margin, s_hi - margin
+    if all(b < 0.5 for _, b, _ in points):  # extrapolated upwards
+        high = min(high, (s_lo + s_hi) / 2)
+    elif all(b > 0.5 for _, b, _ in points):  # extrapolated downwards
+        low = max(low, (s_lo + s_hi) / 2)
+    return p_at(min(max(root, low), high))
 
 
 def find_transition(
