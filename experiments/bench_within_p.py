@@ -12,7 +12,9 @@ and success with the goals together), the verdicts' calibration, and the wall ti
 Families run side by side in ``--lanes`` (2 with the default two workers): each lane is a worker
 process that takes the next family (costliest first) when its last one is done and trains its
 members on ``--workers / --lanes`` workers, since a search's one-seed probes and a population's
-last members would otherwise leave workers idle. Members do not depend on the lanes. See
+last members would otherwise leave workers idle. Once no family is left to take, the lanes still
+running share the idle lanes' workers (a population in training starts more workers: see
+:func:`mesa.zoo.workers.growing`). Members do not depend on the lanes. See
 ``bench_within_p.md``. ::
 
     python -m experiments bench_within_p --first-seed 100 --out runs/within_p
@@ -24,12 +26,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from experiments.common import fmt, parse_assignments, seeds_slug, write_result
 
 FAMILIES = ("maze", "coin", "lookalike", "keys", "sycophancy")
+#: In ``--out``: how many workers each lane may use now (written as families end, read by lanes).
+SHARE = "lanes.json"
 
 
 #: The default order families start in: the costliest first (lookalike's members train longest,
@@ -152,14 +157,21 @@ def run_families(names: list[str], search: dict[str, Any], lanes: int) -> dict[s
     records come back in ``names``' order; a family that fails stops the benchmark with its
     message once the others are done (what they trained stays and is replayed on a rerun)."""
     from mesa.errors import MesaError
+    from mesa.io import write_json
     from mesa.zoo.workers import run_in_workers
 
     if lanes == 1:
         return {name: run_family(name, search, progress=True) for name in names}
     done: dict[str, Any] = {}
     failed: dict[str, str] = {}
+    share = Path(search["out"]) / SHARE
+    share.parent.mkdir(parents=True, exist_ok=True)
+    workers = search["workers"] * lanes
 
     def on_done(name: str, record: Any, error: str | None) -> None:
+        busy = min(lanes, len(names) - len(done) - len(failed) - 1)
+        if busy:  # the lanes still running share the machine's workers
+            write_json(share, {"workers_per_lane": workers // busy})
         if error is not None:
             failed[name] = error
             print(f"{name}: failed: {error}", flush=True)
@@ -173,7 +185,9 @@ def run_families(names: list[str], search: dict[str, Any], lanes: int) -> dict[s
         )
 
     print(f"{len(names)} families, {lanes} side by side: {', '.join(names)}", flush=True)
-    run_in_workers(run_family, [(n, (n, search, False)) for n in names], lanes, on_done)
+    write_json(share, {"workers_per_lane": search["workers"]})
+    jobs = [(n, (n, {**search, "share": str(share)}, False)) for n in names]
+    run_in_workers(run_family, jobs, lanes, on_done)
     if failed:
         raise MesaError("; ".join(f"{n}: {e}" for n, e in failed.items()))
     return {name: done[name] for name in names}
@@ -206,6 +220,7 @@ def run_family(family: str, search: dict[str, Any], progress: bool) -> dict[str,
     from mesa.io import read_json
     from mesa.zoo import find_transition
     from mesa.zoo.transition import print_line
+    from mesa.zoo.workers import growing
 
     t0 = time.perf_counter()
     config = _config(family, search)
@@ -214,7 +229,9 @@ def run_family(family: str, search: dict[str, Any], progress: bool) -> dict[str,
     def log(message: str) -> None:  # lanes print side by side: each line names its family
         print_line(f"{family}: {message}")
 
-    found = find_transition(config, root, progress=progress, log=None if progress else log)
+    share = search.get("share")
+    with growing(lambda: read_json(Path(share))["workers_per_lane"]) if share else nullcontext():
+        found = find_transition(config, root, progress=progress, log=None if progress else log)
     print_line(found.summary())
     population = root / f"p{found.p:g}"
     summary = read_json(population / "zoo.json")

@@ -4,6 +4,7 @@ nothing lost from a torn log or checkpoint, and bad settings refused before any 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -308,6 +309,34 @@ def test_a_zoos_workers_die_with_it(tmp_path: Path, how: str):
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+def _pid_after(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_a_run_grows_into_the_workers_it_is_lent(tmp_path: Path):
+    """Inside ``growing``, a run given one worker starts a second once the capacity says so,
+    while jobs are still waiting; without it, one worker runs everything."""
+    from mesa.zoo.workers import growing, run_in_workers
+
+    lent = tmp_path / "lent"
+    pids: dict[str, int] = {}
+
+    def on_done(name: str, pid: int, error: str | None) -> None:
+        assert error is None
+        pids[name] = pid
+        lent.touch()  # after the first job: a neighbour has finished
+
+    jobs = [(f"job{i}", (1.0,)) for i in range(8)]
+    with growing(lambda: 2 if lent.exists() else 1):
+        run_in_workers(_pid_after, jobs, 1, on_done)
+    assert len(pids) == 8 and len(set(pids.values())) == 2
+    lent.unlink()
+    pids.clear()
+    run_in_workers(_pid_after, jobs[:3], 1, on_done)  # not inside growing: never grows
+    assert len(pids) == 3 and len(set(pids.values())) == 1
 
 
 @pytest.mark.slow

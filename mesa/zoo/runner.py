@@ -48,7 +48,7 @@ from mesa.io import (
 )
 from mesa.plugins import import_modules, worker_imports
 from mesa.runtime import check_seed, deterministic_algorithms, resolve_device, threads
-from mesa.zoo.workers import run_in_workers, terminating_raises
+from mesa.zoo.workers import may_grow, run_in_workers, terminating_raises
 
 TIMINGS = "timings.json"
 
@@ -375,7 +375,7 @@ def _json_settings(config: ZooConfig) -> dict[str, Any]:
 
 def _run_local(out: Path, config: ZooConfig, todo: list[tuple[str, float, int]], on_done: Callable):
     cfg = asdict(config)
-    if config.workers == 1 or len(todo) == 1:
+    if (config.workers == 1 and not may_grow()) or len(todo) == 1:
         for name, p, seed in todo:
             try:
                 row, error = run_member(str(out), name, p, seed, cfg), None

@@ -16,6 +16,10 @@ once and running ones stop (their training resumes from its last checkpoint next
 Each job's outcome comes back as ``(name, result, error)``: a :class:`~mesa.errors.MesaError`
 or any other exception in a member is reported as that member's failure (its message), and a
 worker that dies mid-job (killed, out of memory) fails its job and is replaced.
+
+Inside :func:`growing`, a run may start more workers than it was given while it has jobs no
+worker has taken: processes that share a machine (``bench_within_p``'s lanes) hand the workers
+of one that has finished to those still running.
 """
 
 from __future__ import annotations
@@ -39,6 +43,37 @@ END_SECONDS = 10.0
 
 Job = tuple[str, tuple[Any, ...]]
 OnDone = Callable[[str, Any, str | None], None]
+
+#: Set by :func:`growing`: how many workers a run in this process may use now.
+_capacity: Callable[[], int] | None = None
+
+
+@contextlib.contextmanager
+def growing(capacity: Callable[[], int]) -> Iterator[None]:
+    """Inside the block, every :func:`run_in_workers` of this process may start more workers
+    than it was given, up to ``capacity()`` (asked again every :data:`WATCH_SECONDS`), while
+    jobs wait that no worker has taken. Workers are never taken away: a run that has more than
+    ``capacity()`` keeps them until its jobs are done."""
+    global _capacity
+    old, _capacity = _capacity, capacity
+    try:
+        yield
+    finally:
+        _capacity = old
+
+
+def may_grow() -> bool:
+    """Whether runs in this process may grow (inside :func:`growing`)."""
+    return _capacity is not None
+
+
+def _wanted(workers: int) -> int:
+    if _capacity is None:
+        return workers
+    try:
+        return max(workers, int(_capacity()))
+    except Exception:  # an unreadable capacity: keep what the run was given
+        return workers
 
 
 class Terminated(KeyboardInterrupt):
@@ -127,6 +162,10 @@ def run_in_workers(fn: Callable[..., Any], jobs: list[Job], workers: int, on_don
     ended = False
     try:
         while remaining:
+            untaken = len(remaining) - len(running)  # a job just taken may count: one spare
+            if untaken > 0 and len(procs) < min(_wanted(workers), len(jobs)):
+                job_queue.put(None)  # the new worker's end marker, behind every job
+                procs.append(start())
             try:
                 kind, name, value = results.get(timeout=WATCH_SECONDS)
             except queue.Empty:
