@@ -170,8 +170,9 @@ def run_families(names: list[str], search: dict[str, Any], lanes: int) -> dict[s
 
     def on_done(name: str, record: Any, error: str | None) -> None:
         busy = min(lanes, len(names) - len(done) - len(failed) - 1)
-        if busy:  # the lanes still running share the machine's workers
-            write_json(share, {"workers_per_lane": workers // busy})
+        if busy:  # the lanes still running share the machine's workers (rounded up: a lane
+            # that ends leaves none idle; a run never loses the workers it has)
+            write_json(share, {"workers_per_lane": -(-workers // busy)})
         if error is not None:
             failed[name] = error
             print(f"{name}: failed: {error}", flush=True)

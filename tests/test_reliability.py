@@ -311,32 +311,43 @@ def test_a_zoos_workers_die_with_it(tmp_path: Path, how: str):
         proc.wait()
 
 
-def _pid_after(seconds: float) -> int:
-    time.sleep(seconds)
+def _pid_once_two_ran(folder: str) -> int:
+    """Leave this worker's pid in ``folder`` and wait (up to a minute) until two workers have:
+    jobs that need two workers at once, so the test does not depend on how fast workers start."""
+    Path(folder, str(os.getpid())).touch()
+    deadline = time.time() + 60
+    while len(os.listdir(folder)) < 2 and time.time() < deadline:
+        time.sleep(0.05)
     return os.getpid()
 
 
+@pytest.mark.slow
 def test_a_run_grows_into_the_workers_it_is_lent(tmp_path: Path):
-    """Inside ``growing``, a run given one worker starts a second once the capacity says so,
-    while jobs are still waiting; without it, one worker runs everything."""
+    """Inside ``growing``, a run given one worker starts a second once the capacity rises
+    (here: once its first job has started), while jobs still wait; outside, it never grows."""
     from mesa.zoo.workers import growing, run_in_workers
 
-    lent = tmp_path / "lent"
+    ran = tmp_path / "ran"
+    ran.mkdir()
     pids: dict[str, int] = {}
+    errors: list[str] = []
 
     def on_done(name: str, pid: int, error: str | None) -> None:
-        assert error is None
+        errors.extend([error] if error else [])
         pids[name] = pid
-        lent.touch()  # after the first job: a neighbour has finished
 
-    jobs = [(f"job{i}", (1.0,)) for i in range(8)]
-    with growing(lambda: 2 if lent.exists() else 1):
-        run_in_workers(_pid_after, jobs, 1, on_done)
-    assert len(pids) == 8 and len(set(pids.values())) == 2
-    lent.unlink()
+    jobs = [(f"job{i}", (str(ran),)) for i in range(4)]
+    t0 = time.time()
+    with growing(lambda: 2 if any(ran.iterdir()) else 1):
+        run_in_workers(_pid_once_two_ran, jobs, 1, on_done)
+    assert not errors and len(pids) == 4 and len(set(pids.values())) == 2
+    assert time.time() - t0 < 50  # the first job did not wait out its minute alone
+    for f in ran.iterdir():
+        f.unlink()
     pids.clear()
-    run_in_workers(_pid_after, jobs[:3], 1, on_done)  # not inside growing: never grows
-    assert len(pids) == 3 and len(set(pids.values())) == 1
+    (ran / "other").touch()  # one pid already there: these jobs need no second worker
+    run_in_workers(_pid_once_two_ran, jobs[:3], 1, on_done)  # not inside growing
+    assert not errors and len(pids) == 3 and len(set(pids.values())) == 1
 
 
 @pytest.mark.slow

@@ -145,7 +145,9 @@ class ZooConfig:
             check_seed(seed)
         if len(set(self.seeds)) < len(self.seeds):
             raise MesaError(f"a seed is given twice: {list(self.seeds)}")
-        imports = worker_imports(cls.__module__, self.workers, self.backend)
+        # inside ``growing`` even one worker runs members in worker processes (it may grow)
+        workers = max(self.workers, 2) if may_grow() else self.workers
+        imports = worker_imports(cls.__module__, workers, self.backend)
         imports = tuple(dict.fromkeys((*self.imports, *imports)))
         resolved = ZooConfig(
             **{
