@@ -11,7 +11,8 @@ seconds of each phase per update (evaluation: per evaluation, and spread over th
 covers) and each phase's share of the total, so a budget change can be priced: what is cheap
 to make faster, and what only less training makes faster. Then one minibatch step (forward,
 backward, Adam) on a fresh policy, timed side by side in the default memory format and in
-channels-last, and the convolutions' share of its CPU time (torch's profiler). See
+channels-last (and, with ``--compiled``, with the policy's forward pass through
+``torch.compile``), and the convolutions' share of its CPU time (torch's profiler). See
 ``bench_ppo_phases.md``. ::
 
     python -m experiments bench_ppo_phases --updates 30
@@ -90,10 +91,14 @@ def phases(family: str, p: float, seed: int, updates: int, hp: dict, opt: dict) 
     }
 
 
-def minibatch_step(family: str, seed: int, hp: dict, opt: dict, steps: int) -> dict[str, Any]:
+def minibatch_step(
+    family: str, seed: int, hp: dict, opt: dict, steps: int, compiled: bool = False
+) -> dict[str, Any]:
     """One PPO minibatch step's forward, backward and Adam step on a fresh policy: the median
-    milliseconds in the default memory format and in channels-last (side by side, alternating),
-    and the convolutions' share of the default step's CPU time (torch's profiler)."""
+    milliseconds in the default memory format, in channels-last and (``compiled``) with the
+    forward pass compiled by ``torch.compile`` (side by side, alternating; the first call, which
+    compiles, is timed apart as ``compile_s``: less where inductor's on-disk cache is warm), and
+    the convolutions' share of the default step's CPU time (torch's profiler)."""
     from torch.profiler import ProfilerActivity, profile
 
     from mesa.tasks import make_task
@@ -107,16 +112,19 @@ def minibatch_step(family: str, seed: int, hp: dict, opt: dict, steps: int) -> d
     obs = (torch.rand(mb, *task.observation_shape, generator=g) < 0.2).float()
     actions = torch.randint(0, 4, (mb,), generator=g)
 
-    def stepper(channels_last: bool) -> Any:
+    def stepper(variant: str) -> Any:
         model: Any = task.make_model(seed=seed)
         x = obs
-        if channels_last:
+        if variant == "channels_last":
             model = model.to(memory_format=torch.channels_last)
             x = obs.contiguous(memory_format=torch.channels_last)
+        forward = model.logits_and_value
+        if variant == "compiled":
+            forward = torch.compile(forward, dynamic=False)
         adam = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-5)
 
         def step() -> None:
-            logits, value = model.logits_and_value(x)
+            logits, value = forward(x)
             dist = torch.distributions.Categorical(logits=logits)
             loss = -dist.log_prob(actions).mean() + value.pow(2).mean() - dist.entropy().mean()
             adam.zero_grad()
@@ -126,25 +134,32 @@ def minibatch_step(family: str, seed: int, hp: dict, opt: dict, steps: int) -> d
 
         return step
 
-    default, last = stepper(False), stepper(True)
-    ms: dict[str, list[float]] = {"default": [], "channels_last": []}
+    variants = ("default", "channels_last") + (("compiled",) if compiled else ())
+    steppers = {name: stepper(name) for name in variants}
+    compile_s = None
+    if compiled:
+        t0 = time.perf_counter()
+        steppers["compiled"]()  # the first call compiles
+        compile_s = time.perf_counter() - t0
+    ms: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(3):
-        default(), last()  # warm-up
+        for fn in steppers.values():
+            fn()  # warm-up
     for _ in range(steps):
-        for name, fn in (("default", default), ("channels_last", last)):
+        for name, fn in steppers.items():
             t0 = time.perf_counter()
             fn()
             ms[name].append(1000 * (time.perf_counter() - t0))
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(5):
-            default()
+            steppers["default"]()
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     conv = sum(e.self_cpu_time_total for e in events if "conv" in e.key)
     return {
         "minibatch": mb,
-        "ms_default": statistics.median(ms["default"]),
-        "ms_channels_last": statistics.median(ms["channels_last"]),
+        **{f"ms_{name}": statistics.median(v) for name, v in ms.items()},
+        **({"compile_s": compile_s} if compiled else {}),
         "conv_share": conv / total if total else float("nan"),
     }
 
@@ -154,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--families", nargs="+", default=list(FAMILIES))
     ap.add_argument("--updates", type=int, default=30, help="PPO updates timed per family")
     ap.add_argument("--minibatch-steps", type=int, default=20, help="timed, per memory format")
+    ap.add_argument("--compiled", action="store_true", help="also time the step with torch.compile")
     ap.add_argument("--p", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="task options (every family)")
@@ -163,10 +179,13 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for family in args.families:
         row = phases(family, args.p, args.seed, args.updates, hp, opt)
-        row["minibatch_step"] = minibatch_step(family, args.seed, hp, opt, args.minibatch_steps)
+        row["minibatch_step"] = minibatch_step(
+            family, args.seed, hp, opt, args.minibatch_steps, args.compiled
+        )
         rows.append(row)
         print(table({"rows": rows[-1:]}), flush=True)
     what = "-".join(args.families) + f"-updates{args.updates}" + ("-custom" if hp or opt else "")
+    what += "-compiled" if args.compiled else ""
     payload = {"p": args.p, "seed": args.seed, "updates": args.updates, "rows": rows}
     write_result("bench_ppo_phases", what, {**payload, **({"hparams": hp} if hp else {})})
 
@@ -176,9 +195,11 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def table(result: dict[str, Any]) -> str:
+    compiled = any("ms_compiled" in r.get("minibatch_step", {}) for r in result["rows"])
+    variants = "default / channels-last" + (" / compiled" if compiled else "")
     lines = [
         "| family | s per update: rollout / advantages / update / eval (spread) | share of the "
-        "update step | s per evaluation | steps/s | minibatch step ms: default / channels-last "
+        f"update step | s per evaluation | steps/s | minibatch step ms: {variants} "
         "| convolutions' share of it |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -186,11 +207,12 @@ def table(result: dict[str, Any]) -> str:
         t = r["per_update_s"]
         total = sum(t.values())
         m = r.get("minibatch_step")
-        mb = (
-            f"{fmt(m['ms_default'], 1)} / {fmt(m['ms_channels_last'], 1)} | {m['conv_share']:.0%}"
-            if m
-            else "n/a | n/a"
-        )
+        mb = "n/a | n/a"
+        if m:
+            mb = f"{fmt(m['ms_default'], 1)} / {fmt(m['ms_channels_last'], 1)}"
+            if "ms_compiled" in m:
+                mb += f" / {fmt(m['ms_compiled'], 1)}"
+            mb += f" | {m['conv_share']:.0%}"
         lines.append(
             f"| {r['family']} | {' / '.join(fmt(t[k], 3) for k in PHASES)} | "
             f"{r['share']['update']:.0%} | {fmt(r['per_eval_s'], 2)} | "

@@ -407,6 +407,8 @@ def test_within_p_lanes_train_the_same_members_and_name_a_failed_family(tmp_path
 
 
 def test_bench_ppo_phases_smoke(tmp_path: Path):
+    from experiments import bench_ppo_phases
+
     out = _run(
         "--results", str(tmp_path), "bench_ppo_phases", "--families", "coin", "--updates", "2",
         "--minibatch-steps", "2", "--hp", "num_envs=8", "num_steps=16", "eval_every=1",
@@ -422,3 +424,7 @@ def test_bench_ppo_phases_smoke(tmp_path: Path):
     step = row["minibatch_step"]
     assert step["minibatch"] == 32 and step["ms_default"] > 0 and step["ms_channels_last"] > 0
     assert 0 < step["conv_share"] < 1
+    assert "ms_compiled" not in step  # torch.compile only with --compiled
+    step.update(ms_compiled=12.345, compile_s=3.0)  # the table shows it when it was measured
+    assert "channels-last / compiled |" in bench_ppo_phases.table({"rows": [row]})
+    assert " / 12.3 | " in bench_ppo_phases.table({"rows": [row]})
