@@ -114,6 +114,11 @@ EXPERIMENTS = (
         "maze_long_budget.md",
     ),
     Experiment(
+        "compute_floor",
+        "diagnostic: a finished run's member compute by family and phase; least wall on N workers",
+        "compute_floor.md",
+    ),
+    Experiment(
         "detect_cost",
         "diagnostic: a finished zoo re-detected at several n_probe (time, evidence, agreement)",
         "detect_cost.md",

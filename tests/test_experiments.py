@@ -428,3 +428,33 @@ def test_bench_ppo_phases_smoke(tmp_path: Path):
     step.update(ms_compiled=12.345, compile_s=3.0)  # the table shows it when it was measured
     assert "channels-last / compiled |" in bench_ppo_phases.table({"rows": [row]})
     assert " / 12.3 | " in bench_ppo_phases.table({"rows": [row]})
+
+
+def test_compute_floor_sums_member_phases(tmp_path: Path):
+    from experiments import compute_floor
+
+    runs = tmp_path / "runs"
+    for family, member, seconds in (("coin", "a", (60, 6, 2)), ("coin", "b", (40, 4, 1)),
+                                    ("maze", "c", (100, 10, 3))):  # fmt: skip
+        d = runs / family / "members" / member
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"task": {"name": family}}))
+        t = {
+            p: {"seconds": s, "resumed": member == "b"}
+            for p, s in zip(compute_floor.PHASES, seconds, strict=True)
+        }
+        (d / "timings.json").write_text(json.dumps(t))
+    wall = tmp_path / "wall.json"
+    wall.write_text(json.dumps({"total_wall_s": 150.0}))
+    out = _run("--results", str(tmp_path / "res"), "compute_floor", str(runs / "coin"), str(runs),
+               "--workers", "2", "--wall-from", str(wall))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (path,) = (tmp_path / "res" / "compute_floor").glob("coin-runs-*.json")
+    result = json.loads(path.read_text())
+    assert result["families"]["coin"] == {
+        "members": 2, "resumed": 3, "train": 100.0, "ood": 10.0, "detect": 3.0}  # fmt: skip
+    assert result["families"]["maze"]["members"] == 1  # each member counted once
+    assert result["worker_s"] == 226.0 and result["floor_s"] == 113.0 and result["wall_s"] == 150.0
+    assert "at least **1.9 min** against 2.5 min recorded (the floor is 75% of it)" in out.stdout
+    bad = _run("--results", str(tmp_path / "res"), "compute_floor", str(tmp_path / "nowhere"))
+    assert bad.returncode == 2 and "not a directory" in bad.stderr
