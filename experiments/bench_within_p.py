@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         "seeds_per_probe": args.seeds_per_probe,
         "moves": args.moves,
         "min_each_side": args.min_each_side,
+        "early_stop": args.early_stop,
         "workers": args.workers // args.lanes,
         "backend": args.backend,
         "options": options,
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         "probes": args.probes,
         "seeds_per_probe": args.seeds_per_probe,
         "min_each_side": args.min_each_side,
+        "early_stop": args.early_stop,
         "workers": args.workers,
         "lanes": args.lanes,
         "total_wall_s": time.perf_counter() - t_all,
@@ -98,6 +100,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--moves", type=int, default=2, help="populations after the first (at most)")
     ap.add_argument(
         "--min-each-side", type=int, default=4, help="members on each side of b = 1/2 to split"
+    )
+    ap.add_argument(
+        "--no-early-stop",
+        dest="early_stop",
+        action="store_false",
+        help="train every population whole (default: one nearly all on one side of 1/2 after "
+        "half or three quarters of its seeds stops there)",
     )
     ap.add_argument("--out", default="runs/within_p", help="parent directory of the searches")
     ap.add_argument("--workers", type=int, default=2, help="worker processes in all")
@@ -212,6 +221,7 @@ def _config(family: str, search: dict[str, Any]) -> Any:
         seeds_per_probe=search["seeds_per_probe"],
         moves=search["moves"],
         min_each_side=search["min_each_side"],
+        early_stop=search.get("early_stop", True),
     )
 
 
@@ -286,8 +296,9 @@ def table(result: dict[str, Any]) -> str:
         f"{result['total_wall_s'] / 60:.1f} min in all",
         "",
         "| family | p | b > 1/2 : b < 1/2 | splits | in-dist success (converged) "
-        "| search / population compute | wall (min) |",
-        "|---|---|---|---|---|---|---|",
+        "| search / population compute | search and earlier populations / the last "
+        "| wall (min) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, f in result["families"].items():
         split, d = f["split"], f.get("in_dist")
@@ -299,7 +310,8 @@ def table(result: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {f['p']:g} | {split['above']} : {split['below']} | "
             f"{'yes' if split['splits'] else 'no'} | {converged} | "
-            f"{fmt(f['cost'].get('search_share'))} | {f['wall_s'] / 60:.1f} |"
+            f"{fmt(f['cost'].get('search_share'))} | {fmt(f['cost'].get('overhead_share'))} | "
+            f"{f['wall_s'] / 60:.1f} |"
         )
     lines += [
         "",

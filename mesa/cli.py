@@ -155,6 +155,7 @@ SEARCH_OPTIONS = {
     "seeds_per_probe": 1,
     "moves": 2,
     "min_each_side": 4,
+    "early_stop": True,
     "bracket": None,
 }
 
@@ -167,7 +168,10 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     if grid != "auto":
         given = [k for k, v in SEARCH_OPTIONS.items() if getattr(args, k) != v]
         if given:
-            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            flags = ", ".join(
+                "--no-early-stop" if k == "early_stop" else "--" + k.replace("_", "-")
+                for k in given
+            )
             raise MesaError(f"{flags}: only with --p auto (the transition search)")
     config = ZooConfig(
         family=args.family,
@@ -196,6 +200,7 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
             seeds_per_probe=args.seeds_per_probe,
             min_each_side=args.min_each_side,
             moves=args.moves,
+            early_stop=args.early_stop,
             bracket=tuple(args.bracket) if args.bracket else None,  # type: ignore[arg-type]
         )
         found = find_transition(search, args.out)
@@ -433,6 +438,14 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=SEARCH_OPTIONS["min_each_side"],
         help="members the population needs on each side of b = 1/2 to count as split (default 4)",
+    )
+    auto.add_argument(
+        "--no-early-stop",
+        dest="early_stop",
+        action="store_false",
+        help="train every population whole (default: after half and three quarters of its seeds, "
+        "a population nearly all on one side of 1/2, under a 10%% chance to split, is stopped "
+        "and the search moves on)",
     )
     auto.add_argument(
         "--bracket",

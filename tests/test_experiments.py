@@ -336,13 +336,16 @@ def test_within_p_reports_how_many_members_converged(tmp_path: Path):
         "p": 0.03,
         "split": {"above": 2, "below": 1, "splits": False},
         "in_dist": d,
-        "cost": {"search_share": 0.2},
+        "cost": {"search_share": 0.2, "overhead_share": 1.5},
         "wall_s": 60.0,
         "agreement": {},
     }
     result = {"population": 3, "seeds": [100, 101, 102], "probes": 4, "total_wall_s": 60.0}
     page = bench_within_p.table({**result, "families": {"toy": family}})
-    assert "| toy | 0.03 | 2 : 1 | no | 96.3%-99.0% (2 of 3 >= 97%) | 0.20 | 1.0 |" in page
+    assert "| toy | 0.03 | 2 : 1 | no | 96.3%-99.0% (2 of 3 >= 97%) | 0.20 | 1.50 | 1.0 |" in page
+    del family["cost"]["overhead_share"]  # results recorded before it say n/a
+    page = bench_within_p.table({**result, "families": {"toy": family}})
+    assert "| 0.20 | n/a | 1.0 |" in page
 
 
 @pytest.mark.parametrize(

@@ -112,12 +112,13 @@ def test_populations_on_one_side_twice_widen_past_misleading_probes(tmp_path, mo
     config = TransitionConfig(zoo, population=16, probes=4, moves=6, bracket=(0.0, 0.9))
     found = find_transition(config, tmp_path)
     pops = found.populations
-    assert pops[0]["p"] > 0.28 and pops[0]["above"] == 16  # the probes' bracket: past TRUE_P
+    # the probes' bracket: past TRUE_P; a population all on one side stops after half its seeds
+    assert pops[0]["p"] > 0.28 and pops[0]["above"] == pops[0]["trained"] == 8
     # the first move follows the curve fitted to the probes and the population: just below it
-    assert 0.225 < pops[1]["p"] < pops[0]["p"] and pops[1]["above"] == 16
+    assert 0.225 < pops[1]["p"] < pops[0]["p"] and pops[1]["above"] == 8
     # two on one side: the probes misled the fit; the populations alone give the midpoint
     # between the search's bound and the nearest population
-    assert pops[2]["p"] == midpoint(0.0, pops[1]["p"]) and pops[2]["below"] == 16
+    assert pops[2]["p"] == midpoint(0.0, pops[1]["p"]) and pops[2]["below"] == 8
     for q in pops[3:]:  # then inside the bracket the populations leave
         assert pops[2]["p"] < q["p"] < pops[1]["p"]
     assert found.split["splits"] and abs(found.p - TRUE_P) < 0.021
@@ -155,7 +156,11 @@ def test_bad_settings():
 
 @pytest.mark.parametrize(
     ("extra", "flags"),
-    [(["--population", "8"], "--population"), (["--bracket", "0", "1", "--moves", "4"], "--moves")],
+    [
+        (["--population", "8"], "--population"),
+        (["--bracket", "0", "1", "--moves", "4"], "--moves"),
+        (["--no-early-stop"], "--no-early-stop"),
+    ],
 )
 def test_search_options_without_p_auto_are_refused_not_ignored(tmp_path, capsys, extra, flags):
     from mesa.cli import main
@@ -369,3 +374,101 @@ def test_refit_follows_a_smooth_rise_past_two_populations_below_no_farther_than_
     # a step seen from one side (every member alike) has no slope: bisection
     step = [_pop(0.002231, 0, 16, 0.1), _pop(0.00552, 0, 16, 0.1)]
     assert refit([], step, (0.0, 0.05)) == midpoint(0.00552, 0.05)
+
+
+def _beta_binomial_pmf(n: int, k: int, a: float, b: float) -> float:
+    """Written out from the definition (independent of scipy): C(n, k) B(k + a, n - k + b) /
+    B(a, b), with B from log-gamma."""
+
+    def log_beta(x: float, y: float) -> float:
+        return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
+
+    return math.comb(n, k) * math.exp(log_beta(k + a, n - k + b) - log_beta(a, b))
+
+
+def test_split_chance_is_the_beta_binomial_chance_both_sides_reach_the_need():
+    # 8 above, 0 below, 8 to go, 4 a side: the 8 to go must put at most 4 above
+    by_hand = sum(_beta_binomial_pmf(8, k, 8.5, 0.5) for k in range(5))
+    assert transition.split_chance(8, 0, 8, 4) == pytest.approx(by_hand, rel=1e-9)
+    assert by_hand == pytest.approx(0.012, abs=0.001)
+    by_hand = sum(_beta_binomial_pmf(8, k, 7.5, 1.5) for k in range(6))  # 7 : 1: below needs 3
+    assert transition.split_chance(7, 1, 8, 4) == pytest.approx(by_hand, rel=1e-9)
+    assert transition.split_chance(4, 4, 8, 4) == pytest.approx(1.0)  # split already
+    assert transition.split_chance(12, 0, 2, 4) == 0.0  # 2 to go cannot make 4 below
+    assert transition.split_chance(3, 5, 8, 4) == pytest.approx(transition.split_chance(5, 3, 8, 4))
+
+
+def test_only_a_population_nearly_all_on_one_side_is_hopeless():
+    def chance(above: int, below: int) -> float | None:
+        return transition.hopeless({"above": above, "below": below}, 16, 4)
+
+    assert chance(8, 0) == pytest.approx(0.012, abs=0.001) and chance(0, 8) == pytest.approx(
+        chance(8, 0)
+    )
+    assert chance(7, 1) is None and chance(6, 2) is None  # after 8: 0.19, 0.62
+    assert chance(12, 0) < 0.001 and chance(11, 1) == pytest.approx(0.015, abs=0.001)
+    assert chance(10, 2) is None  # after 12: 0.19
+    assert transition.early_checks(16) == (8, 12) and transition.early_checks(2) == ()
+    assert transition.early_checks(5) == (2, 3)
+
+
+def test_a_population_is_grown_in_stages_and_a_hopeless_one_stopped(tmp_path, monkeypatch):
+    """The population zoo grows 8 -> 12 -> 16 seeds (the same members as trained whole); one all
+    on one side after 8 stops there and the search moves on; early_stop=False trains whole."""
+    counts = {"search": 0, "population": 0}
+    _fake_runs(monkeypatch, counts)
+    calls: list[tuple[float, int]] = []
+    fake = transition.run_zoo
+
+    def run_zoo(config: ZooConfig, out: Path, progress: bool = True) -> ZooResult:
+        calls.append((config.ps[0], len(config.seeds)))
+        assert config.seeds == tuple(range(len(config.seeds)))  # the first seeds, grown
+        return fake(config, out, progress)
+
+    monkeypatch.setattr(transition, "run_zoo", run_zoo)
+    zoo = ZooConfig("sycophancy", task_options={"P": 7, "d_model": 32, "n_layers": 1})
+    config = TransitionConfig(zoo, population=16, probes=1, moves=3, bracket=(0.0, 0.9))
+    found = find_transition(config, tmp_path / "staged")
+    first, last = found.populations[0], found.populations[-1]
+    assert first["p"] == 0.05625 and first["below"] == first["trained"] == 8
+    assert calls[0] == (0.05625, 8) and "stopped_early" in first and not first["splits"]
+    assert last["splits"] and last["trained"] == 16
+    assert calls[-3:] == [(last["p"], 8), (last["p"], 12), (last["p"], 16)]
+    line = "0 with b > 1/2, 8 with b < 1/2 (stopped after 8 seeds: a chance of 0.01 to split)"
+    assert line in found.summary()
+    whole = [synthetic_b(last["p"], s) for s in range(16)]  # same members as a whole population
+    assert last["above"] == sum(b > 0.5 for b in whole) and last["below"] == 16 - last["above"]
+    calls.clear()
+    entire = find_transition(replace(config, early_stop=False), tmp_path / "whole")
+    assert all(n == 16 for _, n in calls) and entire.populations[0]["below"] == 16
+    # replayed, the staged search decides the same at every stage and trains nothing new
+    again = find_transition(config, tmp_path / "staged")
+    assert again.populations == found.populations and counts["search"] == 2
+
+
+def test_a_search_recorded_before_early_stopping_resumes_only_without_it(tmp_path, monkeypatch):
+    counts = {"search": 0, "population": 0}
+    _fake_runs(monkeypatch, counts)
+    zoo = ZooConfig("sycophancy", task_options={"P": 7, "d_model": 32, "n_layers": 1})
+    config = TransitionConfig(zoo, population=16, probes=2, bracket=(0.0, 0.4), early_stop=False)
+    find_transition(config, tmp_path)
+    saved = json.loads((tmp_path / "transition.json").read_text())
+    del saved["settings"]["early_stop"]  # as written before the setting existed
+    (tmp_path / "transition.json").write_text(json.dumps(saved))
+    assert find_transition(config, tmp_path).split["splits"]
+    with pytest.raises(MesaError, match="early_stop false there, true here"):
+        find_transition(replace(config, early_stop=True), tmp_path)
+
+
+def test_the_overhead_counts_the_probes_and_every_population_before_the_last(tmp_path):
+    from mesa.io import write_json
+    from mesa.zoo.runner import TIMINGS
+
+    for where, seconds in (("search", [10.0]), ("p0.1", [20.0, 20.0]), ("p0.2", [25.0] * 4)):
+        for k, s in enumerate(seconds):
+            write_json(tmp_path / where / "members" / f"m{k}" / TIMINGS, {"train": {"seconds": s}})
+    cost = transition._cost(tmp_path, [{"p": 0.1}, {"p": 0.2}], wall_s=99.0)
+    assert cost["search_train_s"] == 10.0 and cost["population_train_s"] == 140.0
+    assert cost["final_population_train_s"] == 100.0
+    assert cost["overhead_share"] == pytest.approx(0.5)  # (10 + 40) / 100
+    assert cost["search_share"] == pytest.approx(10 / 140) and cost["wall_s"] == 99.0

@@ -17,7 +17,11 @@ ordinary zoo (trained, OOD-tested and detected), and checks the split: at least
 ``min_each_side`` members on each side of ``b = 1/2``. Where seeds alone do not split it, it
 says so and tries another ``p`` towards the side that is short (up to ``moves`` times): where a
 logistic curve fitted to everything measured so far crosses 1/2 (:func:`refit`), inside the
-bracket that the populations leave. A population of many seeds outweighs a single-seed probe
+bracket that the populations leave. A population trains in stages (half its seeds, three
+quarters, all): after each, one that is unlikely to split by the end is stopped there and the
+search moves on (:func:`hopeless`; ``early_stop=False`` trains every population whole), so a
+lopsided population costs half of one. Members do not depend on the stages: a population that
+splits is the same 16 members either way. A population of many seeds outweighs a single-seed probe
 there, whose ``b`` is one seed's (in coin, one seed's ``b`` ranged 0.51-0.95 at one ``p``); when
 two populations in a row land on the same side the probes evidently misled the fit, and it is
 made from the populations alone, extrapolated along their rise in mean ``b`` (no farther than
@@ -26,7 +30,8 @@ the bracket's midpoint).
 Everything is resumable: search members are run directories under ``DIR/search``, each
 population a zoo under ``DIR/p<value>``, and ``DIR/transition.json`` records every probe (its
 ``p``, seeds and ``b`` values), the chosen ``p``, each population's split and the compute spent
-(training seconds of the search against the population's: the search is an overhead).
+(training seconds of the search against the populations', and of the search with every
+population before the last against the last one's: the search is an overhead).
 """
 
 from __future__ import annotations
@@ -63,6 +68,9 @@ class TransitionConfig:
     seeds_per_probe: int = 1
     min_each_side: int = 4
     moves: int = 2
+    early_stop: bool = True
+    """Check a population's split when half and three quarters of its seeds have trained, and
+    move on from one unlikely to split (:func:`hopeless`) instead of training the rest."""
     bracket: tuple[float, float] | None = None
     """``(lo, hi)``: p values known to lie below and above the transition (default: the family's
     ``transition_bracket``, else the ends of its ``zoo_ps``)."""
@@ -187,6 +195,11 @@ class TransitionResult:
                 f"{self.cost['search_share']:.0%} of the {len(self.populations)} population(s)' "
                 f"{self.cost['population_train_s']:.0f} s"
             )
+            if len(self.populations) > 1 and "overhead_share" in self.cost:
+                lines.append(
+                    f"  with the populations before the last: "
+                    f"{self.cost['overhead_share']:.0%} of the last one's training"
+                )
         return "\n".join(lines)
 
     def hint(self) -> str:
@@ -255,6 +268,42 @@ def _split(rows: list[dict[str, Any]], p: float, need: int) -> dict[str, Any]:
         "splits": min(above, below) >= need,
         "mean_b": sum(values) / len(values) if values else math.nan,
     }
+
+
+def split_chance(above: int, below: int, remaining: int, need: int) -> float:
+    """The chance that ``remaining`` more members bring both sides of b = 1/2 to ``need``, given
+    ``above`` and ``below`` so far: each new member falls above with an unknown probability,
+    whose belief is the Jeffreys prior updated by the members so far, so the number above among
+    the rest is beta-binomial."""
+    low, high = max(0, need - above), remaining - max(0, need - below)
+    if low > high:
+        return 0.0
+    from scipy.stats import betabinom
+
+    rest = betabinom(remaining, above + 0.5, below + 0.5)
+    return float(rest.cdf(high) - rest.cdf(low - 1))
+
+
+def early_checks(population: int) -> tuple[int, ...]:
+    """How many seeds have trained at each early look at a population's split: half and three
+    quarters of it (a look needs two members: a zoo of one has no agreement to measure)."""
+    return tuple(sorted({n for n in (population // 2, 3 * population // 4) if 2 <= n < population}))
+
+
+#: A partly trained population whose chance to split is below this is stopped early.
+STOP_BELOW = 0.1
+
+
+def hopeless(split: dict[str, Any], population: int, need: int) -> float | None:
+    """The chance a partly trained population still splits (:func:`split_chance`) when it is
+    below :data:`STOP_BELOW`, else None. Only a population nearly all on one side stops: a
+    population stopped that would have split costs a new one (16 seeds, which may themselves
+    miss), one trained to the end that does not split only its remaining seeds. At 16 seeds and 4
+    a side that stops 8 : 0 after 8 seeds (chance 0.01) and 12 : 0 or 11 : 1 after 12 (0.00,
+    0.02); 7 : 1 after 8 (0.19) and 10 : 2 after 12 (0.19) go on."""
+    remaining = population - split["above"] - split["below"]
+    chance = split_chance(split["above"], split["below"], remaining, need)
+    return chance if chance < STOP_BELOW else None
 
 
 #: How far towards a bracket's end the interpolated p may go (a share of the bracket on the
@@ -401,9 +450,7 @@ def find_transition(
         for k in range(max(config.moves + 1, len(tried))):
             again = " (recorded: resumed)" if k < len(tried) else ""
             say(f"population {k + 1} at p = {p:g}: {len(seeds)} seeds{again}")
-            pop_zoo = replace(zoo, ps=(p,), seeds=seeds)
-            result = run_zoo(pop_zoo, root / f"p{p:g}", progress=progress)
-            split = _split(result.rows, p, config.min_each_side)
+            split = _population(config, zoo, root, p, seeds, progress)
             populations.append(split)
             save(history, bracket, **searched, p=p, populations=populations)
             say(_split_line(split, k + 1))
@@ -417,6 +464,30 @@ def find_transition(
         save(history, bracket, **searched, p=p, populations=populations, cost=cost)
         found = (p, populations[-1], populations, cost, probe_bracket, config.range())
         return TransitionResult(root, history, bracket, *found)
+
+
+def _population(
+    config: TransitionConfig,
+    zoo: ZooConfig,
+    root: Path,
+    p: float,
+    seeds: tuple[int, ...],
+    progress: bool,
+) -> dict[str, Any]:
+    """Train the population at ``p`` as one zoo, grown stage by stage (:func:`early_checks`)
+    when ``config.early_stop``; its split, with ``trained`` (its members so far) and, where it
+    was stopped early, ``stopped_early`` (the chance it had to split)."""
+    stages = early_checks(len(seeds)) if config.early_stop else ()
+    for n in (*stages, len(seeds)):
+        result = run_zoo(
+            replace(zoo, ps=(p,), seeds=seeds[:n]), root / f"p{p:g}", progress=progress
+        )
+        split = {**_split(result.rows, p, config.min_each_side), "trained": n}
+        if n < len(seeds):
+            chance = hopeless(split, len(seeds), config.min_each_side)
+            if chance is not None:
+                return {**split, "stopped_early": chance}
+    return split
 
 
 def print_line(message: str) -> None:
@@ -464,6 +535,11 @@ def _probe(
 
 def _split_line(split: dict[str, Any], number: int) -> str:
     verdict = "splits" if split["splits"] else "does not split"
+    if "stopped_early" in split:
+        verdict = (
+            f"stopped after {split['trained']} seeds: a chance of "
+            f"{split['stopped_early']:.2f} to split"
+        )
     return (
         f"population {number} at p = {split['p']:g}: {split['above']} with b > 1/2, "
         f"{split['below']} with b < 1/2 ({verdict})"
@@ -471,14 +547,18 @@ def _split_line(split: dict[str, Any], number: int) -> str:
 
 
 def _cost(root: Path, populations: list[dict[str, Any]], wall_s: float) -> dict[str, float]:
-    """Training seconds of the search's members against the populations', and the wall time
-    (summed over every call that worked on the search: a resume adds its own seconds)."""
+    """Training seconds of the search's probes against the populations', the overhead (the
+    probes and every population before the last) against the last population's, and the wall
+    time (summed over every call that worked on the search: a resume adds its own seconds)."""
     search_s = _train_seconds(root / "search" / "members")
-    pop_s = sum(_train_seconds(root / f"p{pop['p']:g}" / "members") for pop in populations)
+    each = [_train_seconds(root / f"p{pop['p']:g}" / "members") for pop in populations]
+    pop_s, final_s = sum(each), (each[-1] if each else 0.0)
     return {
         "search_train_s": search_s,
         "population_train_s": pop_s,
         "search_share": search_s / pop_s if pop_s else math.nan,
+        "final_population_train_s": final_s,
+        "overhead_share": (search_s + pop_s - final_s) / final_s if final_s else math.nan,
         "wall_s": wall_s,
     }
 
@@ -495,7 +575,8 @@ def _check_same_search(root: Path, saved: dict[str, Any], settings: dict[str, An
     def flat(d: dict[str, Any]) -> dict[str, Any]:
         return {**{k: v for k, v in d.items() if k not in ("zoo", "moves")}, **d.get("zoo", {})}
 
-    old, new = flat(saved), flat(settings)
+    # searches recorded before early stopping trained every population whole
+    old, new = flat({"early_stop": False, **saved}), flat(settings)
     differ = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     if differ:
         what = "; ".join(
