@@ -106,7 +106,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         dest="early_stop",
         action="store_false",
         help="train every population whole (default: one nearly all on one side of 1/2 after "
-        "half or three quarters of its seeds stops there)",
+        "half its seeds stops there)",
     )
     ap.add_argument("--out", default="runs/within_p", help="parent directory of the searches")
     ap.add_argument("--workers", type=int, default=2, help="worker processes in all")
@@ -307,8 +307,9 @@ def table(result: dict[str, Any]) -> str:
             if d
             else "n/a"
         )
+        stopped = f" (stopped after {split['trained']})" if "stopped_early" in split else ""
         lines.append(
-            f"| {name} | {f['p']:g} | {split['above']} : {split['below']} | "
+            f"| {name} | {f['p']:g} | {split['above']} : {split['below']}{stopped} | "
             f"{'yes' if split['splits'] else 'no'} | {converged} | "
             f"{fmt(f['cost'].get('search_share'))} | {fmt(f['cost'].get('overhead_share'))} | "
             f"{f['wall_s'] / 60:.1f} |"

@@ -443,9 +443,9 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
         "--no-early-stop",
         dest="early_stop",
         action="store_false",
-        help="train every population whole (default: after half and three quarters of its seeds, "
-        "a population nearly all on one side of 1/2, under a 10%% chance to split, is stopped "
-        "and the search moves on)",
+        help="train every population whole (default: after half its seeds, a population nearly "
+        "all on one side of 1/2, under a 10%% chance to split, is stopped and the search moves "
+        "on)",
     )
     auto.add_argument(
         "--bracket",

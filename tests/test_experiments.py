@@ -346,6 +346,9 @@ def test_within_p_reports_how_many_members_converged(tmp_path: Path):
     del family["cost"]["overhead_share"]  # results recorded before it say n/a
     page = bench_within_p.table({**result, "families": {"toy": family}})
     assert "| 0.20 | n/a | 1.0 |" in page
+    family["split"].update(trained=2, stopped_early=0.01)  # a last population stopped early
+    page = bench_within_p.table({**result, "families": {"toy": family}})
+    assert "| toy | 0.03 | 2 : 1 (stopped after 2) | no |" in page
 
 
 @pytest.mark.parametrize(

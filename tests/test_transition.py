@@ -399,22 +399,21 @@ def test_split_chance_is_the_beta_binomial_chance_both_sides_reach_the_need():
 
 
 def test_only_a_population_nearly_all_on_one_side_is_hopeless():
-    def chance(above: int, below: int) -> float | None:
-        return transition.hopeless({"above": above, "below": below}, 16, 4)
+    def chance(above: int, below: int, trained: int = 8) -> float | None:
+        return transition.hopeless({"above": above, "below": below, "trained": trained}, 16, 4)
 
-    assert chance(8, 0) == pytest.approx(0.012, abs=0.001) and chance(0, 8) == pytest.approx(
-        chance(8, 0)
-    )
-    assert chance(7, 1) is None and chance(6, 2) is None  # after 8: 0.19, 0.62
-    assert chance(12, 0) < 0.001 and chance(11, 1) == pytest.approx(0.015, abs=0.001)
-    assert chance(10, 2) is None  # after 12: 0.19
-    assert transition.early_checks(16) == (8, 12) and transition.early_checks(2) == ()
-    assert transition.early_checks(5) == (2, 3)
+    assert chance(8, 0) == pytest.approx(0.012, abs=0.001)
+    assert chance(0, 8) == pytest.approx(chance(8, 0))
+    assert chance(7, 1) is None and chance(6, 2) is None  # 0.19, 0.62
+    # a member at b = 1/2 has trained, on neither side: 8 remain, not 9
+    assert chance(7, 0) == pytest.approx(transition.split_chance(7, 0, 8, 4))
+    assert transition.early_checks(16) == (8,) and transition.early_checks(5) == (2,)
+    assert transition.early_checks(3) == ()  # a look needs two members
 
 
 def test_a_population_is_grown_in_stages_and_a_hopeless_one_stopped(tmp_path, monkeypatch):
-    """The population zoo grows 8 -> 12 -> 16 seeds (the same members as trained whole); one all
-    on one side after 8 stops there and the search moves on; early_stop=False trains whole."""
+    """The population zoo grows 8 -> 16 seeds (the same members as trained whole); one all on
+    one side after 8 stops there and the search moves on; early_stop=False trains whole."""
     counts = {"search": 0, "population": 0}
     _fake_runs(monkeypatch, counts)
     calls: list[tuple[float, int]] = []
@@ -423,6 +422,11 @@ def test_a_population_is_grown_in_stages_and_a_hopeless_one_stopped(tmp_path, mo
     def run_zoo(config: ZooConfig, out: Path, progress: bool = True) -> ZooResult:
         calls.append((config.ps[0], len(config.seeds)))
         assert config.seeds == tuple(range(len(config.seeds)))  # the first seeds, grown
+        recorded = Path(out) / "zoo_config.json"  # as the runner: a zoo grows, never shrinks
+        if recorded.is_file():
+            assert len(config.seeds) >= len(json.loads(recorded.read_text())["seeds"])
+        recorded.parent.mkdir(parents=True, exist_ok=True)
+        recorded.write_text(json.dumps({"seeds": list(config.seeds)}))
         return fake(config, out, progress)
 
     monkeypatch.setattr(transition, "run_zoo", run_zoo)
@@ -433,7 +437,7 @@ def test_a_population_is_grown_in_stages_and_a_hopeless_one_stopped(tmp_path, mo
     assert first["p"] == 0.05625 and first["below"] == first["trained"] == 8
     assert calls[0] == (0.05625, 8) and "stopped_early" in first and not first["splits"]
     assert last["splits"] and last["trained"] == 16
-    assert calls[-3:] == [(last["p"], 8), (last["p"], 12), (last["p"], 16)]
+    assert calls[-2:] == [(last["p"], 8), (last["p"], 16)]
     line = "0 with b > 1/2, 8 with b < 1/2 (stopped after 8 seeds: a chance of 0.01 to split)"
     assert line in found.summary()
     whole = [synthetic_b(last["p"], s) for s in range(16)]  # same members as a whole population
@@ -441,9 +445,13 @@ def test_a_population_is_grown_in_stages_and_a_hopeless_one_stopped(tmp_path, mo
     calls.clear()
     entire = find_transition(replace(config, early_stop=False), tmp_path / "whole")
     assert all(n == 16 for _, n in calls) and entire.populations[0]["below"] == 16
-    # replayed, the staged search decides the same at every stage and trains nothing new
+    # replayed, the staged search decides the same at every stage and trains nothing new; a zoo
+    # that holds all its seeds is run whole (never shrunk) and each look made on its stage
+    calls.clear()
     again = find_transition(config, tmp_path / "staged")
     assert again.populations == found.populations and counts["search"] == 2
+    assert calls[0] == (0.05625, 8) and calls[-1] == (last["p"], 16)
+    assert (last["p"], 8) not in calls
 
 
 def test_a_search_recorded_before_early_stopping_resumes_only_without_it(tmp_path, monkeypatch):
@@ -456,7 +464,7 @@ def test_a_search_recorded_before_early_stopping_resumes_only_without_it(tmp_pat
     del saved["settings"]["early_stop"]  # as written before the setting existed
     (tmp_path / "transition.json").write_text(json.dumps(saved))
     assert find_transition(config, tmp_path).split["splits"]
-    with pytest.raises(MesaError, match="early_stop false there, true here"):
+    with pytest.raises(MesaError, match=r"early_stop false there, true here.*--no-early-stop"):
         find_transition(replace(config, early_stop=True), tmp_path)
 
 

@@ -17,10 +17,10 @@ ordinary zoo (trained, OOD-tested and detected), and checks the split: at least
 ``min_each_side`` members on each side of ``b = 1/2``. Where seeds alone do not split it, it
 says so and tries another ``p`` towards the side that is short (up to ``moves`` times): where a
 logistic curve fitted to everything measured so far crosses 1/2 (:func:`refit`), inside the
-bracket that the populations leave. A population trains in stages (half its seeds, three
-quarters, all): after each, one that is unlikely to split by the end is stopped there and the
-search moves on (:func:`hopeless`; ``early_stop=False`` trains every population whole), so a
-lopsided population costs half of one. Members do not depend on the stages: a population that
+bracket that the populations leave. A population trains in two stages (half its seeds, then
+all): one that is unlikely to split by the end is stopped after the first and the search moves
+on (:func:`hopeless`; ``early_stop=False`` trains every population whole), so a lopsided
+population costs half of one. Members do not depend on the stages: a population that
 splits is the same 16 members either way. A population of many seeds outweighs a single-seed probe
 there, whose ``b`` is one seed's (in coin, one seed's ``b`` ranged 0.51-0.95 at one ``p``); when
 two populations in a row land on the same side the probes evidently misled the fit, and it is
@@ -69,8 +69,8 @@ class TransitionConfig:
     min_each_side: int = 4
     moves: int = 2
     early_stop: bool = True
-    """Check a population's split when half and three quarters of its seeds have trained, and
-    move on from one unlikely to split (:func:`hopeless`) instead of training the rest."""
+    """Check a population's split when half its seeds have trained, and move on from one
+    unlikely to split (:func:`hopeless`) instead of training the rest."""
     bracket: tuple[float, float] | None = None
     """``(lo, hi)``: p values known to lie below and above the transition (default: the family's
     ``transition_bracket``, else the ends of its ``zoo_ps``)."""
@@ -285,9 +285,11 @@ def split_chance(above: int, below: int, remaining: int, need: int) -> float:
 
 
 def early_checks(population: int) -> tuple[int, ...]:
-    """How many seeds have trained at each early look at a population's split: half and three
-    quarters of it (a look needs two members: a zoo of one has no agreement to measure)."""
-    return tuple(sorted({n for n in (population // 2, 3 * population // 4) if 2 <= n < population}))
+    """How many seeds have trained when a population's split is looked at early: half of it
+    (one look: each waits for the stage's last member, which can leave a worker idle; a look
+    needs two members, since a zoo of one has no agreement to measure)."""
+    half = population // 2
+    return (half,) if 2 <= half < population else ()
 
 
 #: A partly trained population whose chance to split is below this is stopped early.
@@ -299,9 +301,9 @@ def hopeless(split: dict[str, Any], population: int, need: int) -> float | None:
     below :data:`STOP_BELOW`, else None. Only a population nearly all on one side stops: a
     population stopped that would have split costs a new one (16 seeds, which may themselves
     miss), one trained to the end that does not split only its remaining seeds. At 16 seeds and 4
-    a side that stops 8 : 0 after 8 seeds (chance 0.01) and 12 : 0 or 11 : 1 after 12 (0.00,
-    0.02); 7 : 1 after 8 (0.19) and 10 : 2 after 12 (0.19) go on."""
-    remaining = population - split["above"] - split["below"]
+    a side that stops 8 : 0 after 8 seeds (chance 0.01); 7 : 1 (0.19) goes on. ``split`` holds
+    ``above``, ``below`` and ``trained`` (members so far, on either side or on neither)."""
+    remaining = population - split["trained"]  # a member on neither side (b = 1/2) has trained
     chance = split_chance(split["above"], split["below"], remaining, need)
     return chance if chance < STOP_BELOW else None
 
@@ -474,15 +476,25 @@ def _population(
     seeds: tuple[int, ...],
     progress: bool,
 ) -> dict[str, Any]:
-    """Train the population at ``p`` as one zoo, grown stage by stage (:func:`early_checks`)
-    when ``config.early_stop``; its split, with ``trained`` (its members so far) and, where it
-    was stopped early, ``stopped_early`` (the chance it had to split)."""
-    stages = early_checks(len(seeds)) if config.early_stop else ()
-    for n in (*stages, len(seeds)):
-        result = run_zoo(
-            replace(zoo, ps=(p,), seeds=seeds[:n]), root / f"p{p:g}", progress=progress
-        )
-        split = {**_split(result.rows, p, config.min_each_side), "trained": n}
+    """Train the population at ``p`` as one zoo, grown from its first half of seeds to all
+    (:func:`early_checks`) when ``config.early_stop``; its split, with ``trained`` (its members
+    so far) and, where it was stopped early, ``stopped_early`` (the chance it had to split).
+    Each look is made on its stage's seeds alone, so a resumed search whose zoo already holds
+    more (recorded, or killed in a later stage) decides as it did; a zoo never shrinks."""
+    out = root / f"p{p:g}"
+    held = (
+        len(read_json(out / "zoo_config.json")["seeds"])
+        if (out / "zoo_config.json").is_file()
+        else 0
+    )
+    rows: list[dict[str, Any]] = []
+    grown = 0
+    for n in (*(early_checks(len(seeds)) if config.early_stop else ()), len(seeds)):
+        if n > grown:
+            grown = max(n, held)
+            rows = run_zoo(replace(zoo, ps=(p,), seeds=seeds[:grown]), out, progress).rows
+        stage = [r for r in rows if int(r["seed"]) in seeds[:n]]
+        split = {**_split(stage, p, config.min_each_side), "trained": n}
         if n < len(seeds):
             chance = hopeless(split, len(seeds), config.min_each_side)
             if chance is not None:
@@ -582,8 +594,10 @@ def _check_same_search(root: Path, saved: dict[str, Any], settings: dict[str, An
         what = "; ".join(
             f"{k} {json.dumps(old.get(k))} there, {json.dumps(new.get(k))} here" for k in differ
         )
+        hint = " (a search recorded before early stopping resumes with --no-early-stop)"
         raise MesaError(
-            f"{root} holds a transition search made with other settings ({what}); use another --out"
+            f"{root} holds a transition search made with other settings ({what}); use another "
+            f"--out{hint if differ == ['early_stop'] else ''}"
         )
 
 
