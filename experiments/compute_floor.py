@@ -18,11 +18,12 @@ writes ``results/compute_floor/<run directory names>-<commit>.json``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from experiments.common import fmt, write_result
+from mesa.io import read_json
+from mesa.zoo.runner import TIMINGS
 
 PHASES = ("train", "ood", "detect")
 
@@ -33,17 +34,17 @@ def member_seconds(run_dirs: list[Path]) -> dict[str, dict[str, Any]]:
     families: dict[str, dict[str, Any]] = {}
     seen: set[Path] = set()
     for root in run_dirs:
-        for timings in sorted(root.rglob("timings.json")):
+        for timings in sorted(root.rglob(TIMINGS)):
             member = timings.parent.resolve()
             if member in seen:
                 continue
             seen.add(member)
-            family = json.loads((member / "config.json").read_text())["task"]["name"]
+            family = read_json(member / "config.json")["task"]["name"]
             row = families.setdefault(
                 family, {"members": 0, "resumed": 0, **dict.fromkeys(PHASES, 0.0)}
             )
             row["members"] += 1
-            t = json.loads(timings.read_text())
+            t = read_json(timings)
             for phase in PHASES:
                 if phase in t:
                     row[phase] += t[phase]["seconds"]
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     if args.wall_from:
         payload["wall_from"] = str(args.wall_from)
-        payload["wall_s"] = json.loads(args.wall_from.read_text())["total_wall_s"]
+        payload["wall_s"] = read_json(args.wall_from)["total_wall_s"]
     print(table(payload))
     write_result("compute_floor", "-".join(d.resolve().name for d in args.runs), payload)
 
