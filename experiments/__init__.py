@@ -59,6 +59,11 @@ EXPERIMENTS = (
         "bench_within_p.md",
     ),
     Experiment(
+        "pooled_within_p",
+        "agreement within p pooled over many populations: internals against behaviour, with CIs",
+        "pooled_within_p.md",
+    ),
+    Experiment(
         "fault_injection",
         "bad input, concurrent writers, kills and corrupt files: every case and its outcome",
         "fault_injection.md",

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import mesa.io
@@ -464,3 +465,38 @@ def test_compute_floor_sums_member_phases(tmp_path: Path):
     assert "at least **1.9 min** against 2.5 min recorded (the floor is 75% of it)" in out.stdout
     bad = _run("--results", str(tmp_path / "res"), "compute_floor", str(tmp_path / "nowhere"))
     assert bad.returncode == 2 and "not a directory" in bad.stderr
+
+
+def test_pooled_within_p_reads_populations_and_refuses_overlaps(tmp_path: Path):
+    rng = np.random.default_rng(0)
+
+    def population(name: str, family: str, first_seed: int, b: np.ndarray) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        cols = ["member", "family", "p", "seed", "verdict", "score", "b", "in_dist_success",
+                "score_behaviour", "score_probe"]  # fmt: skip
+        lines = [",".join(cols)]
+        for i, bb in enumerate(b):
+            s, beh = bb + rng.normal(0, 0.1), bb + rng.normal(0, 0.1)
+            lines.append(f"m{i},{family},0.05,{first_seed + i},mixed,{s},{bb},0.98,{beh},0.5")
+        (d / "results.csv").write_text("\n".join(lines) + "\n")
+        return d
+
+    a = population("a", "coin", 100, rng.uniform(0, 1, 12))
+    c = population("c", "coin", 200, rng.uniform(0, 1, 12))
+    one_sided = population("one_sided", "maze", 100, rng.uniform(0.6, 1, 12))
+    res = tmp_path / "res"
+    out = _run("--results", str(res), "pooled_within_p", str(a), str(c), str(one_sided),
+               "--what", "t", "--n-boot", "100")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (path,) = (res / "pooled_within_p").glob("t-*.json")
+    result = json.loads(path.read_text())
+    assert result["pooled"]["all"]["populations"] == 2
+    assert [p["path"] for p in result["populations"]] == [str(a), str(c)]
+    assert result["left_out"] == [f"{one_sided} (12 : 0)"]
+    assert path.with_suffix(".png").is_file()
+    assert "| all | 2 | mechanistic score |" in out.stdout
+    overlap = _run("--results", str(res), "pooled_within_p", str(a), str(a), "--what", "t")
+    assert overlap.returncode == 2 and "share coin seed 100" in overlap.stderr
+    missing = _run("--results", str(res), "pooled_within_p", str(tmp_path), "--what", "t")
+    assert missing.returncode != 0 and "no results.csv" in missing.stderr

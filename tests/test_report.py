@@ -160,6 +160,55 @@ def test_within_p_statistics_equal_hand_computed_values():
     assert "agreement" not in agree["within_p"]["0.4"]
 
 
+def _population(family: str, seeds: range, rng: np.random.Generator, mech_noise: float):
+    """Rows of one population at one p: b spread over [0, 1], the behavioural score b plus
+    noise 0.1, the mechanistic score b plus ``mech_noise``."""
+    b = rng.uniform(0.05, 0.95, len(seeds))
+    return [
+        {"family": family, "p": 0.1, "seed": s, "b": bb, "in_dist_success": 0.97,
+         "score": bb + rng.normal(0, mech_noise), "score_behaviour": bb + rng.normal(0, 0.1),
+         "score_probe": 0.5}
+        for s, bb in zip(seeds, b, strict=True)
+    ]  # fmt: skip
+
+
+def test_pooled_within_p_means_population_statistics_with_intervals():
+    from mesa.zoo.agreement import _population_stats, pooled_within_p
+
+    rng = np.random.default_rng(3)
+    pops = [_population("coin", range(i * 16, i * 16 + 16), rng, 0.02) for i in range(3)]
+    pops += [_population("maze", range(i * 16, i * 16 + 16), rng, 0.6) for i in range(3)]
+    out = pooled_within_p(pops, n_boot=200)
+    assert out["pooled"]["coin"]["populations"] == 3 and out["pooled"]["all"]["populations"] == 6
+    # the pooled value is the mean of the populations' own statistics
+    per = [p["stats"]["mechanistic score"]["auroc"] for p in out["populations"][:3]]
+    coin = out["pooled"]["coin"]["scores"]["mechanistic score"]
+    assert coin["auroc"] == pytest.approx(np.mean(per))
+    # a population's statistics equal the within-p agreement's (AUROC, Spearman, partial rho)
+    rows = sorted(pops[0], key=lambda r: r["seed"])
+    agree = zoo_agreement(rows, n_boot=20)["within_p"]["0.1"]["agreement"]
+    ref = next(a for a in agree if a["score"] == "mechanistic score")
+    stats = out["populations"][0]["stats"]["mechanistic score"]
+    assert stats["auroc"] == pytest.approx(ref["auroc"])
+    assert stats["spearman"] == pytest.approx(ref["spearman"])
+    assert stats["partial_given_behaviour"] == pytest.approx(ref["partial_given_behaviour"])
+    # a mechanistic score that knows b better than behaviour: it adds to behaviour, and ranks
+    # better; one that is mostly noise ranks worse, its interval below 0
+    assert coin["partial_given_behaviour_ci"][0] > 0.3
+    assert coin["spearman_minus_behaviour"] > 0
+    maze = out["pooled"]["maze"]["scores"]["mechanistic score"]
+    assert maze["spearman_minus_behaviour_ci"][1] < 0
+    lo, hi = out["pooled"]["all"]["scores"]["chance"]["auroc_ci"]
+    assert lo < 0.5 < hi
+    # the closed-form partial correlation is partial_spearman's
+    for _ in range(50):
+        s, b, z = rng.integers(0, 5, 12).astype(float), rng.random(12), rng.random(12)
+        got = _population_stats({"x": s}, b, z)["x"]["partial_given_behaviour"]
+        assert got == pytest.approx(partial_spearman(s, b, z))
+    with pytest.raises(ValueError, match="no populations"):
+        pooled_within_p([])
+
+
 def test_calibration_counts_verdicts_against_behaviour():
     from mesa.zoo.agreement import calibration
 

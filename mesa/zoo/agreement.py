@@ -300,3 +300,148 @@ def calibration_line(agreement: dict[str, Any]) -> str:
         f"(spurious with b > 1/2 or true with b < 1/2), {cal['mixed_or_other']} mixed outside "
         f"[1/3, 2/3], {cal['inconclusive']} inconclusive."
     )
+
+
+# -- pooled over populations -------------------------------------------------------------------
+
+#: The scores :func:`pooled_within_p` pools: the verdict's, and the baselines beside it.
+POOLED_SCORES = (MECHANISTIC, BEHAVIOUR, PROBE, IN_DIST, TOGETHER, CHANCE)
+#: The per-population statistics pooled: AUROC for b > 1/2, Spearman, partial rho | behaviour.
+POOLED_STATS = ("auroc", "spearman", "partial_given_behaviour")
+
+
+def _rank_auroc(s: np.ndarray, b: np.ndarray) -> float:
+    """AUROC of ``s`` for ``b > 1/2`` by the rank-sum (ties count half, as roc_auc_score's);
+    written out because the pooled bootstrap calls it hundreds of thousands of times."""
+    y = b > 0.5
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    return float((rankdata(s)[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _rank_corr(rx: np.ndarray, ry: np.ndarray) -> float:
+    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _population_stats(
+    scores: dict[str, np.ndarray], b: np.ndarray, behaviour: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """One population's AUROC, Spearman and partial rho given behaviour for every score. The
+    partial correlation is the closed form of :func:`partial_spearman`'s residual regression on
+    ranks, ``(r_sb - r_sz r_bz) / sqrt((1 - r_sz^2)(1 - r_bz^2))``: the same number, fast enough
+    for a bootstrap."""
+    out = {}
+    for name, s in scores.items():
+        keep = ~(np.isnan(s) | np.isnan(b))
+        s_k, b_k = s[keep], b[keep]
+        rs, rb = rankdata(s_k), rankdata(b_k)
+        rho = _rank_corr(rs, rb) if len(s_k) >= 3 else float("nan")
+        partial = float("nan")
+        z = behaviour[keep]
+        if name != BEHAVIOUR and not np.isnan(z).any() and len(s_k) >= 4:
+            rz = rankdata(z)
+            r_sz, r_bz = _rank_corr(rs, rz), _rank_corr(rb, rz)
+            if math.isnan(r_sz) or math.isnan(r_bz):  # behaviour constant: nothing to remove
+                partial = rho
+            elif abs(r_sz) < 1 - 1e-12 and abs(r_bz) < 1 - 1e-12:
+                partial = (rho - r_sz * r_bz) / math.sqrt((1 - r_sz**2) * (1 - r_bz**2))
+        out[name] = {
+            "auroc": _rank_auroc(s_k, b_k),
+            "spearman": rho,
+            "partial_given_behaviour": partial,
+        }
+    return out
+
+
+def _mean_stats(per_pop: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """The mean over populations of each score's statistics (populations where a statistic is
+    undefined left out), and the mechanistic score's differences from the behavioural one."""
+    out: dict[str, dict[str, float]] = {}
+    for name in per_pop[0]:
+        out[name] = {}
+        for stat in POOLED_STATS:
+            vals = [p[name][stat] for p in per_pop if not math.isnan(p[name][stat])]
+            out[name][stat] = float(np.mean(vals)) if vals else float("nan")
+    for stat in ("auroc", "spearman"):
+        diffs = [p[MECHANISTIC][stat] - p[BEHAVIOUR][stat] for p in per_pop]
+        diffs = [d for d in diffs if not math.isnan(d)]
+        out[MECHANISTIC][f"{stat}_minus_behaviour"] = (
+            float(np.mean(diffs)) if diffs else float("nan")
+        )
+    return out
+
+
+def pooled_within_p(
+    populations: Sequence[Sequence[dict[str, Any]]], n_boot: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """Agreement within ``p`` pooled over several populations (each the result rows of one
+    family trained at one ``p``, :func:`mesa.zoo.member_row`).
+
+    Each population's AUROC (b > 1/2), Spearman and partial rho given the behavioural score are
+    computed within it, as :func:`zoo_agreement` does within a ``p``; the pooled value is their
+    mean over populations, per family and over all, with a two-level percentile bootstrap (the
+    populations resampled within each family, then the members within each population) for the
+    95% interval. ``mechanistic score`` also gets its mean difference from the behavioural score
+    (paired within each population): whether internals rank models within ``p`` better than a
+    one-step behavioural test. One population's sixteen members give intervals too wide to say;
+    pooled, the same question gets an answer."""
+    if not populations:
+        raise ValueError("no populations to pool")
+    pops = []
+    for rows in populations:
+        rows = sorted(rows, key=_row_order)
+        all_scores = score_columns(rows, seed)
+        scores = {k: all_scores[k] for k in POOLED_SCORES if k in all_scores}
+        scores[BEHAVIOUR] = _column(rows, "score_behaviour")
+        b = _column(rows, "b")
+        family = str(rows[0].get("family", "?"))
+        pops.append((family, scores, b, _column(rows, "score_behaviour"), rows))
+    names = [k for k in POOLED_SCORES if all(k in p[1] for p in pops)]
+    stats = [_population_stats({k: p[1][k] for k in names}, p[2], p[3]) for p in pops]
+    families = sorted({p[0] for p in pops})
+    groups = {f: [i for i, p in enumerate(pops) if p[0] == f] for f in families}
+    groups["all"] = list(range(len(pops)))
+    rng = np.random.default_rng(seed)
+    boots: dict[str, list[dict[str, dict[str, float]]]] = {g: [] for g in groups}
+    for _ in range(n_boot):
+        resampled = {}
+        for f in families:  # populations within each family, then members within each
+            for j, i in enumerate(rng.choice(groups[f], len(groups[f]))):
+                _, scores, b, beh, _ = pops[i]
+                idx = rng.integers(0, len(b), len(b))
+                sub = {k: scores[k][idx] for k in names}
+                resampled[(f, j)] = _population_stats(sub, b[idx], beh[idx])
+        for g in groups:
+            chosen = [v for (f, _), v in resampled.items() if g in ("all", f)]
+            boots[g].append(_mean_stats(chosen))
+    out: dict[str, Any] = {"scores": names, "populations": [], "pooled": {}}
+    for (family, _, b, _, rows), st in zip(pops, stats, strict=True):
+        out["populations"].append(
+            {
+                "family": family,
+                "p": _float(rows[0].get("p")),
+                "seeds": [int(_float(r.get("seed"))) for r in rows],
+                "above": int((b > 0.5).sum()),
+                "below": int((b < 0.5).sum()),
+                "stats": st,
+            }
+        )
+    for g, members in groups.items():
+        point = _mean_stats([stats[i] for i in members])
+        entry: dict[str, Any] = {"populations": len(members), "scores": {}}
+        for name, values in point.items():
+            entry["scores"][name] = {}
+            for stat, value in values.items():
+                draws = [bt[name][stat] for bt in boots[g] if not math.isnan(bt[name][stat])]
+                ci = (
+                    tuple(float(x) for x in np.percentile(draws, [2.5, 97.5]))
+                    if len(draws) >= n_boot // 4
+                    else (float("nan"), float("nan"))
+                )
+                entry["scores"][name][stat] = value
+                entry["scores"][name][f"{stat}_ci"] = ci
+        out["pooled"][g] = entry
+    return out
