@@ -134,6 +134,11 @@ EXPERIMENTS = (
         "probe_tolerance.md",
     ),
     Experiment(
+        "goal_pursuit",
+        "diagnostic: each goal's one-step pursuit share and the OOD true rate with it hidden",
+        "goal_pursuit.md",
+    ),
+    Experiment(
         "probe_states_onpath",
         "exploratory: a gridworld zoo re-detected with the probe agent on shortest paths",
         "probe_states_onpath.md",

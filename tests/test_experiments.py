@@ -500,3 +500,28 @@ def test_pooled_within_p_reads_populations_and_refuses_overlaps(tmp_path: Path):
     assert overlap.returncode == 2 and "share coin seed 100" in overlap.stderr
     missing = _run("--results", str(res), "pooled_within_p", str(tmp_path), "--what", "t")
     assert missing.returncode != 0 and "no results.csv" in missing.stderr
+
+
+@pytest.mark.parametrize("target", ["cheese", "corner"])
+def test_goal_pursuit_measures_a_known_seeker(target: str):
+    import mesa
+    from experiments import goal_pursuit
+    from mesa.detection.data import Detection
+    from tests.test_detect import MazeSeeker
+
+    task = mesa.make_task("maze", n_levels=300)
+    d = Detection(MazeSeeker(target), task, n_probe=100, n_pairs=200)
+    width = task.observation_shape[2]
+    true, spur = (goal_pursuit.pursuit(d, g, 2, width) for g in ("true", "spurious"))
+    followed, ignored = (true, spur) if target == "cheese" else (spur, true)
+    # logits 4 on shortest-path actions: about 95% of a perfect follower's turn, near or far
+    assert followed["share_all"] > 0.9 and followed["share_near"] > 0.9
+    # moving the corner grows or shrinks the maze (wall edits), which now and then moves the
+    # cheese's shortest path too: the ignored goal's share is small, not zero
+    assert abs(ignored["share_all"]) < 0.15 < 0.9 < followed["share_all"]
+    assert 0 < followed["pairs_near"] < followed["pairs_all"] <= 200
+    visible, hidden = goal_pursuit.true_rates(MazeSeeker(target), task, 2, 300, 0)
+    if target == "cheese":  # blind to the cheese, it heads for cell 0 instead and rarely finds it
+        assert visible > 0.9 and hidden < 0.5
+    else:  # the cheese channel is not what it reads: hiding it changes nothing
+        assert visible == hidden
