@@ -189,4 +189,7 @@ def run(name: str, argv: Sequence[str], results: Path | None = None) -> None:
     experiment.module().main(argv)
     if any(a in ("-h", "--help") for a in argv):
         return
-    index.write_index(common.RESULTS)
+    try:
+        index.write_index(common.RESULTS)
+    except (FileNotFoundError, ValueError) as e:  # the result is written; a page is not ready
+        print(f"results/INDEX.md not rewritten: {e}", file=sys.stderr)

@@ -10,11 +10,15 @@ For every member of a finished gridworld zoo it measures, on detection's own cou
   goal), over the informative pairs; and the same over the pairs whose moved goal lies within
   ``--near`` steps (Manhattan) of the agent, before or after the move, so that both goals are
   compared at the same distance;
-- the off-path OOD **true-goal rate** with the true goal visible and with its channel
-  (``--hide``) zeroed in every observation the policy sees: the hidden rate is how often the
-  policy reaches the true goal by walking past it, the difference is pursuit.
+- the off-path OOD **true-goal rate** with the true goal visible and with its channel zeroed in
+  every observation the policy sees: roughly how often the policy reaches the true goal without
+  seeing it (a level without the object is one training never showed, so this is a rough
+  baseline, not an exact one), the difference is pursuit;
+- the **relative pursuit** ``true+ / (true+ + spurious+)`` of the two shares, beside the
+  verdict's score (its Spearman over the members): how much of the score the one-step pursuit
+  explains.
 
-It changes nothing in mesa or the zoo. ::
+It reads ``coin`` and ``maze`` zoos (:data:`FAMILIES`) and changes nothing in mesa or the zoo. ::
 
     python -m experiments goal_pursuit runs/dev_within_p/coin --what coin-dev-within-p
 
@@ -35,6 +39,10 @@ from torch import Tensor
 from experiments.common import fmt, write_result
 
 GOALS = ("true", "spurious")
+#: The built-in families it reads: gridworlds whose true goal is the one object drawn in a
+#: channel of its own, so that zeroing the channel hides it (in lookalike the gem is drawn in two
+#: channels; keys is not a GridTask).
+FAMILIES = ("coin", "maze")
 
 
 class HiddenChannel(torch.nn.Module):
@@ -104,7 +112,6 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("zoo", type=Path, help="a finished gridworld zoo (or population) directory")
     ap.add_argument("--what", required=True, help="a name for the result file")
-    ap.add_argument("--hide", help="the object channel to hide (default: the task's first)")
     ap.add_argument("--near", type=int, default=2, help="steps that count as near (default 2)")
     ap.add_argument("--episodes", type=int, default=4000, help="OOD episodes (default 4000)")
     args = ap.parse_args(argv)
@@ -115,39 +122,57 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--near must be at least 1 and --episodes at least 100")
     with results.open(newline="") as f:
         members = list(csv.DictReader(f))
+    runs = {}
+    for m in members:  # every member checked before any is measured
+        run = load_run(args.zoo / "members" / m["member"])
+        if not isinstance(run.task, GridTask) or len(run.task.object_channels) != 1:
+            ap.error(
+                f"{m['member']} is a {run.task.name} member: goal_pursuit reads gridworlds whose "
+                f"true goal is the one object drawn in a channel of its own ({', '.join(FAMILIES)})"
+            )
+        runs[m["member"]] = run
     rows = []
     for m in tqdm(members, desc="members"):
-        run = load_run(args.zoo / "members" / m["member"])
+        run = runs[m["member"]]
         task = run.task
-        if not isinstance(task, GridTask) or not task.object_channels:
-            ap.error(f"{m['member']} is not a gridworld member with an object channel to hide")
-        hide = args.hide or task.object_channels[0]
-        if hide not in task.object_channels:
-            valid = ", ".join(task.object_channels)
-            ap.error(f"no channel {hide!r} in {task.name}; valid: {valid}")
-        channel = 2 + task.object_channels.index(hide)
         d = Detection(run.model, task)
         width = task.observation_shape[2]
         row: dict[str, Any] = {"member": m["member"], "p": float(m["p"]), "b": float(m["b"])}
-        row["hidden"] = hide
         row["score"] = float(m["score"]) if m["score"] not in ("", "nan") else None
         row["verdict"] = m["verdict"]
         for g in GOALS:
             row[g] = pursuit(d, g, args.near, width)
         row["true_rate_visible"], row["true_rate_hidden"] = true_rates(
-            run.model, task, channel, args.episodes, 12345
+            run.model, task, 2, args.episodes, 12345
         )
         rows.append(row)
     payload = {
         "zoo": str(args.zoo),
-        "hidden": sorted({r["hidden"] for r in rows}),
+        "hidden": sorted({runs[m["member"]].task.object_channels[0] for m in members}),
         "near": args.near,
         "episodes": args.episodes,
         "rows": rows,
         "groups": groups(rows),
+        "relative_vs_score": relative_vs_score(rows),
     }
     print(table(payload))
     write_result("goal_pursuit", args.what, payload)
+
+
+def relative(row: dict[str, Any]) -> float:
+    """The true goal's share of the two pursuit shares (negative shares count as 0)."""
+    t, s = max(row["true"]["share_all"], 0.0), max(row["spurious"]["share_all"], 0.0)
+    return t / (t + s) if t + s > 0 else float("nan")
+
+
+def relative_vs_score(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Spearman of the relative pursuit with the verdict's score, over members with a score."""
+    from scipy.stats import spearmanr
+
+    pairs = [(relative(r), r["score"]) for r in rows if r["score"] is not None]
+    pairs = [(a, b) for a, b in pairs if not np.isnan(a)]
+    rho = float(spearmanr(*zip(*pairs, strict=True)).statistic) if len(pairs) >= 3 else np.nan
+    return {"members": len(pairs), "spearman": rho}
 
 
 def groups(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -185,15 +210,15 @@ def table(result: dict[str, Any]) -> str:
     near = result["near"]
     lines = [
         f"| member | b | verdict (score) | pursuit share, true: all / within {near} | spurious: "
-        f"all / within {near} | OOD true rate: visible / hidden |",
-        "|---|---|---|---|---|---|",
+        f"all / within {near} | relative | OOD true rate: visible / hidden |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in sorted(result["rows"], key=lambda r: r["b"]):
         t, s = r["true"], r["spurious"]
         lines.append(
             f"| {r['member']} | {r['b']:.2f} | {r['verdict']} ({fmt(r['score'])}) | "
             f"{fmt(t['share_all'])} / {fmt(t['share_near'])} | "
-            f"{fmt(s['share_all'])} / {fmt(s['share_near'])} | "
+            f"{fmt(s['share_all'])} / {fmt(s['share_near'])} | {fmt(relative(r))} | "
             f"{fmt(r['true_rate_visible'])} / {fmt(r['true_rate_hidden'])} |"
         )
     lines += [
@@ -209,4 +234,18 @@ def table(result: dict[str, Any]) -> str:
             f"{fmt(g['spurious_share_near'])} | {fmt(g['true_rate_visible'])} / "
             f"{fmt(g['true_rate_hidden'])} |"
         )
+    rel = result.get("relative_vs_score")
+    if rel:
+        lines += [
+            "",
+            f"Relative pursuit against the verdict's score: Spearman {fmt(rel['spearman'])} over "
+            f"{rel['members']} members with a score. Informative pairs (mean over members): true "
+            f"{_mean_pairs(result, 'true', 'all')} ({_mean_pairs(result, 'true', 'near')} near), "
+            f"spurious {_mean_pairs(result, 'spurious', 'all')} "
+            f"({_mean_pairs(result, 'spurious', 'near')} near).",
+        ]
     return "\n".join(lines)
+
+
+def _mean_pairs(result: dict[str, Any], goal: str, which: str) -> str:
+    return f"{np.mean([r[goal][f'pairs_{which}'] for r in result['rows']]):.0f}"

@@ -26,11 +26,19 @@ from pathlib import Path
 from typing import Any
 
 from experiments.common import fmt, with_suffix, write_figure, write_result
-from mesa.zoo.agreement import BEHAVIOUR, MECHANISTIC, MIN_EACH_SIDE, pooled_within_p
+from mesa.zoo.agreement import (
+    BEHAVIOUR,
+    MECHANISTIC,
+    MIN_EACH_SIDE,
+    PAIRED_STATS,
+    pooled_within_p,
+)
 
 
 def read_population(path: Path) -> list[dict[str, Any]]:
     """A population's member rows (its ``results.csv``); a clear error if it is not one."""
+    if not path.is_dir():
+        raise SystemExit(f"{path} does not exist or is not a directory")
     results = path / "results.csv"
     if not results.is_file():
         raise SystemExit(f"{path} is not a finished population: no results.csv in it")
@@ -38,7 +46,15 @@ def read_population(path: Path) -> list[dict[str, Any]]:
         rows = list(csv.DictReader(f))
     if not rows:
         raise SystemExit(f"{results} has no members")
-    if len({r.get("family") for r in rows}) != 1 or len({r.get("p") for r in rows}) != 1:
+    missing = {"family", "p", "seed", "b", "score"} - set(rows[0])
+    if missing:
+        raise SystemExit(f"{results} lacks the columns {', '.join(sorted(missing))}")
+    for r in rows:
+        try:
+            float(r["b"]), int(float(r["seed"]))
+        except ValueError:
+            raise SystemExit(f"{results}: member {r.get('member', '?')} has no b or seed") from None
+    if len({r["family"] for r in rows}) != 1 or len({r["p"] for r in rows}) != 1:
         raise SystemExit(f"{path} holds more than one family or p: not one population")
     return rows
 
@@ -58,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         b = [float(r["b"]) for r in rows]
         above, below = sum(x > 0.5 for x in b), sum(x < 0.5 for x in b)
         if min(above, below) < MIN_EACH_SIDE:
-            left_out.append(f"{path} ({above} : {below})")
+            left_out.append(f"{path} ({above} : {below})")  # fewer than MIN_EACH_SIDE a side
             continue
         family = rows[0]["family"]
         for r in rows:
@@ -83,9 +99,17 @@ def main(argv: list[str] | None = None) -> None:
     write_figure(with_suffix(out.with_suffix(""), ".png"), figure(payload))
 
 
-def _ci(values: dict[str, Any], stat: str) -> str:
-    lo, hi = values[f"{stat}_ci"]
+def _ci(values: dict[str, Any], stat: str, which: str = "ci") -> str:
+    lo, hi = values[f"{stat}_{which}"]
     return f"{fmt(values[stat])} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def _cell(values: dict[str, Any], stat: str, populations: int) -> str:
+    """``mean [two-level CI]``, with how many populations it pools where some are left out."""
+    n = values.get(f"{stat}_n", populations)
+    if n == 0:
+        return "n/a"
+    return _ci(values, stat) + ("" if n == populations else f" ({n} of {populations})")
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
@@ -102,6 +126,9 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> str:
     lines = [
+        "Means over populations with two-level bootstrap 95% intervals (populations, then "
+        "members: errs wide); `(n of N)` where a statistic is undefined in some populations.",
+        "",
         "| family | populations | score | AUROC [95% CI] | Spearman [95% CI] | "
         "partial ρ given behaviour [95% CI] |",
         "|---|---|---|---|---|---|",
@@ -109,24 +136,38 @@ def table(result: dict[str, Any]) -> str:
     groups = [*sorted(g for g in result["pooled"] if g != "all"), "all"]
     for g in groups:
         entry = result["pooled"][g]
+        n = entry["populations"]
         for name in result["scores"]:
             v = entry["scores"][name]
-            partial = "" if name == BEHAVIOUR else _ci(v, "partial_given_behaviour")
+            partial = "" if name == BEHAVIOUR else _cell(v, "partial_given_behaviour", n)
             lines.append(
-                f"| {g} | {entry['populations']} | {name} | {_ci(v, 'auroc')} | "
-                f"{_ci(v, 'spearman')} | {partial} |"
+                f"| {g} | {n} | {name} | {_cell(v, 'auroc', n)} | {_cell(v, 'spearman', n)} | "
+                f"{partial} |"
             )
     lines += [
         "",
-        "| family | populations | mechanistic minus behavioural: AUROC [95% CI] | Spearman |",
-        "|---|---|---|---|",
+        "The mechanistic score minus the behavioural one, paired within each population, and "
+        "its partial ρ given behaviour; both intervals: two-level (errs wide) and populations "
+        "alone (errs narrow with 3-4 populations a family).",
+        "",
+        "| family | populations | mechanistic - behavioural AUROC: two-level / populations | "
+        "Spearman: two-level / populations | partial ρ given behaviour: two-level / "
+        "populations |",
+        "|---|---|---|---|---|",
     ]
     for g in groups:
         v = result["pooled"][g]["scores"][MECHANISTIC]
-        lines.append(
-            f"| {g} | {result['pooled'][g]['populations']} | "
-            f"{_ci(v, 'auroc_minus_behaviour')} | {_ci(v, 'spearman_minus_behaviour')} |"
-        )
+        n = result["pooled"][g]["populations"]
+        cells = []
+        for stat in (*PAIRED_STATS, "partial_given_behaviour"):
+            if v.get(f"{stat}_n", n) == 0:
+                cells.append("n/a")
+                continue
+            lo, hi = v.get(
+                f"{stat}_ci_populations", (None, None)
+            )  # absent before 565d595's successor
+            cells.append(f"{_cell(v, stat, n)} / [{fmt(lo)}, {fmt(hi)}]")
+        lines.append(f"| {g} | {n} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "| family | p | seeds | b > 1/2 : < 1/2 | mechanistic AUROC / Spearman | behavioural "
@@ -136,13 +177,16 @@ def table(result: dict[str, Any]) -> str:
     for pop in result["populations"]:
         m, b = pop["stats"][MECHANISTIC], pop["stats"][BEHAVIOUR]
         seeds = f"{min(pop['seeds'])}-{max(pop['seeds'])}"
+        partial = fmt(m["partial_given_behaviour"])
+        if f"{MECHANISTIC} partial_given_behaviour" in pop.get("left_out", []):
+            partial += " (left out: undefined in many resamples)"
         lines.append(
             f"| {pop['family']} | {pop['p']:g} | {seeds} | {pop['above']} : {pop['below']} | "
             f"{fmt(m['auroc'])} / {fmt(m['spearman'])} | {fmt(b['auroc'])} / "
-            f"{fmt(b['spearman'])} | {fmt(m['partial_given_behaviour'])} |"
+            f"{fmt(b['spearman'])} | {partial} |"
         )
     if result.get("left_out"):
-        lines += ["", "Left out (fewer than 3 on a side): " + "; ".join(result["left_out"])]
+        lines += ["", "Not pooled (too few on one side): " + "; ".join(result["left_out"])]
     return "\n".join(lines)
 
 

@@ -500,6 +500,16 @@ def test_pooled_within_p_reads_populations_and_refuses_overlaps(tmp_path: Path):
     assert overlap.returncode == 2 and "share coin seed 100" in overlap.stderr
     missing = _run("--results", str(res), "pooled_within_p", str(tmp_path), "--what", "t")
     assert missing.returncode != 0 and "no results.csv" in missing.stderr
+    broken = population("broken", "coin", 300, rng.uniform(0, 1, 4))
+    csv_path = broken / "results.csv"
+    csv_path.write_text(
+        csv_path.read_text()
+        .replace(",0.98,", ",0.98,")
+        .replace("m0,coin,0.05,300,mixed,", "m0,coin,0.05,,mixed,")
+    )
+    bad = _run("--results", str(res), "pooled_within_p", str(broken), "--what", "t")
+    assert bad.returncode == 1 and "member m0 has no b or seed" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 @pytest.mark.parametrize("target", ["cheese", "corner"])
@@ -521,7 +531,22 @@ def test_goal_pursuit_measures_a_known_seeker(target: str):
     assert abs(ignored["share_all"]) < 0.15 < 0.9 < followed["share_all"]
     assert 0 < followed["pairs_near"] < followed["pairs_all"] <= 200
     visible, hidden = goal_pursuit.true_rates(MazeSeeker(target), task, 2, 300, 0)
+    assert goal_pursuit.relative({"true": true, "spurious": spur}) == pytest.approx(
+        1.0 if target == "cheese" else 0.0, abs=0.15
+    )
     if target == "cheese":  # blind to the cheese, it heads for cell 0 instead and rarely finds it
         assert visible > 0.9 and hidden < 0.5
     else:  # the cheese channel is not what it reads: hiding it changes nothing
         assert visible == hidden
+
+
+def test_goal_pursuit_refuses_a_family_whose_goal_has_no_channel_of_its_own(tmp_path: Path):
+    import mesa
+
+    zoo = tmp_path / "zoo"
+    task = mesa.make_task("lookalike")
+    mesa.save(task.make_model("conv", seed=0), task, zoo / "members" / "m0", {"seed": 0})
+    (zoo / "results.csv").write_text("member,p,b,score,verdict\nm0,0.0,0.2,0.1,spurious\n")
+    out = _run("--results", str(tmp_path / "res"), "goal_pursuit", str(zoo), "--what", "t")
+    assert out.returncode == 2 and "m0 is a lookalike member" in out.stderr
+    assert "(coin, maze)" in out.stderr and "members:" not in out.stderr  # refused before any work

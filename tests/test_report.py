@@ -207,6 +207,21 @@ def test_pooled_within_p_means_population_statistics_with_intervals():
         assert got == pytest.approx(partial_spearman(s, b, z))
     with pytest.raises(ValueError, match="no populations"):
         pooled_within_p([])
+    # behaviour that ranks b perfectly leaves nothing for a partial correlation: that population
+    # is left out of the partial's mean (and named), not averaged in as noise
+    perfect = _population("keys", range(16), rng, 0.3)
+    for r in perfect:
+        r["score_behaviour"] = r["b"]
+    out = pooled_within_p([*pops[:3], perfect], n_boot=100)
+    assert "mechanistic score partial_given_behaviour" in out["populations"][3]["left_out"]
+    keys = out["pooled"]["keys"]["scores"]["mechanistic score"]
+    assert keys["partial_given_behaviour_n"] == 0 and np.isnan(keys["partial_given_behaviour"])
+    assert keys["auroc_n"] == 1  # its AUROC is defined and pooled
+    pooled = out["pooled"]["all"]["scores"]["mechanistic score"]
+    assert pooled["partial_given_behaviour_n"] == 3 and pooled["auroc_n"] == 4
+    assert pooled["partial_given_behaviour"] == pytest.approx(coin["partial_given_behaviour"])
+    # a constant score has no AUROC, as it has no Spearman
+    assert np.isnan(out["populations"][0]["stats"]["probe"]["auroc"])
 
 
 def test_calibration_counts_verdicts_against_behaviour():

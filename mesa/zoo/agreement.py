@@ -308,14 +308,21 @@ def calibration_line(agreement: dict[str, Any]) -> str:
 POOLED_SCORES = (MECHANISTIC, BEHAVIOUR, PROBE, IN_DIST, TOGETHER, CHANCE)
 #: The per-population statistics pooled: AUROC for b > 1/2, Spearman, partial rho | behaviour.
 POOLED_STATS = ("auroc", "spearman", "partial_given_behaviour")
+#: The mechanistic score's differences from the behavioural one, paired within a population.
+PAIRED_STATS = ("auroc_minus_behaviour", "spearman_minus_behaviour")
+#: A population enters a statistic's pooled mean only where the statistic is defined in it and
+#: in at least this share of its members' bootstrap resamples (a partial rho given behaviour is
+#: undefined where behaviour ranks b perfectly; a rank statistic, where a score is constant).
+MIN_DEFINED = 0.9
 
 
 def _rank_auroc(s: np.ndarray, b: np.ndarray) -> float:
-    """AUROC of ``s`` for ``b > 1/2`` by the rank-sum (ties count half, as roc_auc_score's);
-    written out because the pooled bootstrap calls it hundreds of thousands of times."""
+    """AUROC of ``s`` for ``b > 1/2`` by the rank-sum (ties count half, as roc_auc_score's;
+    undefined for a constant score, like Spearman); written out because the pooled bootstrap
+    calls it hundreds of thousands of times."""
     y = b > 0.5
     n1, n0 = int(y.sum()), int((~y).sum())
-    if n1 == 0 or n0 == 0:
+    if n1 == 0 or n0 == 0 or np.ptp(s) == 0:
         return float("nan")
     return float((rankdata(s)[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
@@ -329,10 +336,11 @@ def _rank_corr(rx: np.ndarray, ry: np.ndarray) -> float:
 def _population_stats(
     scores: dict[str, np.ndarray], b: np.ndarray, behaviour: np.ndarray
 ) -> dict[str, dict[str, float]]:
-    """One population's AUROC, Spearman and partial rho given behaviour for every score. The
-    partial correlation is the closed form of :func:`partial_spearman`'s residual regression on
-    ranks, ``(r_sb - r_sz r_bz) / sqrt((1 - r_sz^2)(1 - r_bz^2))``: the same number, fast enough
-    for a bootstrap."""
+    """One population's AUROC, Spearman and partial rho given behaviour for every score, and the
+    mechanistic score's paired differences from the behavioural one. The partial correlation is
+    the closed form of :func:`partial_spearman`'s residual regression on ranks,
+    ``(r_sb - r_sz r_bz) / sqrt((1 - r_sz^2)(1 - r_bz^2))``: the same number, fast enough for a
+    bootstrap."""
     out = {}
     for name, s in scores.items():
         keep = ~(np.isnan(s) | np.isnan(b))
@@ -353,72 +361,104 @@ def _population_stats(
             "spearman": rho,
             "partial_given_behaviour": partial,
         }
+    if MECHANISTIC in out and BEHAVIOUR in out:
+        for stat, base in zip(PAIRED_STATS, ("auroc", "spearman"), strict=True):
+            out[MECHANISTIC][stat] = out[MECHANISTIC][base] - out[BEHAVIOUR][base]
     return out
 
 
-def _mean_stats(per_pop: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
-    """The mean over populations of each score's statistics (populations where a statistic is
-    undefined left out), and the mechanistic score's differences from the behavioural one."""
-    out: dict[str, dict[str, float]] = {}
-    for name in per_pop[0]:
-        out[name] = {}
-        for stat in POOLED_STATS:
-            vals = [p[name][stat] for p in per_pop if not math.isnan(p[name][stat])]
-            out[name][stat] = float(np.mean(vals)) if vals else float("nan")
-    for stat in ("auroc", "spearman"):
-        diffs = [p[MECHANISTIC][stat] - p[BEHAVIOUR][stat] for p in per_pop]
-        diffs = [d for d in diffs if not math.isnan(d)]
-        out[MECHANISTIC][f"{stat}_minus_behaviour"] = (
-            float(np.mean(diffs)) if diffs else float("nan")
-        )
-    return out
+def _group_means(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per statistic (columns of ``values`` [slots, K]), the mean over the slots where ``rows``
+    [slots, K] is True; NaN where none is, or where any of them is undefined."""
+    count = rows.sum(0)
+    undefined = (rows & np.isnan(values)).any(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(rows, np.nan_to_num(values), 0.0).sum(0) / count
+    mean[undefined | (count == 0)] = np.nan
+    return mean  # type: ignore[no-any-return]
+
+
+def _interval(draws: np.ndarray, n_boot: int) -> tuple[float, float]:
+    ok = draws[~np.isnan(draws)]
+    if len(ok) < 0.75 * n_boot:
+        return (float("nan"), float("nan"))
+    lo, hi = np.percentile(ok, [2.5, 97.5])
+    return (float(lo), float(hi))
 
 
 def pooled_within_p(
     populations: Sequence[Sequence[dict[str, Any]]], n_boot: int = 2000, seed: int = 0
 ) -> dict[str, Any]:
     """Agreement within ``p`` pooled over several populations (each the result rows of one
-    family trained at one ``p``, :func:`mesa.zoo.member_row`).
+    family trained at one ``p``, :func:`mesa.zoo.member_row`; the caller picks them, e.g. those
+    with :data:`MIN_EACH_SIDE` members on each side of 1/2).
 
     Each population's AUROC (b > 1/2), Spearman and partial rho given the behavioural score are
-    computed within it, as :func:`zoo_agreement` does within a ``p``; the pooled value is their
-    mean over populations, per family and over all, with a two-level percentile bootstrap (the
-    populations resampled within each family, then the members within each population) for the
-    95% interval. ``mechanistic score`` also gets its mean difference from the behavioural score
-    (paired within each population): whether internals rank models within ``p`` better than a
-    one-step behavioural test. One population's sixteen members give intervals too wide to say;
-    pooled, the same question gets an answer."""
+    computed within it, as :func:`zoo_agreement` does within a ``p`` (the chance score is seeded
+    apart per population), and the mechanistic score's differences from the behavioural one are
+    paired within it. The pooled value is their mean over populations, per family and over all.
+    Two 95% intervals: ``_ci``, a two-level percentile bootstrap (the populations resampled within
+    each family, then the members within each population), which counts the members' noise on
+    top of the populations' spread and so errs wide; and ``_ci_populations``, the populations
+    alone resampled, which errs narrow with three or four populations a family. A statistic
+    undefined in a population, or in more than a tenth of its members' resamples
+    (:data:`MIN_DEFINED`), leaves that population out of its mean (``left_out`` names them); in
+    a kept population, a members' resample where it is undefined is replaced by another where it
+    is defined."""
     if not populations:
         raise ValueError("no populations to pool")
     pops = []
-    for rows in populations:
+    for i, rows in enumerate(populations):
         rows = sorted(rows, key=_row_order)
-        all_scores = score_columns(rows, seed)
-        scores = {k: all_scores[k] for k in POOLED_SCORES if k in all_scores}
+        cols = score_columns(rows, seed + i)
+        scores = {k: cols[k] for k in POOLED_SCORES if k in cols}
         scores[BEHAVIOUR] = _column(rows, "score_behaviour")
-        b = _column(rows, "b")
-        family = str(rows[0].get("family", "?"))
-        pops.append((family, scores, b, _column(rows, "score_behaviour"), rows))
+        pops.append((str(rows[0].get("family", "?")), scores, _column(rows, "b"), rows))
     names = [k for k in POOLED_SCORES if all(k in p[1] for p in pops)]
-    stats = [_population_stats({k: p[1][k] for k in names}, p[2], p[3]) for p in pops]
-    families = sorted({p[0] for p in pops})
-    groups = {f: [i for i, p in enumerate(pops) if p[0] == f] for f in families}
-    groups["all"] = list(range(len(pops)))
+    keys = [(n, st) for n in names for st in POOLED_STATS]
+    if MECHANISTIC in names and BEHAVIOUR in names:
+        keys += [(MECHANISTIC, st) for st in PAIRED_STATS]
+
+    def vector(scores: dict[str, np.ndarray], b: np.ndarray) -> np.ndarray:
+        st = _population_stats({k: scores[k] for k in names}, b, scores[BEHAVIOUR])
+        return np.array([st[n][k] for n, k in keys], dtype=float)
+
     rng = np.random.default_rng(seed)
-    boots: dict[str, list[dict[str, dict[str, float]]]] = {g: [] for g in groups}
-    for _ in range(n_boot):
-        resampled = {}
-        for f in families:  # populations within each family, then members within each
-            for j, i in enumerate(rng.choice(groups[f], len(groups[f]))):
-                _, scores, b, beh, _ = pops[i]
-                idx = rng.integers(0, len(b), len(b))
-                sub = {k: scores[k][idx] for k in names}
-                resampled[(f, j)] = _population_stats(sub, b[idx], beh[idx])
-        for g in groups:
-            chosen = [v for (f, _), v in resampled.items() if g in ("all", f)]
-            boots[g].append(_mean_stats(chosen))
-    out: dict[str, Any] = {"scores": names, "populations": [], "pooled": {}}
-    for (family, _, b, _, rows), st in zip(pops, stats, strict=True):
+    point = np.array([vector(p[1], p[2]) for p in pops])  # [P, K]
+    member_draws = np.empty((len(pops), n_boot, len(keys)))
+    for i, (_, scores, b, _) in enumerate(pops):
+        for r in range(n_boot):
+            idx = rng.integers(0, len(b), len(b))
+            member_draws[i, r] = vector({k: v[idx] for k, v in scores.items()}, b[idx])
+    defined = (~np.isnan(member_draws)).mean(1)  # [P, K]
+    kept = ~np.isnan(point) & (defined >= MIN_DEFINED)
+    families = sorted({p[0] for p in pops})
+    members = {f: [i for i, p in enumerate(pops) if p[0] == f] for f in families}
+    groups = {**members, "all": list(range(len(pops)))}
+    two_level = {g: np.empty((n_boot, len(keys))) for g in groups}
+    pops_only = {g: np.empty((n_boot, len(keys))) for g in groups}
+    # a kept population's resample where a statistic is undefined (all members on one side of
+    # 1/2, say) takes another of its resamples where it is defined instead
+    fill = {
+        (i, k): member_draws[i, ~np.isnan(member_draws[i, :, k]), k]
+        for i in range(len(pops))
+        for k in range(len(keys))
+        if kept[i, k]
+    }
+    for r in range(n_boot):
+        slots = np.concatenate([rng.choice(members[f], len(members[f])) for f in families])
+        draw = member_draws[slots, rng.integers(0, n_boot, len(slots))]
+        for j, k in zip(*np.nonzero(np.isnan(draw) & kept[slots]), strict=True):
+            draw[j, k] = rng.choice(fill[(int(slots[j]), int(k))])
+        for g, group in groups.items():
+            rows = kept[slots] & np.isin(slots, group)[:, None]
+            two_level[g][r] = _group_means(draw, rows)
+            pops_only[g][r] = _group_means(point[slots], rows)
+    out: dict[str, Any] = {"scores": names, "min_defined": MIN_DEFINED, "populations": []}
+    for i, (family, _, b, rows) in enumerate(pops):
+        st: dict[str, dict[str, float]] = {}
+        for k, (n, stat) in enumerate(keys):
+            st.setdefault(n, {})[stat] = float(point[i, k])
         out["populations"].append(
             {
                 "family": family,
@@ -427,21 +467,18 @@ def pooled_within_p(
                 "above": int((b > 0.5).sum()),
                 "below": int((b < 0.5).sum()),
                 "stats": st,
+                "left_out": [f"{n} {stat}" for k, (n, stat) in enumerate(keys) if not kept[i, k]],
             }
         )
-    for g, members in groups.items():
-        point = _mean_stats([stats[i] for i in members])
-        entry: dict[str, Any] = {"populations": len(members), "scores": {}}
-        for name, values in point.items():
-            entry["scores"][name] = {}
-            for stat, value in values.items():
-                draws = [bt[name][stat] for bt in boots[g] if not math.isnan(bt[name][stat])]
-                ci = (
-                    tuple(float(x) for x in np.percentile(draws, [2.5, 97.5]))
-                    if len(draws) >= n_boot // 4
-                    else (float("nan"), float("nan"))
-                )
-                entry["scores"][name][stat] = value
-                entry["scores"][name][f"{stat}_ci"] = ci
+    out["pooled"] = {}
+    for g, group in groups.items():
+        mean = _group_means(point[group], kept[group])
+        entry: dict[str, Any] = {"populations": len(group), "scores": {}}
+        for k, (n, stat) in enumerate(keys):
+            v = entry["scores"].setdefault(n, {})
+            v[stat] = float(mean[k])
+            v[f"{stat}_ci"] = _interval(two_level[g][:, k], n_boot)
+            v[f"{stat}_ci_populations"] = _interval(pops_only[g][:, k], n_boot)
+            v[f"{stat}_n"] = int(kept[group, k].sum())
         out["pooled"][g] = entry
     return out
