@@ -389,9 +389,8 @@ def _interval(draws: np.ndarray, n_boot: int) -> tuple[float, float]:
 def pooled_within_p(
     populations: Sequence[Sequence[dict[str, Any]]], n_boot: int = 2000, seed: int = 0
 ) -> dict[str, Any]:
-    """Agreement within ``p`` pooled over several populations (each the result rows of one
-    family trained at one ``p``, :func:`mesa.zoo.member_row`; the caller picks them, e.g. those
-    with :data:`MIN_EACH_SIDE` members on each side of 1/2).
+    """Agreement within ``p`` pooled over populations (each one family's result rows at one
+    ``p``; the caller picks them, e.g. with :data:`MIN_EACH_SIDE` members each side of 1/2).
 
     Each population's AUROC (b > 1/2), Spearman and partial rho given the behavioural score are
     computed within it, as :func:`zoo_agreement` does within a ``p`` (the chance score is seeded
@@ -407,17 +406,7 @@ def pooled_within_p(
     is defined."""
     if not populations:
         raise ValueError("no populations to pool")
-    pops = []
-    for i, rows in enumerate(populations):
-        rows = sorted(rows, key=_row_order)
-        cols = score_columns(rows, seed + i)
-        scores = {k: cols[k] for k in POOLED_SCORES if k in cols}
-        scores[BEHAVIOUR] = _column(rows, "score_behaviour")
-        pops.append((str(rows[0].get("family", "?")), scores, _column(rows, "b"), rows))
-    names = [k for k in POOLED_SCORES if all(k in p[1] for p in pops)]
-    keys = [(n, st) for n in names for st in POOLED_STATS]
-    if MECHANISTIC in names and BEHAVIOUR in names:
-        keys += [(MECHANISTIC, st) for st in PAIRED_STATS]
+    pops, names, keys = _pooling_inputs(populations, seed)
 
     def vector(scores: dict[str, np.ndarray], b: np.ndarray) -> np.ndarray:
         st = _population_stats({k: scores[k] for k in names}, b, scores[BEHAVIOUR])
@@ -435,25 +424,7 @@ def pooled_within_p(
     families = sorted({p[0] for p in pops})
     members = {f: [i for i, p in enumerate(pops) if p[0] == f] for f in families}
     groups = {**members, "all": list(range(len(pops)))}
-    two_level = {g: np.empty((n_boot, len(keys))) for g in groups}
-    pops_only = {g: np.empty((n_boot, len(keys))) for g in groups}
-    # a kept population's resample where a statistic is undefined (all members on one side of
-    # 1/2, say) takes another of its resamples where it is defined instead
-    fill = {
-        (i, k): member_draws[i, ~np.isnan(member_draws[i, :, k]), k]
-        for i in range(len(pops))
-        for k in range(len(keys))
-        if kept[i, k]
-    }
-    for r in range(n_boot):
-        slots = np.concatenate([rng.choice(members[f], len(members[f])) for f in families])
-        draw = member_draws[slots, rng.integers(0, n_boot, len(slots))]
-        for j, k in zip(*np.nonzero(np.isnan(draw) & kept[slots]), strict=True):
-            draw[j, k] = rng.choice(fill[(int(slots[j]), int(k))])
-        for g, group in groups.items():
-            rows = kept[slots] & np.isin(slots, group)[:, None]
-            two_level[g][r] = _group_means(draw, rows)
-            pops_only[g][r] = _group_means(point[slots], rows)
+    two_level, pops_only = _bootstrap_means(point, member_draws, kept, members, groups, rng)
     out: dict[str, Any] = {"scores": names, "min_defined": MIN_DEFINED, "populations": []}
     for i, (family, _, b, rows) in enumerate(pops):
         st: dict[str, dict[str, float]] = {}
@@ -470,15 +441,84 @@ def pooled_within_p(
                 "left_out": [f"{n} {stat}" for k, (n, stat) in enumerate(keys) if not kept[i, k]],
             }
         )
-    out["pooled"] = {}
-    for g, group in groups.items():
-        mean = _group_means(point[group], kept[group])
-        entry: dict[str, Any] = {"populations": len(group), "scores": {}}
-        for k, (n, stat) in enumerate(keys):
-            v = entry["scores"].setdefault(n, {})
-            v[stat] = float(mean[k])
-            v[f"{stat}_ci"] = _interval(two_level[g][:, k], n_boot)
-            v[f"{stat}_ci_populations"] = _interval(pops_only[g][:, k], n_boot)
-            v[f"{stat}_n"] = int(kept[group, k].sum())
-        out["pooled"][g] = entry
+    out["pooled"] = {
+        g: _pooled_group(group, keys, point, kept, two_level[g], pops_only[g])
+        for g, group in groups.items()
+    }
     return out
+
+
+def _pooled_group(
+    group: list[int],
+    keys: list[tuple[str, str]],
+    point: np.ndarray,
+    kept: np.ndarray,
+    two_level: np.ndarray,
+    pops_only: np.ndarray,
+) -> dict[str, Any]:
+    """One group's pooled means, both intervals and how many populations each pools."""
+    n_boot = len(two_level)
+    mean = _group_means(point[group], kept[group])
+    entry: dict[str, Any] = {"populations": len(group), "scores": {}}
+    for k, (n, stat) in enumerate(keys):
+        v = entry["scores"].setdefault(n, {})
+        v[stat] = float(mean[k])
+        v[f"{stat}_ci"] = _interval(two_level[:, k], n_boot)
+        v[f"{stat}_ci_populations"] = _interval(pops_only[:, k], n_boot)
+        v[f"{stat}_n"] = int(kept[group, k].sum())
+    return entry
+
+
+def _pooling_inputs(
+    populations: Sequence[Sequence[dict[str, Any]]], seed: int
+) -> tuple[
+    list[tuple[str, dict[str, np.ndarray], np.ndarray, list[dict[str, Any]]]],
+    list[str],
+    list[tuple[str, str]],
+]:
+    """Each population as ``(family, scores, b, rows)`` (rows in results.csv's order, chance
+    seeded apart per population), the scores every population has, and the statistics' keys."""
+    pops = []
+    for i, rows in enumerate(populations):
+        rows = sorted(rows, key=_row_order)
+        cols = score_columns(rows, seed + i)
+        scores = {k: cols[k] for k in POOLED_SCORES if k in cols}
+        scores[BEHAVIOUR] = _column(rows, "score_behaviour")
+        pops.append((str(rows[0].get("family", "?")), scores, _column(rows, "b"), rows))
+    names = [k for k in POOLED_SCORES if all(k in p[1] for p in pops)]
+    keys = [(n, st) for n in names for st in POOLED_STATS]
+    if MECHANISTIC in names and BEHAVIOUR in names:
+        keys += [(MECHANISTIC, st) for st in PAIRED_STATS]
+    return pops, names, keys
+
+
+def _bootstrap_means(
+    point: np.ndarray,
+    member_draws: np.ndarray,
+    kept: np.ndarray,
+    members: dict[str, list[int]],
+    groups: dict[str, list[int]],
+    rng: np.random.Generator,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per group, ``[n_boot, K]`` means of the two-level and of the populations-only draws."""
+    n_pops, n_boot, n_keys = member_draws.shape
+    two_level = {g: np.empty((n_boot, n_keys)) for g in groups}
+    pops_only = {g: np.empty((n_boot, n_keys)) for g in groups}
+    # a kept population's resample where a statistic is undefined (all members on one side of
+    # 1/2, say) takes another of its resamples where it is defined instead
+    fill = {
+        (i, k): member_draws[i, ~np.isnan(member_draws[i, :, k]), k]
+        for i in range(n_pops)
+        for k in range(n_keys)
+        if kept[i, k]
+    }
+    for r in range(n_boot):
+        slots = np.concatenate([rng.choice(m, len(m)) for m in members.values()])
+        draw = member_draws[slots, rng.integers(0, n_boot, len(slots))]
+        for j, k in zip(*np.nonzero(np.isnan(draw) & kept[slots]), strict=True):
+            draw[j, k] = rng.choice(fill[(int(slots[j]), int(k))])
+        for g, group in groups.items():
+            rows = kept[slots] & np.isin(slots, group)[:, None]
+            two_level[g][r] = _group_means(draw, rows)
+            pops_only[g][r] = _group_means(point[slots], rows)
+    return two_level, pops_only
