@@ -134,6 +134,11 @@ EXPERIMENTS = (
         "probe_tolerance.md",
     ),
     Experiment(
+        "internal_ood",
+        "exploratory, dev seeds: an OOD test inside the model, in training levels",
+        "internal_ood.md",
+    ),
+    Experiment(
         "goal_pursuit",
         "diagnostic: each goal's one-step pursuit share and the OOD true rate with it hidden",
         "goal_pursuit.md",

@@ -550,3 +550,37 @@ def test_goal_pursuit_refuses_a_family_whose_goal_has_no_channel_of_its_own(tmp_
     out = _run("--results", str(tmp_path / "res"), "goal_pursuit", str(zoo), "--what", "t")
     assert out.returncode == 2 and "m0 is a lookalike member" in out.stderr
     assert "(coin, maze)" in out.stderr and "members:" not in out.stderr  # refused before any work
+
+
+def test_internal_ood_moves_a_known_seeker_by_its_goal_subspace(tmp_path: Path):
+    import mesa
+    from experiments import internal_ood
+    from mesa.detection.data import Detection
+    from mesa.detection.methods.subspace import probe_basis
+    from tests.test_detect import MazeSeeker
+
+    task = mesa.make_task("maze", n_levels=300)
+    hook = "blocks.0.hook_out"
+    shares = {}
+    for target in ("cheese", "corner"):
+        model = MazeSeeker(target)
+        basis = probe_basis(Detection(model, task, n_probe=400).fitted_probe("true", hook))
+        shares[target] = {
+            m: internal_ood.episodes(model, task, hook, basis, m, 200, 0)
+            for m in internal_ood.MODES
+        }
+    # the cheese-seeker reads the cheese from the observation: shown at c2, it goes there
+    # first in most episodes (some time out); with only the cheese probe's subspace moved (its
+    # directions mix in walls and agent), in fewer, but far more than unmoved
+    cheese = shares["cheese"]
+    assert cheese["none"]["c2"] < 0.1 and cheese["none"]["goal"] > 0.9
+    assert internal_ood.b_hat(cheese["shown"]) > 0.7
+    assert internal_ood.b_hat(cheese["subspace"]) > 0.5
+    # the corner-seeker ignores the cheese: moving it, inside or on the screen, changes nothing
+    corner = shares["corner"]
+    assert all(internal_ood.b_hat(corner[m]) < 0.1 for m in internal_ood.MODES)
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "results.csv").write_text("member,family,p,seed,b,score\nm,maze,0.1,100,0.5,0.5\n")
+    out = _run("--results", str(tmp_path / "res"), "internal_ood", str(zoo), "--what", "t")
+    assert out.returncode == 2 and "test seeds (>= 100)" in out.stderr

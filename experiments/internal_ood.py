@@ -1,0 +1,210 @@
+"""Exploratory, development seeds only: an OOD test run inside the model, in training's levels.
+
+A candidate mechanistic method for the gridworlds whose true goal is one object in a channel of
+its own (coin, maze). The policy acts in levels as training shows them at p = 0 (the true goal
+on the spurious goal's cell: the coin at the level's end, the cheese in the corner); a second
+cell ``c2`` per episode, off-path both ways as the OOD headline counts episodes (on no shortest
+path from the start to that cell, which is on none from the start to ``c2``), is where the model
+is told the true goal is, three ways:
+
+- ``none``: not at all (``c2`` reached by wandering);
+- ``subspace``: at every step, the true goal's linear-probe subspace at one hook (the hook where
+  the member's ``probe_subspace`` evidence for the true goal is largest) is interchanged from the
+  same state drawn with the goal at ``c2``: the mechanistic version, where only the goal's
+  represented position moves;
+- ``shown``: the observation itself draws the goal at ``c2`` (the environment's goal stays where
+  training put it): a behavioural baseline.
+
+Each gives ``c2`` first / the training goal first over the first episodes, and ``b_hat = c2 /
+(c2 + training goal)``, an estimate of the OOD preference ``b`` from a test in which only the
+model's internals (``subspace``) or its input (``shown``) separate the goals. It refuses zoos
+with seeds >= 100: a rule is to be chosen on development seeds and judged on fresh test seeds.
+::
+
+    python -m experiments internal_ood runs/dev_within_p/coin --what coin-dev-within-p
+
+writes ``results/internal_ood/<what>-<commit>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from experiments.common import fmt, write_result
+
+MODES = ("none", "subspace", "shown")
+FAMILIES = ("coin", "maze")
+
+
+@torch.no_grad()
+def episodes(model: Any, task: Any, hook: str, basis: Any, mode: str, n: int, seed: int) -> dict:
+    """``{"c2": share, "goal": share}``: which of ``c2`` and the training goal's cell each of
+    ``n`` first episodes reaches first, in ``task``'s p = 0 training levels."""
+    from mesa.detection.data import Detection
+    from mesa.evaluation.rollout import goals_together
+    from mesa.probes.subspace import subspace_hook
+    from mesa.tasks.gridworld import random_cells
+
+    env = goals_together(task).make_env("train", n, seed)
+    obs, _ = env.reset()
+    walls, goal, start = env.pool.walls[env.level].clone(), env.true_cell.clone(), env.pos.clone()
+    dist, rows = env.pool.dist[env.level].long(), torch.arange(n)
+    from_start, via_goal = dist[rows, start], dist[rows, start, goal].unsqueeze(1)
+    # off-path both ways, as the OOD headline counts episodes: c2 on no shortest path from the
+    # start to the goal, and the goal on none from the start to c2
+    on_path = (from_start + dist[rows, :, goal] == via_goal) | (
+        via_goal + dist[rows, goal] == from_start
+    )
+    c2 = random_cells(walls | on_path, [start, goal], torch.Generator().manual_seed(seed))
+    hm = Detection(model, task).hm
+    outcome = torch.zeros(n, dtype=torch.long)  # 0 neither, 1 c2 first, 2 the goal first
+    done = torch.zeros(n, dtype=torch.bool)
+    g = torch.Generator().manual_seed(seed + 1)
+    for _ in range(env.max_steps):
+        shifted = task.observe(walls, env.pos, c2, env.spur_cell)
+        if mode == "none":
+            logits = hm.run(obs, [])
+        elif mode == "shown":
+            logits = hm.run(shifted, [])
+        else:
+            _, cache = hm.cache(shifted, [hook])
+            logits = hm.run(obs, [(hook, subspace_hook(cache[hook], basis))])
+        actions = torch.multinomial(torch.softmax(logits, -1), 1, generator=g).squeeze(1)
+        obs, _, terminated, truncated, _ = env.step(actions)
+        at_c2 = (env.pos == c2) & ~done
+        outcome[at_c2] = 1
+        done |= at_c2
+        ended = (terminated | truncated) & ~done  # the first episode ended: goal or time out
+        outcome[ended & terminated] = 2
+        done |= ended
+        if bool(done.all()):
+            break
+    return {
+        "c2": float((outcome == 1).float().mean()),
+        "goal": float((outcome == 2).float().mean()),
+    }
+
+
+def b_hat(shares: dict[str, float]) -> float:
+    total = shares["c2"] + shares["goal"]
+    return shares["c2"] / total if total > 0 else float("nan")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from tqdm.auto import tqdm
+
+    from mesa.detection.data import Detection
+    from mesa.detection.methods.subspace import probe_basis
+    from mesa.io import read_json
+    from mesa.runs import load_run
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("zoo", type=Path, help="a finished coin or maze zoo (development seeds)")
+    ap.add_argument("--what", required=True, help="a name for the result file")
+    ap.add_argument("--episodes", type=int, default=1000, help="episodes a mode (default 1000)")
+    args = ap.parse_args(argv)
+    results = args.zoo / "results.csv"
+    if not results.is_file():
+        ap.error(f"{args.zoo} is not a finished zoo: no results.csv in it")
+    if args.episodes < 100:
+        ap.error("--episodes must be at least 100")
+    with results.open(newline="") as f:
+        members = list(csv.DictReader(f))
+    for m in members:  # before any work
+        if int(float(m["seed"])) >= 100:
+            ap.error(f"{args.zoo} holds test seeds (>= 100): this is for development seeds only")
+        if m["family"] not in FAMILIES:
+            ap.error(f"{m['member']} is a {m['family']} member; valid: {', '.join(FAMILIES)}")
+    rows = []
+    for m in tqdm(members, desc="members"):
+        run = load_run(args.zoo / "members" / m["member"])
+        per_hook = read_json(args.zoo / "members" / m["member"] / "verdict.json")["methods"][
+            "probe_subspace"
+        ]["per_hook"]
+        hook = max(per_hook, key=lambda h: per_hook[h]["true"])
+        basis = probe_basis(Detection(run.model, run.task).fitted_probe("true", hook))
+        row: dict[str, Any] = {"member": m["member"], "b": float(m["b"]), "hook": hook}
+        row["score"] = float(m["score"]) if m["score"] not in ("", "nan") else None
+        for mode in MODES:
+            row[mode] = episodes(run.model, run.task, hook, basis, mode, args.episodes, 7)
+        rows.append(row)
+    payload = {"zoo": str(args.zoo), "episodes": args.episodes, "rows": rows}
+    payload["agreement"] = agreement(rows)
+    print(table(payload))
+    write_result("internal_ood", args.what, payload)
+
+
+def agreement(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Spearman and AUROC (b > 1/2) of each mode's ``b_hat`` and of the verdict's score."""
+    from mesa.zoo.agreement import _auroc, _spearman
+
+    b = np.array([r["b"] for r in rows])
+    scores = {m: np.array([b_hat(r[m]) for r in rows]) for m in MODES}
+    scores["verdict's score"] = np.array(
+        [np.nan if r["score"] is None else r["score"] for r in rows]
+    )
+    out = {}
+    for name, s in scores.items():
+        keep = ~np.isnan(s)
+        out[name] = {
+            "n": int(keep.sum()),
+            "spearman": _spearman(s[keep], b[keep]),
+            "auroc": _auroc(s[keep], b[keep]),
+            "calibrated": calibrated(s[keep], b[keep]),
+        }
+    return out
+
+
+def calibrated(s: np.ndarray, b: np.ndarray) -> dict[str, int]:
+    """Verdicts by the rule's thresholds (2/3, 1/3) on ``s`` against b, as the zoo counts them."""
+    from mesa.detection.verdict import verdict_of
+    from mesa.zoo.agreement import calibration
+
+    return {
+        k: v
+        for k, v in calibration(
+            [{"b": bb, "verdict": verdict_of(float(x))} for x, bb in zip(s, b, strict=True)]
+        ).items()
+        if k in ("match", "wrong", "n")
+    }
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: f"Spearman {fmt(a['spearman'])}, AUROC {fmt(a['auroc'])}, "
+        f"{a['calibrated']['match']} of {a['calibrated']['n']} matching"
+        for name, a in result["agreement"].items()
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        "| member | b | verdict's score | hook | c2 first / goal first: none | subspace | "
+        "shown | b_hat: subspace / shown |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(result["rows"], key=lambda r: r["b"]):
+        cells = " | ".join(f"{r[m]['c2']:.2f} / {r[m]['goal']:.2f}" for m in MODES)
+        lines.append(
+            f"| {r['member']} | {r['b']:.2f} | {fmt(r['score'])} | `{r['hook']}` | {cells} | "
+            f"{fmt(b_hat(r['subspace']))} / {fmt(b_hat(r['shown']))} |"
+        )
+    lines += [
+        "",
+        "| score | members | Spearman with b | AUROC (b > 1/2) | verdicts matching (wrong) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, a in result["agreement"].items():
+        label = f"b_hat, {name}" if name in MODES else name
+        c = a["calibrated"]
+        lines.append(
+            f"| {label} | {a['n']} | {fmt(a['spearman'])} | {fmt(a['auroc'])} | "
+            f"{c['match']} ({c['wrong']}) |"
+        )
+    return "\n".join(lines)
