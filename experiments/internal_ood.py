@@ -43,9 +43,13 @@ FAMILIES = ("coin", "maze")
 
 
 @torch.no_grad()
-def episodes(model: Any, task: Any, hook: str, basis: Any, mode: str, n: int, seed: int) -> dict:
-    """``{"c2": share, "goal": share}``: which of ``c2`` and the training goal's cell each of
-    ``n`` first episodes reaches first, in ``task``'s p = 0 training levels."""
+def episodes(
+    model: Any, task: Any, hook: str, basis: Any, mode: str, n: int, seed: int
+) -> dict[str, Any]:
+    """``{"c2": share, "goal": share, "episodes": counted}``: which of ``c2`` and the training
+    goal's cell each first episode reaches first, in ``task``'s p = 0 training levels, over the
+    episodes of ``n`` whose level has a cell off-path both ways (the OOD headline, too, counts
+    off-path episodes only)."""
     from mesa.detection.data import Detection
     from mesa.evaluation.rollout import goals_together
     from mesa.probes.subspace import subspace_hook
@@ -61,7 +65,11 @@ def episodes(model: Any, task: Any, hook: str, basis: Any, mode: str, n: int, se
     on_path = (from_start + dist[rows, :, goal] == via_goal) | (
         via_goal + dist[rows, goal] == from_start
     )
-    c2 = random_cells(walls | on_path, [start, goal], torch.Generator().manual_seed(seed))
+    blocked = walls | on_path
+    blocked[rows, start] = True
+    blocked[rows, goal] = True
+    valid = ~blocked.all(1)  # a level with no such cell has no off-path episode: left out
+    c2 = random_cells(blocked, [], torch.Generator().manual_seed(seed))
     hm = Detection(model, task).hm
     outcome = torch.zeros(n, dtype=torch.long)  # 0 neither, 1 c2 first, 2 the goal first
     done = torch.zeros(n, dtype=torch.bool)
@@ -85,9 +93,11 @@ def episodes(model: Any, task: Any, hook: str, basis: Any, mode: str, n: int, se
         done |= ended
         if bool(done.all()):
             break
+    counted = outcome[valid]
     return {
-        "c2": float((outcome == 1).float().mean()),
-        "goal": float((outcome == 2).float().mean()),
+        "c2": float((counted == 1).float().mean()),
+        "goal": float((counted == 2).float().mean()),
+        "episodes": int(valid.sum()),
     }
 
 
