@@ -47,9 +47,9 @@ def episodes(
     model: Any, task: Any, hook: str, basis: Any, mode: str, n: int, seed: int
 ) -> dict[str, Any]:
     """``{"c2": share, "goal": share, "episodes": counted}``: which of ``c2`` and the training
-    goal's cell each first episode reaches first, in ``task``'s p = 0 training levels, over the
-    episodes of ``n`` whose level has a cell off-path both ways (the OOD headline, too, counts
-    off-path episodes only)."""
+    goal's cell each first episode reaches first, in ``task``'s p = 0 training levels. ``c2`` is
+    drawn as the OOD split draws its true goal (any open cell but the start and the goal's), and
+    an episode counts only where it is off-path both ways, as the OOD headline counts them."""
     from mesa.detection.data import Detection
     from mesa.evaluation.rollout import goals_together
     from mesa.probes.subspace import subspace_hook
@@ -58,18 +58,12 @@ def episodes(
     env = goals_together(task).make_env("train", n, seed)
     obs, _ = env.reset()
     walls, goal, start = env.pool.walls[env.level].clone(), env.true_cell.clone(), env.pos.clone()
+    c2 = random_cells(walls, [start, goal], torch.Generator().manual_seed(seed))
     dist, rows = env.pool.dist[env.level].long(), torch.arange(n)
-    from_start, via_goal = dist[rows, start], dist[rows, start, goal].unsqueeze(1)
-    # off-path both ways, as the OOD headline counts episodes: c2 on no shortest path from the
-    # start to the goal, and the goal on none from the start to c2
-    on_path = (from_start + dist[rows, :, goal] == via_goal) | (
-        via_goal + dist[rows, goal] == from_start
-    )
-    blocked = walls | on_path
-    blocked[rows, start] = True
-    blocked[rows, goal] = True
-    valid = ~blocked.all(1)  # a level with no such cell has no off-path episode: left out
-    c2 = random_cells(blocked, [], torch.Generator().manual_seed(seed))
+    to_goal, to_c2 = dist[rows, start, goal], dist[rows, start, c2]
+    # off-path both ways: c2 on no shortest path from the start to the goal, nor the goal on one
+    # from the start to c2 (GridEnv.off_path's test)
+    valid = (to_c2 + dist[rows, c2, goal] > to_goal) & (to_goal + dist[rows, goal, c2] > to_c2)
     hm = Detection(model, task).hm
     outcome = torch.zeros(n, dtype=torch.long)  # 0 neither, 1 c2 first, 2 the goal first
     done = torch.zeros(n, dtype=torch.bool)
@@ -84,8 +78,10 @@ def episodes(
             _, cache = hm.cache(shifted, [hook])
             logits = hm.run(obs, [(hook, subspace_hook(cache[hook], basis))])
         actions = torch.multinomial(torch.softmax(logits, -1), 1, generator=g).squeeze(1)
+        # where each agent steps, read before the step (a finished copy is reset within it)
+        arrives = env.pool.next_cell[env.level, env.pos, actions]
         obs, _, terminated, truncated, _ = env.step(actions)
-        at_c2 = (env.pos == c2) & ~done
+        at_c2 = (arrives == c2) & ~done
         outcome[at_c2] = 1
         done |= at_c2
         ended = (terminated | truncated) & ~done  # the first episode ended: goal or time out
@@ -99,6 +95,30 @@ def episodes(
         "goal": float((counted == 2).float().mean()),
         "episodes": int(valid.sum()),
     }
+
+
+def change_in_subspace(model: Any, task: Any, hook: str, basis: Any, n: int, seed: int) -> float:
+    """The share of the hook's activation change (goal at ``c2`` against at the training goal,
+    same states) that lies in the probe's subspace: near 1, the interchange is nearly a whole
+    patch of the hook, and the ``subspace`` test is nearly the ``shown`` one."""
+    from mesa.detection.data import Detection
+    from mesa.evaluation.rollout import goals_together
+    from mesa.tasks.gridworld import random_cells
+
+    env = goals_together(task).make_env("train", n, seed)
+    env.reset()
+    walls, goal = env.pool.walls[env.level], env.true_cell
+    pos = random_cells(walls, [goal], torch.Generator().manual_seed(seed))
+    c2 = random_cells(walls, [pos, goal], torch.Generator().manual_seed(seed + 1))
+    hm = Detection(model, task).hm
+    _, base = hm.cache(task.observe(walls, pos, goal, env.spur_cell), [hook])
+    _, moved = hm.cache(task.observe(walls, pos, c2, env.spur_cell), [hook])
+    diff = (moved[hook] - base[hook]).flatten(1).double()
+    q = torch.linalg.qr(basis.double().T).Q  # [d, k], orthonormal
+    inside = ((diff @ q) ** 2).sum(1)
+    total = (diff**2).sum(1)
+    keep = total > 0
+    return float((inside[keep] / total[keep]).mean()) if bool(keep.any()) else float("nan")
 
 
 def b_hat(shares: dict[str, float]) -> float:
@@ -117,7 +137,12 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("zoo", type=Path, help="a finished coin or maze zoo (development seeds)")
     ap.add_argument("--what", required=True, help="a name for the result file")
-    ap.add_argument("--episodes", type=int, default=1000, help="episodes a mode (default 1000)")
+    ap.add_argument(
+        "--episodes",
+        type=int,
+        default=2000,
+        help="episodes a mode, before the off-path ones are kept",
+    )
     args = ap.parse_args(argv)
     results = args.zoo / "results.csv"
     if not results.is_file():
@@ -141,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
         basis = probe_basis(Detection(run.model, run.task).fitted_probe("true", hook))
         row: dict[str, Any] = {"member": m["member"], "b": float(m["b"]), "hook": hook}
         row["score"] = float(m["score"]) if m["score"] not in ("", "nan") else None
+        row["subspace_dims"] = len(basis)
+        row["change_in_subspace"] = change_in_subspace(run.model, run.task, hook, basis, 500, 7)
         for mode in MODES:
             row[mode] = episodes(run.model, run.task, hook, basis, mode, args.episodes, 7)
         rows.append(row)
@@ -151,9 +178,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def agreement(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Spearman and AUROC (b > 1/2) of each mode's ``b_hat`` and of the verdict's score."""
+    """Spearman and AUROC (b > 1/2) of each mode's ``b_hat`` and of the verdict's score, on the
+    same members: those whose verdict has a score (an inconclusive verdict has none)."""
     from mesa.zoo.agreement import _auroc, _spearman
 
+    rows = [r for r in rows if r["score"] is not None]
     b = np.array([r["b"] for r in rows])
     scores = {m: np.array([b_hat(r[m]) for r in rows]) for m in MODES}
     scores["verdict's score"] = np.array(
@@ -167,6 +196,7 @@ def agreement(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
             "spearman": _spearman(s[keep], b[keep]),
             "auroc": _auroc(s[keep], b[keep]),
             "calibrated": calibrated(s[keep], b[keep]),
+            "mean_minus_b": float(np.mean(s[keep] - b[keep])),
         }
     return out
 
@@ -195,26 +225,31 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> str:
     lines = [
-        "| member | b | verdict's score | hook | c2 first / goal first: none | subspace | "
-        "shown | b_hat: subspace / shown |",
-        "|---|---|---|---|---|---|---|---|",
+        "| member | b | verdict's score | hook (change in subspace) | counted | c2 first / goal "
+        "first: none | subspace | shown | b_hat: subspace / shown |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(result["rows"], key=lambda r: r["b"]):
         cells = " | ".join(f"{r[m]['c2']:.2f} / {r[m]['goal']:.2f}" for m in MODES)
         lines.append(
-            f"| {r['member']} | {r['b']:.2f} | {fmt(r['score'])} | `{r['hook']}` | {cells} | "
+            f"| {r['member']} | {r['b']:.2f} | {fmt(r['score'])} | `{r['hook']}` "
+            f"({fmt(r.get('change_in_subspace'))}) | {r['subspace'].get('episodes', 'n/a')} | "
+            f"{cells} | "
             f"{fmt(b_hat(r['subspace']))} / {fmt(b_hat(r['shown']))} |"
         )
     lines += [
         "",
-        "| score | members | Spearman with b | AUROC (b > 1/2) | verdicts matching (wrong) |",
-        "|---|---|---|---|---|",
+        "Members with a scored verdict only (the same members in every row).",
+        "",
+        "| score | members | Spearman with b | AUROC (b > 1/2) | mean minus b | verdicts "
+        "matching (wrong) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, a in result["agreement"].items():
         label = f"b_hat, {name}" if name in MODES else name
         c = a["calibrated"]
         lines.append(
             f"| {label} | {a['n']} | {fmt(a['spearman'])} | {fmt(a['auroc'])} | "
-            f"{c['match']} ({c['wrong']}) |"
+            f"{fmt(a.get('mean_minus_b'))} | {c['match']} ({c['wrong']}) |"
         )
     return "\n".join(lines)

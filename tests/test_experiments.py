@@ -566,7 +566,7 @@ def test_internal_ood_moves_a_known_seeker_by_its_goal_subspace(tmp_path: Path):
         model = MazeSeeker(target)
         basis = probe_basis(Detection(model, task, n_probe=400).fitted_probe("true", hook))
         shares[target] = {
-            m: internal_ood.episodes(model, task, hook, basis, m, 200, 0)
+            m: internal_ood.episodes(model, task, hook, basis, m, 1000, 0)
             for m in internal_ood.MODES
         }
     # the cheese-seeker reads the cheese from the observation: shown at c2, it goes there
@@ -577,6 +577,9 @@ def test_internal_ood_moves_a_known_seeker_by_its_goal_subspace(tmp_path: Path):
     assert internal_ood.b_hat(cheese["shown"]) > 0.7
     assert internal_ood.b_hat(cheese["subspace"]) > 0.5
     # the corner-seeker ignores the cheese: moving it, inside or on the screen, changes nothing
+    assert 50 < cheese["none"]["episodes"] < 1000  # off-path both ways: a share of the levels
+    share = internal_ood.change_in_subspace(MazeSeeker("cheese"), task, hook, basis, 200, 0)
+    assert 0.3 < share < 1.0  # the probe's subspace holds part of the cheese's change, not all
     corner = shares["corner"]
     assert all(internal_ood.b_hat(corner[m]) < 0.1 for m in internal_ood.MODES)
     zoo = tmp_path / "zoo"
