@@ -37,8 +37,8 @@ import torch
 from torch import Tensor
 
 from experiments.common import fmt, write_result
+from mesa.tasks.base import GOALS
 
-GOALS = ("true", "spurious")
 #: The built-in families it reads: gridworlds whose true goal is the one object drawn in a
 #: channel of its own, so that zeroing the channel hides it (in lookalike the gem is drawn in two
 #: channels; keys is not a GridTask).
@@ -62,11 +62,6 @@ def pursuit(d: Any, vary: str, near: int, width: int) -> dict[str, float]:
     """The goal's directed effect as a share of a perfect follower's, over the informative pairs
     and over those whose moved goal is within ``near`` steps of the agent."""
     ps = d.pairs[vary]
-    # the pairs' goal cells (the task draws the same pairs again from the same seed)
-    i = GOALS.index(vary)
-    raw = d.task.counterfactual_pairs(d.n_pairs, d.seed + 1 + i, vary)
-    if not torch.equal(raw["base"], ps.base):
-        raise SystemExit("the task's pairs differ from detection's: cannot place their goals")
     p_base, p_source = d.decisions[vary]
     f = ((p_source - p_base) * ps.follow).sum(-1)
     m_source = ps.target.float()
@@ -80,7 +75,7 @@ def pursuit(d: Any, vary: str, near: int, width: int) -> dict[str, float]:
     def steps(cells: Tensor) -> Tensor:
         return (agent // width - cells // width).abs() + (agent % width - cells % width).abs()
 
-    dist = torch.minimum(steps(raw[f"base_{vary}_goal"]), steps(raw[f"source_{vary}_goal"]))
+    dist = torch.minimum(steps(ps.base_goal), steps(ps.source_goal))
     out: dict[str, float] = {}
     for name, mask in (("all", ps.informative), ("near", ps.informative & (dist <= near))):
         n = int(mask.sum())

@@ -37,9 +37,9 @@ import numpy as np
 import torch
 
 from experiments.common import fmt, write_result
+from experiments.goal_pursuit import FAMILIES
 
 MODES = ("none", "subspace", "shown")
-FAMILIES = ("coin", "maze")
 
 
 @torch.no_grad()
@@ -50,8 +50,8 @@ def episodes(
     goal's cell each first episode reaches first, in ``task``'s p = 0 training levels. ``c2`` is
     drawn as the OOD split draws its true goal (any open cell but the start and the goal's), and
     an episode counts only where it is off-path both ways, as the OOD headline counts them."""
-    from mesa.detection.data import Detection
     from mesa.evaluation.rollout import goals_together
+    from mesa.probes.hooks import hooked
     from mesa.probes.subspace import subspace_hook
     from mesa.tasks.gridworld import random_cells
 
@@ -64,7 +64,7 @@ def episodes(
     # off-path both ways: c2 on no shortest path from the start to the goal, nor the goal on one
     # from the start to c2 (GridEnv.off_path's test)
     valid = (to_c2 + dist[rows, c2, goal] > to_goal) & (to_goal + dist[rows, goal, c2] > to_c2)
-    hm = Detection(model, task).hm
+    hm = hooked(model.eval())
     outcome = torch.zeros(n, dtype=torch.long)  # 0 neither, 1 c2 first, 2 the goal first
     done = torch.zeros(n, dtype=torch.bool)
     g = torch.Generator().manual_seed(seed + 1)
@@ -101,8 +101,8 @@ def change_in_subspace(model: Any, task: Any, hook: str, basis: Any, n: int, see
     """The share of the hook's activation change (goal at ``c2`` against at the training goal,
     same states) that lies in the probe's subspace: near 1, the interchange is nearly a whole
     patch of the hook, and the ``subspace`` test is nearly the ``shown`` one."""
-    from mesa.detection.data import Detection
     from mesa.evaluation.rollout import goals_together
+    from mesa.probes.hooks import hooked
     from mesa.tasks.gridworld import random_cells
 
     env = goals_together(task).make_env("train", n, seed)
@@ -110,12 +110,11 @@ def change_in_subspace(model: Any, task: Any, hook: str, basis: Any, n: int, see
     walls, goal = env.pool.walls[env.level], env.true_cell
     pos = random_cells(walls, [goal], torch.Generator().manual_seed(seed))
     c2 = random_cells(walls, [pos, goal], torch.Generator().manual_seed(seed + 1))
-    hm = Detection(model, task).hm
+    hm = hooked(model.eval())
     _, base = hm.cache(task.observe(walls, pos, goal, env.spur_cell), [hook])
     _, moved = hm.cache(task.observe(walls, pos, c2, env.spur_cell), [hook])
     diff = (moved[hook] - base[hook]).flatten(1).double()
-    q = torch.linalg.qr(basis.double().T).Q  # [d, k], orthonormal
-    inside = ((diff @ q) ** 2).sum(1)
+    inside = ((diff @ basis.double().T) ** 2).sum(1)  # probe_basis's rows are orthonormal
     total = (diff**2).sum(1)
     keep = total > 0
     return float((inside[keep] / total[keep]).mean()) if bool(keep.any()) else float("nan")

@@ -94,6 +94,8 @@ class PairSet:
     """``[n, S]`` bool: where an interchange patches (None: no sites for this goal)."""
     source_goal: Tensor
     """``[n]``: the goal's label in the source."""
+    base_goal: Tensor
+    """``[n]``: the goal's label in the base."""
     target: Tensor
     """``[n, K]`` bool: the outputs that pursue the source's value of the goal."""
 
@@ -214,7 +216,9 @@ class Detection:
             m_source = self.task.goal_outputs(base, source_goal, self.n_outputs)
         follow = 0.5 * (m_source.float() - m_base.float())
         informative = follow.abs().sum(-1) > 0
-        return PairSet(vary, base, source, follow, informative, sites, source_goal, m_source.bool())
+        return PairSet(
+            vary, base, source, follow, informative, sites, source_goal, base_goal, m_source.bool()
+        )
 
     # -- outputs and interventions --------------------------------------------------------
     def _batches(self, n: int) -> list[slice]:
