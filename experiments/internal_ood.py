@@ -155,8 +155,12 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(f"{args.zoo} holds test seeds (>= 100): this is for development seeds only")
         if m["family"] not in FAMILIES:
             ap.error(f"{m['member']} is a {m['family']} member; valid: {', '.join(FAMILIES)}")
+    from mesa.zoo.agreement import BEHAVIOUR, CHANCE, FROM_P, IN_DIST, PROBE, score_columns
+
+    columns = score_columns(members)  # the baselines, in results.csv's order (chance seeded)
+    baselines = [n for n in (FROM_P, IN_DIST, BEHAVIOUR, PROBE, CHANCE) if n in columns]
     rows = []
-    for m in tqdm(members, desc="members"):
+    for i, m in enumerate(tqdm(members, desc="members")):
         run = load_run(args.zoo / "members" / m["member"])
         per_hook = read_json(args.zoo / "members" / m["member"] / "verdict.json")["methods"][
             "probe_subspace"
@@ -165,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         basis = probe_basis(Detection(run.model, run.task).fitted_probe("true", hook))
         row: dict[str, Any] = {"member": m["member"], "b": float(m["b"]), "hook": hook}
         row["score"] = float(m["score"]) if m["score"] not in ("", "nan") else None
+        row["baselines"] = {n: float(columns[n][i]) for n in baselines}
         row["subspace_dims"] = len(basis)
         row["change_in_subspace"] = change_in_subspace(run.model, run.task, hook, basis, 500, 7)
         for mode in MODES:
@@ -177,9 +182,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def agreement(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Spearman and AUROC (b > 1/2) of each mode's ``b_hat`` and of the verdict's score, on the
-    same members: those whose verdict has a score (an inconclusive verdict has none)."""
-    from mesa.zoo.agreement import _auroc, _spearman
+    """Spearman and AUROC (b > 1/2) of each mode's ``b_hat``, of the verdict's score and of the
+    baselines (predict-from-p, in-distribution success, the one-step behavioural and probe
+    scores, chance), on the same members: those whose verdict has a score (an inconclusive
+    verdict has none)."""
+    from mesa.zoo.agreement import FROM_P, IN_DIST, _auroc, _spearman
 
     rows = [r for r in rows if r["score"] is not None]
     b = np.array([r["b"] for r in rows])
@@ -187,15 +194,18 @@ def agreement(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     scores["verdict's score"] = np.array(
         [np.nan if r["score"] is None else r["score"] for r in rows]
     )
+    for name in rows[0].get("baselines", {}) if rows else ():  # predict-from-p, in-dist, ...
+        scores[name] = np.array([r["baselines"][name] for r in rows])
     out = {}
     for name, s in scores.items():
         keep = ~np.isnan(s)
+        on_b_scale = name not in (FROM_P, IN_DIST)  # a p or a success rate is no estimate of b
         out[name] = {
             "n": int(keep.sum()),
             "spearman": _spearman(s[keep], b[keep]),
             "auroc": _auroc(s[keep], b[keep]),
-            "calibrated": calibrated(s[keep], b[keep]),
-            "mean_minus_b": float(np.mean(s[keep] - b[keep])),
+            "calibrated": calibrated(s[keep], b[keep]) if on_b_scale else None,
+            "mean_minus_b": float(np.mean(s[keep] - b[keep])) if on_b_scale else None,
         }
     return out
 
@@ -216,8 +226,12 @@ def calibrated(s: np.ndarray, b: np.ndarray) -> dict[str, int]:
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
     return {
-        name: f"Spearman {fmt(a['spearman'])}, AUROC {fmt(a['auroc'])}, "
-        f"{a['calibrated']['match']} of {a['calibrated']['n']} matching"
+        name: f"Spearman {fmt(a['spearman'])}, AUROC {fmt(a['auroc'])}"
+        + (
+            ""
+            if a["calibrated"] is None
+            else f", {a['calibrated']['match']} of {a['calibrated']['n']} matching"
+        )
         for name, a in result["agreement"].items()
     }
 
@@ -247,8 +261,9 @@ def table(result: dict[str, Any]) -> str:
     for name, a in result["agreement"].items():
         label = f"b_hat, {name}" if name in MODES else name
         c = a["calibrated"]
+        verdicts = "n/a" if c is None else f"{c['match']} ({c['wrong']})"
         lines.append(
             f"| {label} | {a['n']} | {fmt(a['spearman'])} | {fmt(a['auroc'])} | "
-            f"{fmt(a.get('mean_minus_b'))} | {c['match']} ({c['wrong']}) |"
+            f"{fmt(a.get('mean_minus_b'))} | {verdicts} |"
         )
     return "\n".join(lines)
