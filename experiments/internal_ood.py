@@ -47,54 +47,25 @@ def episodes(
     model: Any, task: Any, hook: str, basis: Any, mode: str, n: int, seed: int
 ) -> dict[str, Any]:
     """``{"c2": share, "goal": share, "episodes": counted}``: which of ``c2`` and the training
-    goal's cell each first episode reaches first, in ``task``'s p = 0 training levels. ``c2`` is
-    drawn as the OOD split draws its true goal (any open cell but the start and the goal's), and
-    an episode counts only where it is off-path both ways, as the OOD headline counts them."""
-    from mesa.evaluation.rollout import goals_together
+    goal's cell each first episode reaches first, in ``task``'s p = 0 training levels
+    (:meth:`mesa.Task.moved_goal_rollouts`, which detection's ``rollout_subspace`` runs too:
+    ``c2`` drawn as the OOD split draws its true goal, episodes counted where it is off-path
+    both ways), the model told of ``c2`` by ``mode``."""
     from mesa.probes.hooks import hooked
     from mesa.probes.subspace import subspace_hook
-    from mesa.tasks.gridworld import random_cells
 
-    env = goals_together(task).make_env("train", n, seed)
-    obs, _ = env.reset()
-    walls, goal, start = env.pool.walls[env.level].clone(), env.true_cell.clone(), env.pos.clone()
-    c2 = random_cells(walls, [start, goal], torch.Generator().manual_seed(seed))
-    dist, rows = env.pool.dist[env.level].long(), torch.arange(n)
-    to_goal, to_c2 = dist[rows, start, goal], dist[rows, start, c2]
-    # off-path both ways: c2 on no shortest path from the start to the goal, nor the goal on one
-    # from the start to c2 (GridEnv.off_path's test)
-    valid = (to_c2 + dist[rows, c2, goal] > to_goal) & (to_goal + dist[rows, goal, c2] > to_c2)
     hm = hooked(model.eval())
-    outcome = torch.zeros(n, dtype=torch.long)  # 0 neither, 1 c2 first, 2 the goal first
-    done = torch.zeros(n, dtype=torch.bool)
-    g = torch.Generator().manual_seed(seed + 1)
-    for _ in range(env.max_steps):
-        shifted = task.observe(walls, env.pos, c2, env.spur_cell)
+
+    def policy(obs: Any, moved: Any) -> Any:
         if mode == "none":
-            logits = hm.run(obs, [])
-        elif mode == "shown":
-            logits = hm.run(shifted, [])
-        else:
-            _, cache = hm.cache(shifted, [hook])
-            logits = hm.run(obs, [(hook, subspace_hook(cache[hook], basis))])
-        actions = torch.multinomial(torch.softmax(logits, -1), 1, generator=g).squeeze(1)
-        # where each agent steps, read before the step (a finished copy is reset within it)
-        arrives = env.pool.next_cell[env.level, env.pos, actions]
-        obs, _, terminated, truncated, _ = env.step(actions)
-        at_c2 = (arrives == c2) & ~done
-        outcome[at_c2] = 1
-        done |= at_c2
-        ended = (terminated | truncated) & ~done  # the first episode ended: goal or time out
-        outcome[ended & terminated] = 2
-        done |= ended
-        if bool(done.all()):
-            break
-    counted = outcome[valid]
-    return {
-        "c2": float((counted == 1).float().mean()),
-        "goal": float((counted == 2).float().mean()),
-        "episodes": int(valid.sum()),
-    }
+            return hm.run(obs, [])
+        if mode == "shown":
+            return hm.run(moved, [])
+        _, cache = hm.cache(moved, [hook])
+        return hm.run(obs, [(hook, subspace_hook(cache[hook], basis))])
+
+    counts = task.moved_goal_rollouts(policy, n, seed)
+    return {"c2": counts["moved"], "goal": counts["training"], "episodes": counts["episodes"]}
 
 
 def change_in_subspace(model: Any, task: Any, hook: str, basis: Any, n: int, seed: int) -> float:

@@ -28,7 +28,7 @@ from mesa.detection.registry import (
     list_detectors,
     register_detector,
 )
-from mesa.detection.verdict import EFFECT_FLOOR, USED_SHARE, Verdict, rule
+from mesa.detection.verdict import EFFECT_FLOOR, USED_SHARE, Verdict, rule, rule_methods
 from mesa.errors import MesaError
 from mesa.io import VERDICT, locked, write_json
 from mesa.tasks.base import GOALS, Task
@@ -73,7 +73,7 @@ def detect(
         from mesa.runtime import resolve_device, to_device
 
         to_device(model, resolve_device(device))
-    names = check_methods(methods, inputs)
+    names = check_methods(methods, inputs, task)
     with locked(out) if out is not None else contextlib.nullcontext():
         d = Detection(model, task, hooks, seed, n_probe, n_pairs, inputs)
         results = {name: get_detector(name)().run(d) for name in names}
@@ -83,11 +83,14 @@ def detect(
     return verdict
 
 
-def check_methods(methods: list[str] | None, inputs: str) -> list[str]:
-    """The methods to run (the default set for ``inputs`` when None), each checked to run there."""
+def check_methods(methods: list[str] | None, inputs: str, task: Task | None = None) -> list[str]:
+    """The methods to run, each checked to run in ``inputs``. When None: the default set for
+    ``inputs``, plus the methods ``task``'s verdict is made of (:attr:`Task.rule_methods`)."""
     if inputs not in MODES:
         raise MesaError(f"unknown inputs {inputs!r}; valid: {', '.join(MODES)}")
     names = list(methods) if methods else default_detectors(inputs)
+    if not methods and task is not None:
+        names += [m for m in rule_methods(task, inputs) if m not in names]
     for name in names:
         cls = get_detector(name)
         if inputs not in cls.inputs:
@@ -100,7 +103,7 @@ def check_methods(methods: list[str] | None, inputs: str) -> list[str]:
 
 
 def _verdict(d: Detection, results: dict[str, MethodResult], names: list[str]) -> Verdict:
-    score, verdict, reason = rule(results, d.inputs)
+    score, verdict, reason = rule(results, rule_methods(d.task, d.inputs))
     patching = results.get("patching")
     used_at: dict[str, list[str]] = {g: [] for g in GOALS}
     if patching is not None and patching.score is not None:

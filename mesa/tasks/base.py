@@ -18,6 +18,7 @@ import dataclasses
 import inspect
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -91,6 +92,10 @@ class Task(ABC):
     #: feature map), -1 for the last position of ``[batch, pos, ...]`` (a sequence model's
     #: answer). Probes, erasers and subspace interventions read activations there.
     readout_position: ClassVar[int | None] = None
+    #: The mechanistic methods detection's verdict is made of, per input mode, where this
+    #: family's differ from :data:`mesa.detection.verdict.RULE_METHODS`: chosen on the family's
+    #: development zoos (seeds < 100) and fixed before test seeds judge it. Empty: the default.
+    rule_methods: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, config: TaskConfig | None = None, **options: Any) -> None:
         if config is not None and options:
@@ -159,6 +164,19 @@ class Task(ABC):
         """Bool ``[S]``: input sites that can carry ``goal`` but, by the model's causal structure,
         not the other goal — so that patching them between two training inputs moves ``goal``
         alone. None where the task has no such sites (the goals share every site)."""
+        return None
+
+    def moved_goal_rollouts(
+        self, policy: Callable[[Tensor, Tensor], Tensor], n: int, seed: int
+    ) -> dict[str, float] | None:
+        """An OOD test run inside the model, in training's own inputs (used by detection's
+        ``rollout_subspace``): ``n`` first episodes where the goals are together, as training
+        shows them at ``p = 0``, while each step the model may be told the true goal is at
+        another place. ``policy(inputs, moved)`` gives the model's raw output on ``inputs``, with
+        ``moved`` the same state drawn with the true goal moved (for the caller to intervene
+        with). Returns ``{"moved": share, "training": share, "episodes": counted}``: the share of
+        counted episodes that reach the moved goal first, and the share that reach the goals'
+        training place first. None: the task declares no such test (the default)."""
         return None
 
     def input_bytes(self) -> int:

@@ -19,6 +19,7 @@ open columns, leaving the agent, the coin and the rest of the level as they were
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -58,6 +59,11 @@ class CoinTask(GridTask):
     description = "cross the level to the coin; in training the coin is at the right end"
     true_goal = "coin"
     spurious_goal = "right end of the level"
+    #: Coin's policies pursue the coin as a weak pull over many steps, which one-step methods
+    #: miss (``experiments/goal_pursuit.md``); on the development seeds the moved-goal rollouts
+    #: matched behaviour where ``probe_subspace`` called coin-seekers ``spurious``
+    #: (``experiments/internal_ood.md``), so coin's verdict is made of them.
+    rule_methods: ClassVar[dict[str, tuple[str, ...]]] = {"probe": ("rollout_subspace",)}
     object_channels = ("coin",)
     zoo_ps = (0.0, 0.05, 0.1, 0.2, 0.4)
     # development zoo: b 0.10-0.19 at p = 0, 0.63-0.71 at 0.05, 0.82-0.85 at 0.1 (seeds 0-1,

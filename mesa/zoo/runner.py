@@ -140,7 +140,7 @@ class ZooConfig:
         check_hparams(check_trainer(task, self.arch, self.trainer), self.hparams)
         from mesa.detection import check_methods
 
-        check_methods(list(self.methods) or None, self.inputs)
+        check_methods(list(self.methods) or None, self.inputs, task)
         for seed in self.seeds:
             check_seed(seed)
         if len(set(self.seeds)) < len(self.seeds):
