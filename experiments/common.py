@@ -258,3 +258,11 @@ def policy_activations(
     acts, labels, groups = detection_data(run)
     assert groups is not None  # gridworld probe splits are grouped by layout
     return acts, labels, groups
+
+
+def probe_subspace_score(row: dict[str, str]) -> float | None:
+    """A results.csv row's ``probe_subspace`` score (None where it has none): the verdict's in
+    every family until ``57ab686``, when coin's verdict became ``rollout_subspace``'s; rows of
+    zoos older than the per-method columns give the verdict's score."""
+    value = row.get("score_probe_subspace", row.get("score", ""))
+    return float(value) if value not in ("", "nan", None) else None

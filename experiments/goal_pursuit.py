@@ -15,8 +15,8 @@ For every member of a finished gridworld zoo it measures, on detection's own cou
   seeing it (a level without the object is one training never showed, so this is a rough
   baseline, not an exact one), the difference is pursuit;
 - the **relative pursuit** ``true+ / (true+ + spurious+)`` of the two shares, beside the
-  verdict's score (its Spearman over the members): how much of the score the one-step pursuit
-  explains.
+  ``probe_subspace`` score (its Spearman over the members): how much of that score the one-step
+  pursuit explains.
 
 It reads ``coin`` and ``maze`` zoos (:data:`FAMILIES`) and changes nothing in mesa or the zoo. ::
 
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from experiments.common import fmt, write_result
+from experiments.common import fmt, probe_subspace_score, write_result
 from mesa.tasks.base import GOALS
 
 #: The built-in families it reads: gridworlds whose true goal is the one object drawn in a
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         d = Detection(run.model, task)
         width = task.observation_shape[2]
         row: dict[str, Any] = {"member": m["member"], "p": float(m["p"]), "b": float(m["b"])}
-        row["score"] = float(m["score"]) if m["score"] not in ("", "nan") else None
+        row["score"] = probe_subspace_score(m)
         row["verdict"] = m["verdict"]
         for g in GOALS:
             row[g] = pursuit(d, g, args.near, width)
@@ -161,7 +161,7 @@ def relative(row: dict[str, Any]) -> float:
 
 
 def relative_vs_score(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Spearman of the relative pursuit with the verdict's score, over members with a score."""
+    """Spearman of the relative pursuit with the probe_subspace score, over members with a score."""
     from scipy.stats import spearmanr
 
     pairs = [(relative(r), r["score"]) for r in rows if r["score"] is not None]
@@ -233,7 +233,8 @@ def table(result: dict[str, Any]) -> str:
     if rel:
         lines += [
             "",
-            f"Relative pursuit against the verdict's score: Spearman {fmt(rel['spearman'])} over "
+            "Relative pursuit against the probe_subspace score: Spearman "
+            f"{fmt(rel['spearman'])} over "
             f"{rel['members']} members with a score. Informative pairs (mean over members): true "
             f"{_mean_pairs(result, 'true', 'all')} ({_mean_pairs(result, 'true', 'near')} near), "
             f"spurious {_mean_pairs(result, 'spurious', 'all')} "

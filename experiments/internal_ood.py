@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from experiments.common import fmt, write_result
+from experiments.common import fmt, probe_subspace_score, write_result
 from experiments.goal_pursuit import FAMILIES
 
 MODES = ("none", "subspace", "shown")
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         hook = max(per_hook, key=lambda h: per_hook[h]["true"])
         basis = probe_basis(Detection(run.model, run.task).fitted_probe("true", hook))
         row: dict[str, Any] = {"member": m["member"], "b": float(m["b"]), "hook": hook}
-        row["score"] = float(m["score"]) if m["score"] not in ("", "nan") else None
+        row["score"] = probe_subspace_score(m)
         row["baselines"] = {n: float(columns[n][i]) for n in baselines}
         row["subspace_dims"] = len(basis)
         row["change_in_subspace"] = change_in_subspace(run.model, run.task, hook, basis, 500, 7)
@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def agreement(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Spearman and AUROC (b > 1/2) of each mode's ``b_hat``, of the verdict's score and of the
-    baselines (predict-from-p, in-distribution success, the one-step behavioural and probe
+    """Spearman and AUROC (b > 1/2) of each mode's ``b_hat``, of ``probe_subspace``'s score and
+    of the baselines (predict-from-p, in-distribution success, the one-step behavioural and probe
     scores, chance), on the same members: those whose verdict has a score (an inconclusive
     verdict has none)."""
     from mesa.zoo.agreement import FROM_P, IN_DIST, _auroc, _spearman
@@ -162,7 +162,7 @@ def agreement(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     rows = [r for r in rows if r["score"] is not None]
     b = np.array([r["b"] for r in rows])
     scores = {m: np.array([b_hat(r[m]) for r in rows]) for m in MODES}
-    scores["verdict's score"] = np.array(
+    scores["probe_subspace's score"] = np.array(
         [np.nan if r["score"] is None else r["score"] for r in rows]
     )
     for name in rows[0].get("baselines", {}) if rows else ():  # predict-from-p, in-dist, ...
@@ -209,8 +209,8 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> str:
     lines = [
-        "| member | b | verdict's score | hook (change in subspace) | counted | c2 first / goal "
-        "first: none | subspace | shown | b_hat: subspace / shown |",
+        "| member | b | probe_subspace's score | hook (change in subspace) | counted | c2 first / "
+        "goal first: none | subspace | shown | b_hat: subspace / shown |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(result["rows"], key=lambda r: r["b"]):

@@ -273,7 +273,8 @@ def _add_detection_options(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="M1,M2",
         help="detection methods, comma-separated (default: behaviour, probe, patching, "
-        "probe_subspace, erasure; training_sites with --inputs train; das is opt-in)",
+        "probe_subspace, erasure, and rollout_subspace where the family's verdict uses it "
+        "(coin); training_sites with --inputs train; das and rollout_subspace opt-in elsewhere)",
     )
     p.add_argument(
         "--inputs",
@@ -397,8 +398,9 @@ def _add_run_parsers(sub: Any) -> None:
         "--n-probe",
         type=int,
         help="probe-split examples the probes and erasers are fit on, a quarter held out "
-        "(default 2000; fewer is faster and widens the decodability intervals; the score and "
-        "verdict come from the counterfactual pairs alone)",
+        "(default 2000; fewer is faster and widens the decodability intervals; probe_subspace "
+        "and rollout_subspace read their subspaces off these probes, so the verdict can move "
+        "too)",
     )
     p.add_argument("--n-pairs", type=int, help="counterfactual pairs per goal (default 512)")
     _add_detection_options(p)

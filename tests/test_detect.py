@@ -432,6 +432,20 @@ def test_coins_verdict_is_made_of_its_rollouts(monkeypatch: pytest.MonkeyPatch):
     assert verdict.verdict == "true" and verdict.score == verdict.method_score("rollout_subspace")
     assert verdict.reason.startswith("mean effect of rollout_subspace")
     assert verdict.score is not None and verdict.score > 0.9
+    assert verdict.settings["rule_methods"] == ["rollout_subspace"]
+
+    class Wanderer(MazeSeeker):  # reads the same observation, then steps at random
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            return super().forward(obs) * 0.0
+
+    # it reaches the moved coin first in many episodes (it is nearer than the end), but no more
+    # with the interchange than without, and rarely reaches the end: no effect, no guess
+    wander = mesa.detect(
+        Wanderer("cheese"), coin, n_probe=1000, n_pairs=100, methods=["rollout_subspace"]
+    )
+    shares = wander.methods["rollout_subspace"].extra["shares"]
+    assert shares["none"]["moved"] > 0.1 and shares["none"]["training"] < 0.05
+    assert wander.verdict == "inconclusive" and "no effect of either goal" in wander.reason
     # where the task declares no such rollouts, the method says so and gives no score
     toy = mesa.detect(
         CopyModel(0, VOCAB),

@@ -63,7 +63,8 @@ def detect(
     ``inputs``: ``"probe"`` (goal-separating probe inputs and counterfactual pairs) or
     ``"train"`` (training inputs only, the goals together; see :mod:`mesa.detection.data`).
     ``methods``: names of registered methods (default: those marked default that run in the
-    mode). With ``out``, writes ``out/verdict.json`` (holding the directory's lock throughout).
+    mode, plus those ``task``'s verdict is made of: :attr:`mesa.Task.rule_methods`). With
+    ``out``, writes ``out/verdict.json`` (holding the directory's lock throughout).
 
     It runs where the model is; ``device`` moves the model there first (in place, as
     ``nn.Module.to`` does). Inputs are made on the CPU and moved to the model's device; every
@@ -126,6 +127,7 @@ def _verdict(d: Detection, results: dict[str, MethodResult], names: list[str]) -
             "n_pairs": d.n_pairs,
             "inputs": d.inputs,
             "methods": names,
+            "rule_methods": list(rule_methods(d.task, d.inputs)),
             "hooks": d.hooks,
             "input_layer": [h for h in d.hooks if input_layer(h)],
         },

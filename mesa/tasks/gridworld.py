@@ -291,10 +291,13 @@ class GridTask(RLTask):
         obs, _ = env.reset()
         walls, goal = env.pool.walls[env.level].clone(), env.true_cell.clone()
         start = env.pos.clone()
-        c2 = random_cells(walls, [start, goal], torch.Generator().manual_seed(seed))
-        dist, rows = env.pool.dist[env.level].long(), torch.arange(n)
-        to_goal, to_c2 = dist[rows, start, goal], dist[rows, start, c2]
-        valid = (to_c2 + dist[rows, c2, goal] > to_goal) & (to_goal + dist[rows, goal, c2] > to_c2)
+        c2 = random_cells(walls, [start, goal], torch.Generator().manual_seed(seed + 2))
+
+        def dist(a: Tensor, b: Tensor) -> Tensor:  # path lengths, one per copy
+            return env.pool.dist[env.level, a, b].long()
+
+        to_goal, to_c2 = dist(start, goal), dist(start, c2)
+        valid = (to_c2 + dist(c2, goal) > to_goal) & (to_goal + dist(goal, c2) > to_c2)
         outcome = torch.zeros(n, dtype=torch.long)  # 0 neither, 1 c2 first, 2 the goal first
         done = torch.zeros(n, dtype=torch.bool)
         g = torch.Generator().manual_seed(seed + 1)
