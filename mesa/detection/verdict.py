@@ -25,10 +25,10 @@ first, the training place reached first), so ``s`` estimates the OOD preference 
 chosen on ``experiments/internal_ood.md`` (2,000 episodes: 12 of 14 verdicts matching behaviour
 in a development population at one p, 7 of 9 in the development zoo, none wrong, where
 ``probe_subspace``'s matched 8 and 4, 4 wrong each) and confirmed at its default of 1,000
-episodes on coin's development zoo and population (seeds 0-1 and 50-65, commit ``57ab686``): 20
-of 26 matching, none wrong, against ``probe_subspace``'s 12, 8 wrong. Coin-seekers pursue the
-coin as a weak pull over many steps that no single state shows. In maze it did worse than
-``probe_subspace`` (12 of 16 against 16 of 16), so maze keeps the default.
+episodes on coin's development zoo and population (seeds 0-1 and 50-65, commit ``281a456``, with
+the null control): 20 of 26 matching, none wrong, against ``probe_subspace``'s 12, 8 wrong.
+Coin-seekers pursue the coin as a weak pull over many steps that no single state shows. In maze
+it did worse than ``probe_subspace`` (12 of 16 against 16 of 16), so maze keeps the default.
 
 With one goal measured (training inputs: ``training_sites``), its effect is already a share of
 the decision's response to both goals, which the method requires to clear ``EFFECT_FLOOR``, and
