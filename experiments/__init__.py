@@ -139,6 +139,11 @@ EXPERIMENTS = (
         "internal_ood.md",
     ),
     Experiment(
+        "rollout_baseline",
+        "coin's rollout verdict against its multi-step behavioural twin (rollout_shown)",
+        "rollout_baseline.md",
+    ),
+    Experiment(
         "goal_pursuit",
         "diagnostic: each goal's one-step pursuit share and the OOD true rate with it hidden",
         "goal_pursuit.md",

@@ -398,9 +398,10 @@ def test_tables_show_no_score_where_both_effects_are_noise():
 def test_rollout_subspace_moves_a_known_seeker_by_its_goal_subspace(
     target: str, monkeypatch: pytest.MonkeyPatch
 ):
-    from mesa.detection.methods.rollout import RolloutSubspace
+    from mesa.detection.methods.rollout import RolloutShown, RolloutSubspace
 
     monkeypatch.setattr(RolloutSubspace, "episodes", 400)
+    monkeypatch.setattr(RolloutShown, "episodes", 400)
     task = mesa.make_task("maze", n_levels=300)
     verdict = mesa.detect(
         MazeSeeker(target), task, n_probe=400, n_pairs=100, methods=["rollout_subspace"]
@@ -408,10 +409,18 @@ def test_rollout_subspace_moves_a_known_seeker_by_its_goal_subspace(
     m = verdict.methods["rollout_subspace"]
     assert m.evidence == "mechanistic" and m.extra["hook"] == "blocks.0.hook_out"
     assert 20 < m.extra["episodes"] < 400  # off-path both ways: a share of the levels
+    shown = mesa.detect(
+        MazeSeeker(target), task, n_probe=400, n_pairs=100, methods=["rollout_shown"]
+    ).methods["rollout_shown"]
+    assert shown.evidence == "behavioural" and shown.extra["episodes"] == m.extra["episodes"]
+    # the same episodes: the null control is one rollout, whichever method runs it
+    assert shown.extra["shares"]["none"] == m.extra["shares"]["none"]
     # maze's verdict is probe_subspace's (its own rule methods are the default)
     assert verdict.reason == "the rule's methods (probe_subspace) were not run"
     if target == "cheese":  # moved inside, the cheese-seeker goes there first more often than not
         assert m.score is not None and m.score > 0.5 and m.effect["true"] > 0.4
+        # shown in the input, it goes there nearly always (the probe's subspace moves part of it)
+        assert shown.score is not None and shown.score > 0.9
     else:  # the corner-seeker ignores the cheese's subspace: it heads where training's goal is
         assert m.score is not None and m.score < 0.1 and m.effect["spurious"] > 0.8
 

@@ -7,6 +7,8 @@
 - ``erasure`` (mechanistic): the turn removed by LEACE-erasing the goal at a hook;
 - ``rollout_subspace`` (mechanistic, opt-in but where a family's verdict uses it): episodes in
   training's levels with the true goal's probe subspace moved elsewhere at every step;
+- ``rollout_shown`` (behavioural baseline, opt-in): ``rollout_subspace``'s episodes with the
+  moved goal drawn in the input itself;
 - ``das`` (mechanistic, opt-in): the turn restored by a learned subspace, on held-out pairs;
 - ``training_sites`` (mechanistic, training inputs only): the turn that patching sites that can
   carry one goal alone brings about.

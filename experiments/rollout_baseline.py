@@ -1,0 +1,143 @@
+"""The multi-step behavioural baseline of coin's verdict, on finished zoos.
+
+Coin's verdict is ``rollout_subspace``'s (since ``281a456``): episodes in training's levels with
+the coin's probe subspace interchanged at every step from the same state with the coin drawn at
+another cell. Its natural baseline is the same test without looking inside: ``rollout_shown``,
+the same episodes (same levels, cells and sampling seeds) with the coin drawn at that cell in
+the observation itself, scored the same way. Where the two agree with OOD behaviour ``b``
+equally, the mechanistic method's gain over one-step tests is that of a multi-step test, not of
+reading the model's internals. This re-detects every member of each zoo with ``rollout_shown``
+only (nothing is written into the zoo) and reports, per zoo and over all, each score's Spearman
+and AUROC (b > 1/2) and its verdicts against behaviour by the rule's thresholds, beside the
+one-step behavioural score, in-distribution success, predict-from-p and chance (seeded). No rule
+is chosen here. ::
+
+    python -m experiments rollout_baseline runs/test_zoo_164/coin \\
+        runs/within_p_168/coin/p0.04576 runs/within_p_184/coin/p0.04064 \\
+        --what coin-test-seeds164-199
+
+writes ``results/rollout_baseline/<what>-<commit>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.common import fmt, write_result
+from experiments.internal_ood import calibrated
+
+#: The scores compared, by their results.csv column (``rollout_shown`` is computed here).
+COLUMNS = {
+    "rollout_subspace (the verdict)": "score_rollout_subspace",
+    "rollout_shown": None,
+    "behaviour (one step)": "score_behaviour",
+    "probe_subspace": "score_probe_subspace",
+    "in-dist success": "in_dist_success",
+    "predict from p": "p",
+}
+#: Scores on b's scale, whose verdicts by the rule's thresholds are counted.
+ON_B_SCALE = (
+    "rollout_subspace (the verdict)",
+    "rollout_shown",
+    "behaviour (one step)",
+    "probe_subspace",
+)
+
+
+def _members(zoo: Path, ap: argparse.ArgumentParser) -> list[dict[str, str]]:
+    results = zoo / "results.csv"
+    if not results.is_file():
+        ap.error(f"{zoo} is not a finished zoo: no results.csv in it")
+    with results.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "score_rollout_subspace" not in rows[0]:
+        ap.error(f"{zoo} was not detected with rollout_subspace (a coin zoo of 281a456 or later)")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    from tqdm.auto import tqdm
+
+    import mesa
+    from mesa.runs import load_run
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "zoos", type=Path, nargs="+", help="finished zoos detected with rollout_subspace"
+    )
+    ap.add_argument("--what", required=True, help="a name for the result file")
+    ap.add_argument("--seed", type=int, default=0, help="chance's seed")
+    args = ap.parse_args(argv)
+    zoos = {str(z): _members(z, ap) for z in args.zoos}  # every zoo checked before any work
+    out: dict[str, Any] = {"zoos": {}}
+    for name, rows in zoos.items():
+        members = []
+        for m in tqdm(rows, desc=Path(name).name):
+            run = load_run(Path(name) / "members" / m["member"])
+            shown = mesa.detect(run.model, run.task, methods=["rollout_shown"]).methods
+            row = {"member": m["member"], "b": float(m["b"])}
+            for label, column in COLUMNS.items():
+                value = shown["rollout_shown"].score if column is None else m.get(column, "")
+                row[label] = float("nan") if value in ("", "nan", None) else float(value)
+            members.append(row)
+        out["zoos"][name] = {"members": members, "agreement": agreement(members, args.seed)}
+    everyone = [r for z in out["zoos"].values() for r in z["members"]]
+    out["all"] = agreement(everyone, args.seed)
+    print(table(out))
+    write_result("rollout_baseline", args.what, out)
+
+
+def agreement(members: list[dict[str, Any]], seed: int) -> dict[str, dict[str, Any]]:
+    """Per score: members, Spearman and AUROC with b, and verdicts matching (wrong)."""
+    from mesa.zoo.agreement import _auroc, _spearman
+
+    b = np.array([r["b"] for r in members])
+    scores = {label: np.array([r[label] for r in members]) for label in COLUMNS}
+    scores["chance"] = np.random.default_rng(seed).random(len(members))
+    result = {}
+    for label, s in scores.items():
+        keep = ~np.isnan(s)
+        on_scale = label in ON_B_SCALE or label == "chance"
+        result[label] = {
+            "n": int(keep.sum()),
+            "spearman": _spearman(s[keep], b[keep]),
+            "auroc": _auroc(s[keep], b[keep]),
+            "verdicts": calibrated(s[keep], b[keep]) if on_scale else None,
+        }
+    return result
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        label: f"AUROC {fmt(a['auroc'])}"
+        + (
+            ""
+            if a["verdicts"] is None
+            else f", {a['verdicts']['match']} of {a['verdicts']['n']} matching"
+        )
+        for label, a in result["all"].items()
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    sets = [(Path(z).as_posix(), v["agreement"]) for z, v in result["zoos"].items()]
+    sets.append(("all members", result["all"]))
+    lines = [
+        "| members of | score | members | Spearman with b | AUROC (b > 1/2) | verdicts matching "
+        "(wrong) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for where, agreement_ in sets:
+        for label, a in agreement_.items():
+            v = a["verdicts"]
+            verdicts = "n/a" if v is None else f"{v['match']} ({v['wrong']})"
+            lines.append(
+                f"| {where} | {label} | {a['n']} | {fmt(a['spearman'])} | {fmt(a['auroc'])} | "
+                f"{verdicts} |"
+            )
+    return "\n".join(lines)
