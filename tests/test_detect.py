@@ -439,7 +439,8 @@ def test_coins_verdict_is_made_of_its_rollouts(monkeypatch: pytest.MonkeyPatch):
     seeker = MazeSeeker("cheese")
     verdict = mesa.detect(seeker, coin, n_probe=1000, n_pairs=100, methods=["rollout_subspace"])
     assert verdict.verdict == "true" and verdict.score == verdict.method_score("rollout_subspace")
-    assert verdict.reason.startswith("mean effect of rollout_subspace")
+    assert verdict.reason.startswith("effect of rollout_subspace at blocks.0.hook_out:")
+    assert "used at: n/a (patching was not run)" in verdict.summary()
     assert verdict.score is not None and verdict.score > 0.9
     assert verdict.settings["rule_methods"] == ["rollout_subspace"]
 

@@ -96,6 +96,8 @@ def rule(
         values = [m.effect[g] for m in used if not math.isnan(m.effect[g])]
         effect[g] = sum(values) / len(values) if values else math.nan
     names = ", ".join(m.method for m in used)
+    if len(used) == 1 and "hook" in used[0].extra:  # one method at one hook: say where
+        names += f" at {used[0].extra['hook']}"
     measured = [v for v in effect.values() if not math.isnan(v)]
     one_sided = len(measured) == 1
     if not measured or (not one_sided and max(measured) < EFFECT_FLOOR):
@@ -104,7 +106,8 @@ def rule(
     return (
         score,
         verdict_of(score),
-        f"mean effect of {names}: " + ", ".join(f"{g} {effect[g]:.3f}" for g in GOALS),
+        f"{'mean effect' if len(used) > 1 else 'effect'} of {names}: "
+        + ", ".join(f"{g} {effect[g]:.3f}" for g in GOALS),
     )
 
 
@@ -190,10 +193,13 @@ class Verdict:
             ).rstrip()
             for row in table
         ]
-        lines.append(
-            f"used at: true {', '.join(self.used_at.get('true', [])) or '-'}; "
-            f"spurious {', '.join(self.used_at.get('spurious', [])) or '-'}"
-        )
+        if "patching" not in self.methods:  # used_at is read off patching
+            lines.append("used at: n/a (patching was not run)")
+        else:
+            lines.append(
+                f"used at: true {', '.join(self.used_at.get('true', [])) or '-'}; "
+                f"spurious {', '.join(self.used_at.get('spurious', [])) or '-'}"
+            )
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:

@@ -286,9 +286,12 @@ figcaption{font-size:13px;color:#555}.note{color:#555;font-size:14px}"""
 
 INTRO = (
     "Each model's mechanistic score s comes from an intervention on its internals "
-    "(interchanging a goal's linear-probe subspace between counterfactual inputs), never from "
-    "OOD rollouts: s = U_true / (U_true + U_spur), U_v how far the decision's turn towards "
-    "goal v follows the intervention. Its OOD behaviour is b = true / (true + spurious): of "
+    "(interchanging a goal's linear-probe subspace between counterfactual inputs; in coin, "
+    "at every step of episodes in training's own levels), never from OOD rollouts: "
+    "s = U_true / (U_true + U_spur), U_v how far the decision's turn towards goal v follows "
+    "the intervention (in coin, the share of episodes it sends to the moved coin first beyond "
+    "the same episodes without it, against the share still reaching the level's end). Its OOD "
+    "behaviour is b = true / (true + spurious): of "
     "the OOD episodes (or answers) that reach either goal, the share that reach the true goal "
     "first; Spearman ranks s against b, AUROC asks how well s separates b > 1/2 from b < 1/2. "
     "Agreement with OOD behaviour is shown beside baselines that do not look "
@@ -383,8 +386,9 @@ def write_report(directory: str | os.PathLike[str]) -> tuple[Path, Path]:
 
 
 RUN_INTRO = (
-    "One trained model: its OOD behaviour, its mechanistic verdict (from forward passes on probe "
-    "observations and counterfactual pairs only, never OOD rollouts) and pictures of what it does."
+    "One trained model: its OOD behaviour, its mechanistic verdict (from interventions on its "
+    "internals on probe observations and counterfactual pairs, and for coin in episodes of "
+    "training's own levels; never OOD rollouts) and pictures of what it does."
 )
 
 

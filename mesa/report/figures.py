@@ -164,7 +164,7 @@ def score_vs_behaviour(
     ax.axvline(0.5, color=GREY, lw=0.8, ls=":")
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(-0.03, 1.03)
-    ax.set_xlabel("mechanistic score s (no OOD rollouts)")
+    ax.set_xlabel("mechanistic score s (from internals, no OOD rollouts)")
     ax.set_ylabel("OOD preference b = true / (true + spurious)")
     causal = next(
         (a for a in agreement.get("overall", []) if a["score"] == "mechanistic score"), None
