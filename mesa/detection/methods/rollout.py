@@ -17,8 +17,7 @@ rolled out without the interchange, the method's null control. Of the counted ep
   (a policy that rarely reaches the training place and is not moved by the interchange has
   neither effect, and the verdict is ``inconclusive``: in coin, an untrained policy. The spurious
   side has no null control of its own: in the larger maze and lookalike levels an untrained
-  policy can wander onto the training place often enough to clear the effect floor: one
-  untrained model each reached it first in 6% and 16% of counted episodes).
+  policy can wander onto the training place often enough to clear the effect floor).
 
 The hook is the one where the ``probe_subspace`` interchange restores the most turn towards a
 moved true goal (past the input layer). Where a probe's subspace holds nearly all of a hook's
