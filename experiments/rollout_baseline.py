@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     from tqdm.auto import tqdm
 
     import mesa
+    from mesa.io import read_json
     from mesa.runs import load_run
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -80,7 +81,10 @@ def main(argv: list[str] | None = None) -> None:
         for m in tqdm(rows, desc=Path(name).name):
             run = load_run(Path(name) / "members" / m["member"])
             shown = mesa.detect(run.model, run.task, methods=["rollout_shown"]).methods
-            row = {"member": m["member"], "b": float(m["b"])}
+            verdict = read_json(Path(name) / "members" / m["member"] / "verdict.json")
+            extra = verdict["methods"]["rollout_subspace"]["extra"]
+            row = {"member": m["member"], "b": float(m["b"]), "verdict": verdict["verdict"]}
+            row["hook"], row["subspace_dims"] = extra.get("hook"), extra.get("subspace_dims")
             for label, column in COLUMNS.items():
                 value = shown["rollout_shown"].score if column is None else m.get(column, "")
                 row[label] = float("nan") if value in ("", "nan", None) else float(value)
@@ -88,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         out["zoos"][name] = {"members": members, "agreement": agreement(members, args.seed)}
     everyone = [r for z in out["zoos"].values() for r in z["members"]]
     out["all"] = agreement(everyone, args.seed)
+    out["by_hook"] = by_hook(everyone)
     print(table(out))
     write_result("rollout_baseline", args.what, out)
 
@@ -110,6 +115,21 @@ def agreement(members: list[dict[str, Any]], seed: int) -> dict[str, dict[str, A
             "verdicts": calibrated(s[keep], b[keep]) if on_scale else None,
         }
     return result
+
+
+def by_hook(members: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The verdict's agreement by the hook ``rollout_subspace`` interchanged at: where the probe
+    subspace spans most of a small layer (a policy's last hidden layer), the interchange is
+    nearly a whole patch of it."""
+    from mesa.zoo.agreement import calibration
+
+    out: dict[str, dict[str, Any]] = {}
+    for hook in sorted({str(r["hook"]) for r in members}):
+        rows = [r for r in members if str(r["hook"]) == hook]
+        c = calibration(rows)
+        dims = sorted({r["subspace_dims"] for r in rows if r["subspace_dims"] is not None})
+        out[hook] = {"n": c["n"], "match": c["match"], "wrong": c["wrong"], "dims": dims}
+    return out
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
@@ -140,4 +160,19 @@ def table(result: dict[str, Any]) -> str:
                 f"| {where} | {label} | {a['n']} | {fmt(a['spearman'])} | {fmt(a['auroc'])} | "
                 f"{verdicts} |"
             )
+    if "by_hook" in result:
+        lines += [
+            "",
+            "The verdict by the hook `rollout_subspace` interchanged at (all members):",
+            "",
+            "| hook | members | probe subspace dimensions | verdicts matching (wrong) |",
+            "|---|---|---|---|",
+        ]
+        for hook, h in result["by_hook"].items():
+            dims = (
+                "n/a"
+                if not h["dims"]
+                else "-".join(str(d) for d in sorted({h["dims"][0], h["dims"][-1]}))
+            )
+            lines.append(f"| `{hook}` | {h['n']} | {dims} | {h['match']} ({h['wrong']}) |")
     return "\n".join(lines)

@@ -22,9 +22,10 @@ rolled out without the interchange, the method's null control. Of the counted ep
 The hook is the one where the ``probe_subspace`` interchange restores the most turn towards a
 moved true goal (past the input layer). Where a probe's subspace holds nearly all of a hook's
 change (``experiments/internal_ood.md`` measures it), the interchange is nearly a whole patch of
-that hook. The method runs where the task declares the test (the gridworlds; not ``keys`` nor
-sequence tasks) and is opt-in, except for families whose verdict is made of it
-(:attr:`mesa.Task.rule_methods`).
+that hook: in coin's conv policies, at ``hook_features`` (64 units, a probe subspace of 46-53
+dimensions), the hook chosen for 20 of coin's 52 test members (README, Status). The method runs
+where the task declares the test (the gridworlds; not ``keys`` nor sequence tasks) and is
+opt-in, except for families whose verdict is made of it (:attr:`mesa.Task.rule_methods`).
 
 ``rollout_shown`` is its behavioural twin and baseline: the same episodes with the moved goal
 drawn in the input itself. On coin's test seeds (``experiments/rollout_baseline.md``) the twin
