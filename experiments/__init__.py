@@ -144,6 +144,11 @@ EXPERIMENTS = (
         "rollout_baseline.md",
     ),
     Experiment(
+        "rollout_hooks",
+        "exploratory, dev seeds: rollout_subspace at its best hook, at narrow hooks, at all hooks",
+        "rollout_hooks.md",
+    ),
+    Experiment(
         "goal_pursuit",
         "diagnostic: each goal's one-step pursuit share and the OOD true rate with it hidden",
         "goal_pursuit.md",

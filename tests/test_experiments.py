@@ -597,3 +597,11 @@ def test_rollout_baseline_refuses_a_zoo_without_the_rollout_verdict(tmp_path: Pa
     assert out.returncode == 2 and "was not detected with rollout_subspace" in out.stderr
     missing = _run("--results", str(tmp_path / "res"), "rollout_baseline", str(tmp_path / "no"))
     assert missing.returncode == 2
+
+
+def test_rollout_hooks_refuses_test_seeds(tmp_path: Path):
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "results.csv").write_text("member,family,p,seed,b,score\nm,coin,0.1,100,0.5,0.5\n")
+    out = _run("--results", str(tmp_path / "res"), "rollout_hooks", str(zoo), "--what", "t")
+    assert out.returncode == 2 and "test seeds (>= 100)" in out.stderr
