@@ -195,6 +195,23 @@ def calibrated(s: np.ndarray, b: np.ndarray) -> dict[str, int]:
     }
 
 
+def score_agreement(s: np.ndarray, b: np.ndarray, on_b_scale: bool = True) -> dict[str, Any]:
+    """One score against b, over the members where it is defined: how many, Spearman, AUROC
+    (b > 1/2), and for a score on b's scale its verdicts by the rule's thresholds
+    (:func:`calibrated`) and its mean minus b (None otherwise)."""
+    from mesa.zoo.agreement import _auroc, _spearman
+
+    keep = ~np.isnan(s)
+    s, b = s[keep], b[keep]
+    return {
+        "n": int(keep.sum()),
+        "spearman": _spearman(s, b),
+        "auroc": _auroc(s, b),
+        "verdicts": calibrated(s, b) if on_b_scale else None,
+        "mean_minus_b": float(np.mean(s - b)) if on_b_scale and len(s) else None,
+    }
+
+
 def headline(result: dict[str, Any]) -> dict[str, Any]:
     return {
         name: f"Spearman {fmt(a['spearman'])}, AUROC {fmt(a['auroc'])}"

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from experiments.common import fmt, write_result
-from experiments.internal_ood import calibrated
+from experiments.internal_ood import score_agreement
 
 #: The scores compared, by their results.csv column (``rollout_shown`` is computed here).
 COLUMNS = {
@@ -99,21 +99,14 @@ def main(argv: list[str] | None = None) -> None:
 
 def agreement(members: list[dict[str, Any]], seed: int) -> dict[str, dict[str, Any]]:
     """Per score: members, Spearman and AUROC with b, and verdicts matching (wrong)."""
-    from mesa.zoo.agreement import _auroc, _spearman
-
     b = np.array([r["b"] for r in members])
     scores = {label: np.array([r[label] for r in members]) for label in COLUMNS}
     scores["chance"] = np.random.default_rng(seed).random(len(members))
     result = {}
     for label, s in scores.items():
-        keep = ~np.isnan(s)
-        on_scale = label in ON_B_SCALE or label == "chance"
-        result[label] = {
-            "n": int(keep.sum()),
-            "spearman": _spearman(s[keep], b[keep]),
-            "auroc": _auroc(s[keep], b[keep]),
-            "verdicts": calibrated(s[keep], b[keep]) if on_scale else None,
-        }
+        a = score_agreement(s, b, label in ON_B_SCALE or label == "chance")
+        a.pop("mean_minus_b")  # this page shows no bias column
+        result[label] = a
     return result
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from experiments.common import fmt, write_result
-from experiments.internal_ood import calibrated
+from experiments.internal_ood import score_agreement
 
 VARIANTS = ("best hook", "narrow hooks", "all hooks", "rollout_shown")
 
@@ -97,21 +97,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def agreement(members: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    from mesa.zoo.agreement import _auroc, _spearman
-
     b = np.array([r["b"] for r in members])
-    out = {}
-    for v in VARIANTS:
-        s = np.array([np.nan if r[v] is None else r[v] for r in members], dtype=float)
-        keep = ~np.isnan(s)
-        out[v] = {
-            "n": int(keep.sum()),
-            "spearman": _spearman(s[keep], b[keep]),
-            "auroc": _auroc(s[keep], b[keep]),
-            "verdicts": calibrated(s[keep], b[keep]),
-            "mean_minus_b": float(np.mean(s[keep] - b[keep])) if keep.any() else float("nan"),
-        }
-    return out
+    return {
+        v: score_agreement(np.array([np.nan if r[v] is None else r[v] for r in members], float), b)
+        for v in VARIANTS
+    }
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
