@@ -270,6 +270,15 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited; only its exit status is left to collect
 
 
+def _describe(pid: int) -> str:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+    except OSError:
+        return f"{pid}: gone"
+    return f"{pid} state {state}: {cmd}"
+
+
 ZOO_SCRIPT = """
 from mesa.zoo import ZooConfig, run_zoo
 config = ZooConfig("sycophancy", ps=(0.0, 0.5), seeds=(0, 1, 2), workers=2,
@@ -301,7 +310,9 @@ def test_a_zoos_workers_die_with_it(tmp_path: Path, how: str):
         assert len(workers) >= 2
         proc.send_signal(getattr(signal, how))
         time.sleep(5)
-        assert not [w for w in workers if _alive(w)]
+        alive = [w for w in workers if _alive(w)]
+        # on failure, say what each survivor is and its state (D: in uninterruptible I/O)
+        assert not alive, [_describe(w) for w in alive] + [f"zoo: {_describe(proc.pid)}"]
         assert proc.wait(timeout=10) != 0
         # nothing queued was started: only the two members that were running have a directory
         assert len(list(out.glob("members/*"))) == 2
