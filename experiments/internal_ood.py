@@ -72,8 +72,8 @@ def change_in_subspace(model: Any, task: Any, hook: str, basis: Any, n: int, see
     """The share of the hook's activation change (goal at ``c2`` against at the training goal,
     same states) that lies in the probe's subspace: near 1, the interchange is nearly a whole
     patch of the hook, and the ``subspace`` test is nearly the ``shown`` one."""
-    from mesa.evaluation.rollout import goals_together
     from mesa.probes.hooks import hooked
+    from mesa.tasks.base import goals_together
     from mesa.tasks.gridworld import random_cells
 
     env = goals_together(task).make_env("train", n, seed)

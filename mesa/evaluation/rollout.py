@@ -14,7 +14,6 @@ they always were.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -24,12 +23,7 @@ from tqdm.auto import tqdm
 from mesa.evaluation.stats import OODResult, OutcomeRates
 from mesa.outcomes import SPURIOUS, TRUE
 from mesa.runtime import generator, model_device
-from mesa.tasks.base import RLTask, env_on
-
-
-def goals_together(task: Any) -> Any:
-    """The same task at ``p = 0``: its ``train`` split always has the goals together."""
-    return type(task)(dataclasses.replace(task.config, p=0.0))
+from mesa.tasks.base import RLTask, env_on, goals_together
 
 
 def live_observations(env: Any) -> Any:

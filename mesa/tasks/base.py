@@ -20,7 +20,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import torch
 from torch import Tensor
@@ -66,6 +66,14 @@ class TaskConfig:
             raise MesaError(f"p must be a number in [0, 1], got {p!r}")
         check_fields(self)
         in_range(self, "p", 0.0, 1.0)
+
+
+TaskT = TypeVar("TaskT", bound="Task")
+
+
+def goals_together(task: TaskT) -> TaskT:
+    """The same task at ``p = 0``: its ``train`` split always has the goals together."""
+    return type(task)(dataclasses.replace(task.config, p=0.0))
 
 
 class Task(ABC):
@@ -342,7 +350,7 @@ class SequenceTask(Task):
         return ProbeData(s.tokens, s.true_goal, s.spurious_goal)
 
     def training_inputs(self, n: int, seed: int) -> ProbeData:
-        s = type(self)(dataclasses.replace(self.config, p=0.0)).sample("train", n, seed)
+        s = goals_together(self).sample("train", n, seed)
         return ProbeData(s.tokens, s.true_goal, s.spurious_goal)
 
     @property

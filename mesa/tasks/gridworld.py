@@ -17,7 +17,6 @@ moves them to the model's device.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from abc import abstractmethod
 from collections import OrderedDict
@@ -35,7 +34,7 @@ from mesa.envs.grid import GridEnv
 from mesa.envs.levels import LevelPool, actions_towards, build_pool
 from mesa.errors import MesaError
 from mesa.runtime import check_memory
-from mesa.tasks.base import ProbeData, RLTask, TaskConfig, check_split
+from mesa.tasks.base import ProbeData, RLTask, TaskConfig, check_split, goals_together
 
 _SPLIT_OFFSET = {"train": 0, "ood": 1_000_003, "probe": 2_000_003}
 #: Training inputs for detection are drawn from train pools of seeds no training run uses.
@@ -243,7 +242,7 @@ class GridTask(RLTask):
     def training_inputs(self, n: int, seed: int) -> ProbeData:
         """Observations of the ``train`` split's levels at ``p = 0`` (goals together), agent at
         random open cells; the levels are a pool of their own (seeded apart from training's)."""
-        task = type(self)(dataclasses.replace(self.config, p=0.0))
+        task = goals_together(self)
         s = task._probe_states(n, seed + _TRAINING_INPUTS_SEED, split="train")
         obs = self.observe(s["walls"], s["pos"], s["true"], s["spur"])
         return ProbeData(obs, s["true"], s["spur"], s["level"])
@@ -287,7 +286,7 @@ class GridTask(RLTask):
         is off-path both ways, as the OOD headline counts episodes: on no shortest path from the
         start to the goal's cell, which is on none from the start to ``c2``. Actions are sampled
         from :meth:`decision` (seeded)."""
-        env = type(self)(dataclasses.replace(self.config, p=0.0)).make_env("train", n, seed)
+        env = goals_together(self).make_env("train", n, seed)
         obs, _ = env.reset()
         walls, goal = env.pool.walls[env.level].clone(), env.true_cell.clone()
         start = env.pos.clone()
