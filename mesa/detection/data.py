@@ -133,6 +133,7 @@ class Detection:
         self.hm.check(self.hooks)
         self.position = task.readout_position
         self._probe_fits: dict[tuple[str, str], Any] = {}
+        self._measured: dict[tuple[Any, ...], Any] = {}
 
     # -- the one place where inputs cross to the model's device ---------------------------
     def on_device(self, inputs: Tensor) -> Tensor:
@@ -172,6 +173,13 @@ class Detection:
 
         groups = None if self.probe.groups is None else self.probe.groups.numpy()
         return split_indices(len(self.probe.inputs), groups, 0.25, self.seed)
+
+    def once(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """``compute()``, made at most once per ``key`` for this model: a measurement two
+        methods share (a probe subspace's turn at a hook, a control rollout)."""
+        if key not in self._measured:
+            self._measured[key] = compute()
+        return self._measured[key]
 
     def labels(self, goal: str) -> Tensor:
         return self.probe.true_goal if goal == "true" else self.probe.spurious_goal

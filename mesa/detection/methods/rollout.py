@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from mesa.detection.data import input_layer
-from mesa.detection.methods.subspace import probe_basis, subspace_effect
+from mesa.detection.methods.subspace import probe_basis, probe_subspace_turn
 from mesa.detection.registry import Detector, MethodResult, register_detector
 from mesa.probes.subspace import subspace_hook
 from mesa.tasks.base import Task
@@ -64,7 +64,10 @@ def rollout_effects(
     without it (the null control)."""
     seed = d.seed + 7
     counts = d.task.moved_goal_rollouts(told, episodes, seed)
-    none = d.task.moved_goal_rollouts(lambda inputs, _: d.run(inputs), episodes, seed)
+    none = d.once(  # the same control for every rollout method of this model
+        ("moved_goal_rollouts", "none", episodes, seed),
+        lambda: d.task.moved_goal_rollouts(lambda inputs, _: d.run(inputs), episodes, seed),
+    )
     if counts is None or none is None:
         return method.not_computable(no_rollouts(d.task))
     if not counts["episodes"]:
@@ -105,14 +108,12 @@ class RolloutSubspace(Detector):
         if not declares_rollouts(d.task):
             return self.not_computable(no_rollouts(d.task))
         hooks = [h for h in d.hooks if not input_layer(h)]
-        probes = {h: d.fitted_probe("true", h) for h in hooks}
-        bases = {h: probe_basis(p) for h, p in probes.items() if p is not None}
-        turn = {h: subspace_effect(d, "true", h, basis) for h, basis in bases.items()}
-        turn = {h: t for h, t in turn.items() if not math.isnan(t)}
+        measured = {h: probe_subspace_turn(d, "true", h) for h in hooks}
+        turn = {h: t for h, (t, dims) in measured.items() if dims and not math.isnan(t)}
         if not turn:
             return self.not_computable("no probe for the true goal past the input layer")
         hook = max(turn, key=lambda h: turn[h])
-        basis = bases[hook].to(d.device)
+        basis = probe_basis(d.fitted_probe("true", hook)).to(d.device)
 
         def interchanged(inputs: Tensor, moved: Tensor) -> Any:
             _, cache = d.hm.cache(d.on_device(moved), [hook])

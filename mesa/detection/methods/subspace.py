@@ -42,6 +42,22 @@ def subspace_effect(
     return float(d.restored(goal, hook, intervention, rows))
 
 
+def probe_subspace_turn(d: Any, goal: str, hook: str) -> tuple[float, int]:
+    """``(turn, dimensions)``: the directed shift restored by interchanging ``goal``'s probe
+    subspace at ``hook`` over the informative pairs, and the subspace's dimension; ``(0.0, 0)``
+    where no probe could be fit. Measured once per model (``probe_subspace`` and
+    ``rollout_subspace`` both read it)."""
+
+    def measure() -> tuple[float, int]:
+        probe = d.fitted_probe(goal, hook)
+        if probe is None:
+            return 0.0, 0
+        basis = probe_basis(probe)
+        return subspace_effect(d, goal, hook, basis), len(basis)
+
+    return d.once(("probe_subspace_turn", goal, hook), measure)  # type: ignore[no-any-return]
+
+
 @register_detector("probe_subspace")
 class ProbeSubspace(Detector):
     """Score ``P_true+ / (P_true+ + P_spur+)`` with ``P_v = max_h P_v(h)`` past the input."""
@@ -56,13 +72,7 @@ class ProbeSubspace(Detector):
                 continue
             per_hook[h], dims[h] = {}, {}
             for g in GOALS:
-                probe = d.fitted_probe(g, h)
-                if probe is None:
-                    per_hook[h][g], dims[h][g] = 0.0, 0
-                    continue
-                basis = probe_basis(probe)
-                per_hook[h][g] = subspace_effect(d, g, h, basis)
-                dims[h][g] = len(basis)
+                per_hook[h][g], dims[h][g] = probe_subspace_turn(d, g, h)
         if not per_hook:
             return self.not_computable("no hook past the input layer")
         effect = {g: max(per_hook[h][g] for h in per_hook) for g in GOALS}
