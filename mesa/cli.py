@@ -131,6 +131,9 @@ def _cmd_detect(args: argparse.Namespace) -> None:
             **sizes,
         )
     print(verdict.summary())
+    kept = verdict.settings.get("kept", [])
+    if kept:
+        print(f"kept from the earlier verdict.json (same settings): {', '.join(kept)}")
     print(f"wrote {run.path / 'verdict.json'}")
 
 

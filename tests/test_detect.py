@@ -135,6 +135,24 @@ def test_without_the_rules_method_the_verdict_says_so():
     assert verdict.behaviour_score == pytest.approx(1.0, abs=1e-3)  # the baseline still stands
 
 
+def test_running_more_methods_into_a_run_keeps_the_earlier_ones(tmp_path: Path):
+    sizes = {"n_probe": 200, "n_pairs": 50}
+    model = CopyModel(1, VOCAB)
+    first = mesa.detect(model, ToyCopy(), out=tmp_path, methods=["behaviour"], **sizes)
+    assert first.verdict == "inconclusive" and first.settings["kept"] == []
+    # one more method, same settings: the behavioural result stays and the verdict is made
+    both = mesa.detect(model, ToyCopy(), out=tmp_path, methods=["probe_subspace"], **sizes)
+    assert both.settings["kept"] == ["behaviour"]
+    assert list(both.methods) == ["behaviour", "probe_subspace"]
+    assert both.verdict == "spurious" and both.behaviour_score == first.behaviour_score
+    saved = json.loads((tmp_path / "verdict.json").read_text())
+    assert set(saved["scores"]) == {"behaviour", "probe_subspace"}
+    assert saved["settings"]["methods"] == ["behaviour", "probe_subspace"]
+    # other settings make other results: nothing is kept from a detection made otherwise
+    other = mesa.detect(model, ToyCopy(), out=tmp_path, methods=["erasure"], seed=1, **sizes)
+    assert other.settings["kept"] == [] and list(other.methods) == ["erasure"]
+
+
 def test_patching_equals_patch_sweep():
     """Detection's patching and mesa.probes.patch_sweep are one operation: with the pairs' sites
     at one position, they give the same shift."""

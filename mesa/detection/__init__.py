@@ -30,7 +30,7 @@ from mesa.detection.registry import (
 )
 from mesa.detection.verdict import EFFECT_FLOOR, USED_SHARE, Verdict, rule, rule_methods
 from mesa.errors import MesaError
-from mesa.io import VERDICT, locked, write_json
+from mesa.io import VERDICT, locked, read_json, write_json
 from mesa.tasks.base import GOALS, Task
 
 __all__ = [
@@ -64,7 +64,10 @@ def detect(
     ``"train"`` (training inputs only, the goals together; see :mod:`mesa.detection.data`).
     ``methods``: names of registered methods (default: those marked default that run in the
     mode, plus those ``task``'s verdict is made of: :attr:`mesa.Task.rule_methods`). With
-    ``out``, writes ``out/verdict.json`` (holding the directory's lock throughout).
+    ``out``, writes ``out/verdict.json`` (holding the directory's lock throughout); where one is
+    there already, made with the same settings (seed, sizes, inputs, hooks), the results of its
+    methods not run now are kept and the verdict is made from all of them (``settings["kept"]``
+    names those), so running one more method adds it rather than dropping the rest.
 
     It runs where the model is; ``device`` moves the model there first (in place, as
     ``nn.Module.to`` does). Inputs are made on the CPU and moved to the model's device; every
@@ -77,8 +80,9 @@ def detect(
     names = check_methods(methods, inputs, task)
     with locked(out) if out is not None else contextlib.nullcontext():
         d = Detection(model, task, hooks, seed, n_probe, n_pairs, inputs)
-        results = {name: get_detector(name)().run(d) for name in names}
-        verdict = _verdict(d, results, names)
+        kept = _earlier_results(Path(out), d, names) if out is not None else {}
+        results = {**kept, **{name: get_detector(name)().run(d) for name in names}}
+        verdict = _verdict(d, results, list(results), list(kept))
         if out is not None:
             write_json(Path(out) / VERDICT, verdict.to_dict())
     return verdict
@@ -103,7 +107,31 @@ def check_methods(methods: list[str] | None, inputs: str, task: Task | None = No
     return names
 
 
-def _verdict(d: Detection, results: dict[str, MethodResult], names: list[str]) -> Verdict:
+def _settings(d: Detection) -> dict[str, Any]:
+    """What makes two detections of one model comparable, method by method."""
+    return {
+        "seed": d.seed,
+        "n_probe": d.n_probe,
+        "n_pairs": d.n_pairs,
+        "inputs": d.inputs,
+        "hooks": d.hooks,
+    }
+
+
+def _earlier_results(out: Path, d: Detection, names: list[str]) -> dict[str, MethodResult]:
+    """The method results of ``out/verdict.json`` made with ``d``'s settings by methods other
+    than ``names`` (none if the file is missing, unreadable or made otherwise)."""
+    try:
+        earlier = Verdict.from_dict(read_json(out / VERDICT))
+    except (MesaError, KeyError, TypeError):
+        return {}
+    same = all(earlier.settings.get(k) == v for k, v in _settings(d).items())
+    return {n: m for n, m in earlier.methods.items() if same and n not in names}
+
+
+def _verdict(
+    d: Detection, results: dict[str, MethodResult], names: list[str], kept: list[str]
+) -> Verdict:
     score, verdict, reason = rule(results, rule_methods(d.task, d.inputs))
     patching = results.get("patching")
     used_at: dict[str, list[str]] = {g: [] for g in GOALS}
@@ -122,13 +150,10 @@ def _verdict(d: Detection, results: dict[str, MethodResult], names: list[str]) -
         used_at=used_at,
         represented_at={g: represented.get(g, []) for g in GOALS},
         settings={
-            "seed": d.seed,
-            "n_probe": d.n_probe,
-            "n_pairs": d.n_pairs,
-            "inputs": d.inputs,
+            **_settings(d),
             "methods": names,
+            "kept": kept,
             "rule_methods": list(rule_methods(d.task, d.inputs)),
-            "hooks": d.hooks,
             "input_layer": [h for h in d.hooks if input_layer(h)],
         },
     )
