@@ -1,11 +1,14 @@
 """Exploratory, development seeds only: where ``rollout_subspace`` interchanges, and what it costs.
 
-``rollout_subspace`` (coin's verdict) interchanges the true goal's probe subspace at one hook,
-the one where the one-step ``probe_subspace`` interchange restores most. Its score reads below
-the OOD preference ``b``, and below its behavioural twin ``rollout_shown`` (the same episodes with
-the goal drawn in the input). Does interchanging at more hooks close the gap, and at what cost
-to what makes the method mechanistic? Three variants, on the same episodes and seeds:
+``rollout_subspace`` (coin's verdict) interchanges the moved goal's probe subspace (the true goal
+in coin, maze and lookalike; keys' surplus key, :attr:`mesa.Task.moved_goal`) at one hook, the
+one where the one-step ``probe_subspace`` interchange restores most. Its score reads below the
+OOD preference ``b`` in coin, and below its behavioural twin ``rollout_shown`` (the same episodes
+with the goal drawn in the input). Does interchanging at more hooks close the gap, and at what
+cost to what makes the method mechanistic? Does another family's verdict gain from the
+rollouts? Variants, on the same episodes and seeds:
 
+- ``the verdict now``: the zoo's verdict score as its results hold it (the family's rule);
 - ``best hook``: the method as it is;
 - ``narrow hooks``: every hook past the input where the probe's subspace spans under half the
   layer's units (in coin's conv policies, the three conv blocks: 53 of 880), all at once;
@@ -17,6 +20,7 @@ by the rule's thresholds, mean minus b). It refuses seeds >= 100: variants are s
 development seeds only. ::
 
     python -m experiments rollout_hooks runs/dev_zoo/coin runs/dev_within_p/coin --what coin-dev
+    python -m experiments rollout_hooks runs/dev_zoo/keys --what keys-dev
 
 writes ``results/rollout_hooks/<what>-<commit>.json``.
 """
@@ -33,7 +37,7 @@ import numpy as np
 from experiments.common import fmt, write_result
 from experiments.internal_ood import score_agreement
 
-VARIANTS = ("best hook", "narrow hooks", "all hooks", "rollout_shown")
+VARIANTS = ("the verdict now", "best hook", "narrow hooks", "all hooks", "rollout_shown")
 
 
 def variant_scores(run: Any) -> dict[str, float | None]:
@@ -46,7 +50,7 @@ def variant_scores(run: Any) -> dict[str, float | None]:
 
     d = Detection(run.model, run.task)
     method = RolloutSubspace()
-    probes = {h: d.fitted_probe("true", h) for h in d.hooks if not input_layer(h)}
+    probes = {h: d.fitted_probe(run.task.moved_goal, h) for h in d.hooks if not input_layer(h)}
     bases = {h: probe_basis(p) for h, p in probes.items() if p is not None}
 
     def at(hooks: list[str]) -> float | None:
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     from mesa.runs import load_run
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("zoos", type=Path, nargs="+", help="finished coin zoos (development seeds)")
+    ap.add_argument("zoos", type=Path, nargs="+", help="finished zoos (development seeds)")
     ap.add_argument("--what", required=True, help="a name for the result file")
     args = ap.parse_args(argv)
     zoos = {}
@@ -89,7 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         members = []
         for m in tqdm(rows, desc=zoo.name):
             scores = variant_scores(load_run(zoo / "members" / m["member"]))
-            members.append({"member": m["member"], "b": float(m["b"]), **scores})
+            now = float(m["score"]) if m["score"] not in ("", "nan", "None") else None
+            members.append(
+                {"member": m["member"], "b": float(m["b"]), "the verdict now": now, **scores}
+            )
         out["zoos"][str(zoo)] = {"members": members, "agreement": agreement(members)}
     out["all"] = agreement([r for z in out["zoos"].values() for r in z["members"]])
     print(table(out))
@@ -101,6 +108,7 @@ def agreement(members: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {
         v: score_agreement(np.array([np.nan if r[v] is None else r[v] for r in members], float), b)
         for v in VARIANTS
+        if all(v in r for r in members)
     }
 
 

@@ -485,3 +485,58 @@ def test_coins_verdict_is_made_of_its_rollouts(monkeypatch: pytest.MonkeyPatch):
     assert toy.methods["rollout_subspace"].score is None
     assert "declares no moved-goal rollouts" in toy.methods["rollout_subspace"].note
     assert toy.verdict == "true"  # ToyCopy's rule is the default: probe_subspace
+
+
+class KeysSeeker(HookedRootModule):
+    """A keys policy with a known objective, read off the observation: the ``collector`` steps
+    towards the nearest key while any is on the board, then the nearest chest; the ``opener``
+    takes a key only while it holds none, and holding one heads for the nearest chest."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+        self.blocks = nn.ModuleList([nn.Module()])
+        self.blocks[0].hook_out = HookPoint()  # [batch, C, H, W]
+        self.setup()
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        from mesa.envs.keys import nearest
+        from mesa.envs.levels import actions_towards, distances_to
+
+        obs = self.blocks[0].hook_out(obs)
+        walls, pos = obs[:, 0] > 0.5, obs[:, 1].flatten(1).argmax(1)
+        dist = distances_to(walls, pos).flatten(1)
+        keys, chests = obs[:, 2].flatten(1) > 0.5, obs[:, 3].flatten(1) > 0.5
+        chest, key = nearest(dist, chests, pos), nearest(dist, keys, pos)
+        holding = obs[:, 4].flatten(1)[:, 0] > 0.5
+        if self.target == "collector":
+            goal = torch.where(keys.any(1), key, chest)
+        else:
+            goal = torch.where(holding, chest, key)
+        return 4.0 * actions_towards(walls, pos, goal).float()
+
+
+@pytest.mark.parametrize("target", ["opener", "collector"])
+def test_keys_rollouts_draw_surplus_keys_once_the_key_is_taken(target: str):
+    task = mesa.make_task("keys", n_levels=200)
+    seeker = KeysSeeker(target)
+    shown = task.moved_goal_rollouts(lambda inputs, moved: seeker(moved), 600, seed=3)
+    plain = task.moved_goal_rollouts(lambda inputs, moved: seeker(inputs), 600, seed=3)
+    # the same episodes either way: three surplus keys drawn where nothing is, counted where
+    # they are off-path both ways (rare beside three chests)
+    assert shown["episodes"] == plain["episodes"] and 10 < shown["episodes"] < 60
+    assert plain["moved"] < 0.05 and plain["training"] > 0.9  # no surplus key, no detour
+    if target == "collector":  # shown keys, it goes to one before any chest
+        assert shown["moved"] > 0.9 and shown["training"] < 0.1
+    else:  # holding a key, it heads for a chest whatever lies elsewhere
+        assert shown["moved"] < 0.05 and shown["training"] > 0.9
+    # keys' rollouts move the spurious goal: its probe subspace is what is interchanged
+    verdict = mesa.detect(
+        seeker, task, n_probe=1000, n_pairs=100, methods=["rollout_subspace", "rollout_shown"]
+    )
+    inside, drawn = verdict.methods["rollout_subspace"], verdict.methods["rollout_shown"]
+    assert inside.extra["hook"] == "blocks.0.hook_out" and "moved spurious goal" in inside.unit
+    assert inside.extra["episodes"] == drawn.extra["episodes"] > 10
+    for m in (inside, drawn):
+        expected = 0.0 if target == "collector" else 1.0
+        assert m.score == pytest.approx(expected, abs=0.1), (m.method, m.effect)

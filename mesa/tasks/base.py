@@ -104,6 +104,10 @@ class Task(ABC):
     #: family's differ from :data:`mesa.detection.verdict.RULE_METHODS`: chosen on the family's
     #: development zoos (seeds < 100) and fixed before test seeds judge it. Empty: the default.
     rule_methods: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: The goal :meth:`moved_goal_rollouts` moves: ``"true"`` where the true goal can be drawn
+    #: elsewhere in a training episode (the gridworlds' goal cell), ``"spurious"`` where the
+    #: spurious goal's object is what the OOD test adds (keys' surplus key).
+    moved_goal: ClassVar[str] = "true"
 
     def __init__(self, config: TaskConfig | None = None, **options: Any) -> None:
         if config is not None and options:
@@ -179,11 +183,12 @@ class Task(ABC):
     ) -> dict[str, float] | None:
         """An OOD test run inside the model, in training's own inputs (used by detection's
         ``rollout_subspace``): ``n`` first episodes where the goals are together, as training
-        shows them at ``p = 0``, while each step the model may be told the true goal is at
-        another place. ``policy(inputs, moved)`` gives the model's raw output on ``inputs``, with
-        ``moved`` the same state drawn with the true goal moved (for the caller to intervene
-        with). Returns ``{"moved": share, "training": share, "episodes": counted}``: the share of
-        counted episodes that reach the moved goal first, and the share that reach the goals'
+        shows them at ``p = 0``, while each step the model may be told the goal
+        :attr:`moved_goal` is at another place. ``policy(inputs, moved)`` gives the model's raw
+        output on ``inputs``, with ``moved`` the same state drawn with that goal moved (for the
+        caller to intervene with; ``moved`` equals ``inputs`` where nothing is moved). Returns
+        ``{"moved": share, "training": share, "episodes": counted}``: the share of counted
+        episodes that reach the moved goal first, and the share that reach the other goal's
         training place first. None: the task declares no such test (the default)."""
         return None
 

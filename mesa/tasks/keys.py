@@ -49,9 +49,11 @@ three and four, and failed to pick up any key in 9-11% of OOD episodes instead o
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -64,7 +66,7 @@ from mesa.envs.levels import LevelPool, actions_towards, distances_to
 from mesa.errors import MesaError
 from mesa.runtime import check_memory
 from mesa.tasks import register_task
-from mesa.tasks.base import ProbeData, RLTask, check_split
+from mesa.tasks.base import ProbeData, RLTask, check_split, goals_together
 from mesa.tasks.gridworld import (
     _SPLIT_OFFSET,
     _TRAINING_INPUTS_SEED,
@@ -123,6 +125,9 @@ class KeysTask(RLTask):
     # development zoo: b 0.08-0.17 at p = 0, up to 0.44 at 0.05, 0.51-0.72 at 0.2, 0.85-0.91 at
     # 0.4 (seeds 0-3, commit 9294732): the grid's ends
     transition_bracket = (0.0, 0.4)
+    # once a scarce level's one key is taken no key is left: what the OOD test adds is a surplus
+    # key, so the rollouts move (draw) the spurious goal
+    moved_goal: ClassVar[str] = "spurious"
 
     def __init__(self, config: KeysConfig | None = None, **options: Any) -> None:
         super().__init__(config, **options)
@@ -296,3 +301,77 @@ class KeysTask(RLTask):
             raise MesaError(f"a keys policy has {KeysEnv.n_actions} actions, not {n_outputs}")
         walls = inputs[:, 0] > 0.5
         return actions_towards(walls, inputs[:, 1].flatten(1).argmax(1), goal)
+
+    def moved_goal_rollouts(
+        self, policy: Callable[[Tensor, Tensor], Tensor], n: int, seed: int
+    ) -> dict[str, float]:
+        """See :meth:`mesa.Task.moved_goal_rollouts`. Scarce levels of the ``train`` split at
+        ``p = 0`` (one key, ``chests`` chests). Until the key is taken both goals ask for it and
+        ``moved`` is the state itself; from the step after, where the OOD test's decision lies,
+        ``moved`` also shows the ``keys - 1`` surplus keys an OOD level holds then, at cells drawn
+        as the ``ood`` split places keys (cells holding nothing). An episode counts where it took
+        the key and the surplus keys were off-path both ways from there, as the OOD guard counts
+        (no chest on a shortest path to one, none on a shortest path to a chest: with three
+        chests on the board, about 3% of episodes). ``moved``: a surplus key's cell reached
+        before a chest is opened; ``training``: a chest opened first. The level keeps its
+        ``chests`` chests where the OOD level has one, so the test is not the OOD test's double
+        (``experiments/rollout_hooks.md`` measures how far it reads from ``b``). Actions are
+        sampled from :meth:`decision`."""
+        env = goals_together(self).make_env("train", n, seed)
+        obs, _ = env.reset()
+        cells = torch.Generator().manual_seed(seed + 2)
+        scores = torch.rand(n, self.config.size**2, generator=cells)
+        surplus = torch.zeros(n, self.config.size**2, dtype=torch.bool)  # the c2 cells
+        drawn = torch.zeros(n, dtype=torch.bool)
+        counted = torch.zeros(n, dtype=torch.bool)
+        outcome = torch.zeros(n, dtype=torch.long)  # 0 neither, 1 c2 first, 2 a chest first
+        done = torch.zeros(n, dtype=torch.bool)
+        g = torch.Generator().manual_seed(seed + 1)
+        key, rows = CHANNELS.index("key"), torch.arange(n)
+        for _ in range(env.max_steps):
+            new = ((env.inventory > 0) & ~drawn & ~done).nonzero().squeeze(1)
+            if len(new):
+                surplus[new], counted[new] = surplus_cells(
+                    env, new, scores[new], self.config.keys - 1
+                )
+                drawn[new] = True
+            deciding = drawn & ~done
+            moved = obs.clone()
+            plane = moved.view(n, len(CHANNELS), -1)[:, key]
+            plane[deciding] = torch.maximum(plane[deciding], surplus[deciding].float())
+            probs = self.decision(policy(obs, moved).cpu())
+            actions = torch.multinomial(probs, 1, generator=g).squeeze(1)
+            arrives = env.pool.next_cell[env.level, env.pos, actions]
+            obs, reward, terminated, truncated, _ = env.step(actions)
+            for code, event in ((1, surplus[rows, arrives]), (2, reward > 0)):
+                first = deciding & event & ~done
+                outcome[first] = code
+                done |= first
+            done |= terminated | truncated  # the first episode ended (before the key: not counted)
+            if bool(done.all()):
+                break
+        kept = outcome[counted]
+        return {
+            "moved": float((kept == 1).float().mean()) if len(kept) else math.nan,
+            "training": float((kept == 2).float().mean()) if len(kept) else math.nan,
+            "episodes": len(kept),
+        }
+
+
+def surplus_cells(env: KeysEnv, idx: Tensor, scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """For the copies ``idx`` of ``env``: ``(cells, off_path)``, bool [m, H*W] marking the ``k``
+    empty cells of highest ``scores`` [m, H*W] (uniform among empty cells for uniform scores),
+    and whether each of them is off-path both ways from the agent to every closed chest (the
+    test of :meth:`KeysEnv.guard`)."""
+    rows = torch.arange(len(idx))
+    level, pos, chests = env.level[idx], env.pos[idx], env.chests[idx]
+    taken = env.pool.walls[level] | chests | env.keys[idx]
+    taken[rows, pos] = True
+    top = torch.where(taken, -1.0, scores).topk(k, dim=1).indices
+    cells = torch.zeros_like(taken).scatter_(1, top, True)
+    d = env.pool.dist[level].to(torch.int16)  # [m, H*W, H*W]; paths of 255 + 255 still fit
+    from_agent = d[rows, pos]  # [m, H*W]
+    to_cell, to_chest = from_agent.unsqueeze(2), from_agent.unsqueeze(1)
+    on_way = (to_cell + d == to_chest) | (to_chest + d == to_cell)  # [m, cell i, chest j]
+    pairs = cells.unsqueeze(2) & chests.unsqueeze(1)
+    return cells, ~(on_way & pairs).flatten(1).any(dim=1)
