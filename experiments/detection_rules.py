@@ -53,7 +53,7 @@ def rule_score(verdict: dict[str, Any], methods: tuple[str, ...]) -> float | Non
 def _rows(zoo: Path) -> list[dict[str, Any]]:
     import csv
 
-    from mesa.io import read_json
+    from mesa.detection.verdict import read_verdict
 
     with (zoo / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -62,7 +62,7 @@ def _rows(zoo: Path) -> list[dict[str, Any]]:
         seed = int(r["seed"])
         if seed >= 100:
             raise SystemExit(f"{zoo} holds test seeds (>= 100): rules are chosen on dev seeds only")
-        verdict = read_json(zoo / "members" / r["member"] / "verdict.json")
+        verdict = read_verdict(zoo / "members" / r["member"] / "verdict.json")
         out.append(
             {
                 "family": r["family"],

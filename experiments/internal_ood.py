@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from mesa.detection.data import Detection
     from mesa.detection.methods.subspace import probe_basis
-    from mesa.io import read_json
+    from mesa.detection.verdict import read_verdict
     from mesa.runs import load_run
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for i, m in enumerate(tqdm(members, desc="members")):
         run = load_run(args.zoo / "members" / m["member"])
-        per_hook = read_json(args.zoo / "members" / m["member"] / "verdict.json")["methods"][
+        per_hook = read_verdict(args.zoo / "members" / m["member"] / "verdict.json")["methods"][
             "probe_subspace"
         ]["per_hook"]
         hook = max(per_hook, key=lambda h: per_hook[h]["true"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import re
 import tempfile
@@ -119,8 +120,34 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
+def strict(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, infinity: "not measured") as None, so that it
+    is strict JSON, which parsers outside Python (``jq``, browsers) accept."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict(v) for v in obj]
+    return obj
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+    """Write ``obj`` as strict JSON (non-finite floats as null: :func:`strict`), atomically."""
+    text = json.dumps(strict(obj), indent=2, sort_keys=False, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode())
+
+
+def nan_for_null(obj: Any) -> Any:
+    """``obj`` read back from JSON with every null as NaN: for files and fields whose nulls can
+    only be numbers :func:`write_json` wrote as null (``ood.json``, a method's effects)."""
+    if obj is None:
+        return math.nan
+    if isinstance(obj, Mapping):
+        return {k: nan_for_null(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [nan_for_null(v) for v in obj]
+    return obj
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -186,7 +213,7 @@ class MetricsLog:
     def append(self, record: Mapping[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
-            f.write(json.dumps(dict(record)) + "\n")
+            f.write(json.dumps(strict(dict(record)), allow_nan=False) + "\n")
             f.flush()
 
     def _lines(self) -> tuple[list[dict[str, Any]], list[str]]:

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mesa.detection.registry import MethodResult
 from mesa.detection.verdict import Verdict
@@ -83,3 +84,35 @@ def test_zoo_result_renders_its_agreement():
     page = result._repr_html_()
     assert page.count("<table") == 2 and "mechanistic score" in page and "predict from p" in page
     assert "6 members, 0 failed" in page
+
+
+def test_files_are_strict_json_and_read_back_with_their_nans(tmp_path: Path):
+    import json
+    import math
+
+    from mesa.detection.verdict import read_verdict
+    from mesa.io import read_json, write_json
+
+    nan = float("nan")
+    unmeasured = MethodResult("das", "mechanistic", None, {"true": nan, "spurious": nan})
+    verdict = Verdict(
+        score=None,
+        verdict="inconclusive",
+        reason="no mechanistic method of the rule could be computed",
+        methods={"das": unmeasured},
+        represented_at={"true": [], "spurious": []},
+        used_at={"true": [], "spurious": []},
+    )
+    write_json(tmp_path / "verdict.json", verdict.to_dict())
+    text = (tmp_path / "verdict.json").read_text()
+    assert "NaN" not in text  # a parser outside Python (jq, a browser) rejects NaN
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
+    back = Verdict.from_dict(read_json(tmp_path / "verdict.json"))
+    assert back.score is None and math.isnan(back.methods["das"].effect["true"])
+    assert math.isnan(read_verdict(tmp_path / "verdict.json")["methods"]["das"]["effect"]["true"])
+    # an OOD result where no episode was decided: its preference is NaN, and stays NaN
+    empty = OutcomeRates.from_outcomes(np.array([0, 0]))
+    ood = OODResult.build(empty, empty, in_dist_successes=0, in_dist_n=0, subset="off-path")
+    write_json(tmp_path / "ood.json", ood.to_dict())
+    assert "NaN" not in (tmp_path / "ood.json").read_text()
+    assert math.isnan(OODResult.from_dict(read_json(tmp_path / "ood.json")).preference)

@@ -45,10 +45,12 @@ hooks where ``v``'s probe selectivity reaches 0.5.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from mesa.detection.registry import MethodResult, ratio_score
+from mesa.io import nan_for_null, read_json
 from mesa.tasks.base import GOALS
 
 #: The mechanistic methods the verdict is made of, by input mode.
@@ -170,6 +172,7 @@ class Verdict:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Verdict:
+        d = with_nans(d)
         return cls(
             score=d["score"],
             verdict=d["verdict"],
@@ -207,3 +210,19 @@ class Verdict:
         from mesa.tables import html_table
 
         return html_table(method_table(self), caption=verdict_line(self), inline=True)
+
+
+def with_nans(d: dict[str, Any]) -> dict[str, Any]:
+    """A verdict as ``verdict.json`` holds it, with the nulls that stand for "not measured"
+    (NaN) in each method's effects and per-hook numbers and in the evidence rows made NaN again.
+    The scores keep their None: a score of None is "not computable"."""
+    methods = {
+        n: {**m, **{k: nan_for_null(m[k]) for k in ("effect", "per_hook") if k in m}}
+        for n, m in d.get("methods", {}).items()
+    }
+    return {**d, "methods": methods, "evidence": nan_for_null(d.get("evidence", []))}
+
+
+def read_verdict(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``verdict.json`` at ``path`` as a dict (:func:`with_nans`)."""
+    return with_nans(read_json(path))

@@ -125,7 +125,9 @@ class OODResult:
     def from_dict(cls, d: dict[str, Any]) -> OODResult:
         """The result an ``ood.json`` holds."""
         from mesa.errors import MesaError
+        from mesa.io import nan_for_null
 
+        d = nan_for_null(d)  # ood.json holds numbers and text only: a null was a NaN
         names = {f.name for f in fields(cls)}
         try:
             return cls(**{k: v for k, v in d.items() if k in names})

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mesa.detection.verdict import read_verdict
 from mesa.errors import MesaError
 from mesa.io import (
     CONFIG,
@@ -34,6 +35,7 @@ from mesa.io import (
     VERDICT,
     MetricsLog,
     atomic_write_bytes,
+    nan_for_null,
     read_json,
     safe_name,
 )
@@ -95,7 +97,7 @@ def load_zoo(path: Path) -> ZooData:
     for r in rows:
         member = path / "members" / safe_name(r.get("member"), f"member in {path / 'results.csv'}")
         if (member / VERDICT).is_file():
-            verdicts[r["member"]] = read_json(member / VERDICT)
+            verdicts[r["member"]] = read_verdict(member / VERDICT)
         recs = eval_curve(member)
         if recs:
             curves[r["member"]] = recs
@@ -103,7 +105,7 @@ def load_zoo(path: Path) -> ZooData:
         path=path,
         family=family,
         rows=rows,
-        agreement=zoo.get("agreement", {}),
+        agreement=nan_for_null(zoo.get("agreement", {})),  # numbers only: a null was a NaN
         failed=zoo.get("failed", {}),
         verdicts=verdicts,
         curves=curves,
@@ -419,7 +421,7 @@ def write_run_report(root: Path) -> tuple[Path, Path]:
     else:
         page.note(f"not evaluated yet (mesa eval {root})")
     page.heading(2, "Mechanistic verdict")
-    verdict = read_json(root / VERDICT) if (root / VERDICT).is_file() else None
+    verdict = read_verdict(root / VERDICT) if (root / VERDICT).is_file() else None
     if verdict is not None:
         page.note(verdict_line(verdict))
         page.table(method_table(verdict))

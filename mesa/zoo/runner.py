@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mesa.detection.verdict import read_verdict
 from mesa.errors import MesaError
 from mesa.io import (
     CONFIG,
@@ -43,6 +44,7 @@ from mesa.io import (
     VERDICT,
     atomic_write_bytes,
     locked,
+    nan_for_null,
     read_json,
     write_json,
 )
@@ -284,8 +286,8 @@ def final_train_loss(run_dir: Path) -> float:
 
 def member_row(run_dir: Path, name: str, family: str, p: float, seed: int) -> dict[str, Any]:
     """One member's results.csv row: its verdict and scores, OOD behaviour and baselines."""
-    ood = read_json(run_dir / OOD)
-    verdict = read_json(run_dir / VERDICT) if (run_dir / VERDICT).is_file() else {}
+    ood = nan_for_null(read_json(run_dir / OOD))
+    verdict = read_verdict(run_dir / VERDICT) if (run_dir / VERDICT).is_file() else {}
     scores = verdict.get("scores", {})
     return {
         "member": name,

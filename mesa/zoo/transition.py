@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from mesa.errors import MesaError
-from mesa.io import locked, read_json, write_json
+from mesa.io import locked, nan_for_null, read_json, write_json
 from mesa.zoo.runner import HOW_IT_RUNS, ZooConfig, member_name, run_zoo
 
 TRANSITION = "transition.json"
@@ -242,7 +242,8 @@ def _search_member(root: Path, zoo: ZooConfig) -> Callable[[float, list[int]], l
         if failed:
             name, error = next(iter(failed.items()))
             raise MesaError(f"search member {name} failed: {error}")
-        return [float(read_json(root / "members" / n / OOD)["preference"]) for n, _, _ in todo]
+        oods = [read_json(root / "members" / n / OOD) for n, _, _ in todo]
+        return [float(nan_for_null(ood["preference"])) for ood in oods]
 
     return measure
 
@@ -530,7 +531,7 @@ def _probe(
         base = config.first_seed + SEARCH_SEED_OFFSET + k * config.seeds_per_probe
         return list(range(base, base + config.seeds_per_probe))
 
-    done = [Probe(**pr) for pr in state.get("probes", [])]
+    done = [Probe(**nan_for_null(pr)) for pr in state.get("probes", [])]
 
     def on_probe(history: list[Probe], bracket: tuple[float, float]) -> None:
         save(history, bracket)
