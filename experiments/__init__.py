@@ -144,8 +144,13 @@ EXPERIMENTS = (
         "rollout_baseline.md",
     ),
     Experiment(
+        "noise_ceiling",
+        "how well a perfect detector could rank a population by b, given b's sampling noise",
+        "noise_ceiling.md",
+    ),
+    Experiment(
         "rollout_hooks",
-        "exploratory, dev seeds: rollout_subspace at its best hook, at narrow hooks, at all hooks",
+        "exploratory, dev seeds: rollout_subspace at its best, narrow and all hooks; keys too",
         "rollout_hooks.md",
     ),
     Experiment(

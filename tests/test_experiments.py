@@ -605,3 +605,25 @@ def test_rollout_hooks_refuses_test_seeds(tmp_path: Path):
     (zoo / "results.csv").write_text("member,family,p,seed,b,score\nm,coin,0.1,100,0.5,0.5\n")
     out = _run("--results", str(tmp_path / "res"), "rollout_hooks", str(zoo), "--what", "t")
     assert out.returncode == 2 and "test seeds (>= 100)" in out.stderr
+
+
+def test_noise_ceiling_is_high_where_b_is_well_apart_and_low_where_it_is_not():
+    from experiments.noise_ceiling import ceiling
+
+    n = np.full(8, 1500)
+    apart = ceiling(np.round(np.linspace(0.1, 0.9, 8) * n), n, draws=200, scale=4, seed=0)
+    assert apart["ceiling"]["auroc"] == 1.0 and apart["ceiling"]["spearman"] > 0.99
+    # eight members within 0.47-0.53 on 300 episodes each: noise as large as their spread
+    n = np.full(8, 300)
+    close = ceiling(np.round(np.linspace(0.47, 0.53, 8) * n), n, draws=400, scale=4, seed=0)
+    assert 0.5 < close["ceiling"]["auroc"] < 0.9 and close["ceiling"]["auroc_p5"] < 0.7
+    # measured again on four times the episodes, a perfect detector would agree better
+    assert close["x4"]["auroc"] > close["x1"]["auroc"] + 0.05
+
+
+def test_noise_ceiling_refuses_a_zoo_over_several_p(tmp_path: Path):
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "results.csv").write_text("member,p,seed,b\nm,0.1,1,0.5\nn,0.2,1,0.5\n")
+    out = _run("--results", str(tmp_path / "res"), "noise_ceiling", str(zoo), "--what", "t")
+    assert out.returncode == 2 and "holds 2 values of p" in out.stderr
