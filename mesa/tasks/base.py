@@ -71,6 +71,18 @@ class TaskConfig:
 TaskT = TypeVar("TaskT", bound="Task")
 
 
+def rollout_shares(outcome: Tensor, counted: Tensor) -> dict[str, float]:
+    """What :meth:`Task.moved_goal_rollouts` returns, from each copy's ``outcome`` (1: the moved
+    goal reached first, 2: the other goal's training place first, 0: neither) over the
+    ``counted`` copies."""
+    kept = outcome[counted]
+    return {
+        "moved": float((kept == 1).float().mean()) if len(kept) else math.nan,
+        "training": float((kept == 2).float().mean()) if len(kept) else math.nan,
+        "episodes": len(kept),
+    }
+
+
 def goals_together(task: TaskT) -> TaskT:
     """The same task at ``p = 0``: its ``train`` split always has the goals together."""
     return type(task)(dataclasses.replace(task.config, p=0.0))

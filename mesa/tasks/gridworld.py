@@ -17,7 +17,6 @@ moves them to the model's device.
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
@@ -34,7 +33,14 @@ from mesa.envs.grid import GridEnv
 from mesa.envs.levels import LevelPool, actions_towards, build_pool
 from mesa.errors import MesaError
 from mesa.runtime import check_memory
-from mesa.tasks.base import ProbeData, RLTask, TaskConfig, check_split, goals_together
+from mesa.tasks.base import (
+    ProbeData,
+    RLTask,
+    TaskConfig,
+    check_split,
+    goals_together,
+    rollout_shares,
+)
 
 _SPLIT_OFFSET = {"train": 0, "ood": 1_000_003, "probe": 2_000_003}
 #: Training inputs for detection are drawn from train pools of seeds no training run uses.
@@ -315,12 +321,7 @@ class GridTask(RLTask):
             done |= ended
             if bool(done.all()):
                 break
-        counted = outcome[valid]
-        return {
-            "moved": float((counted == 1).float().mean()) if len(counted) else math.nan,
-            "training": float((counted == 2).float().mean()) if len(counted) else math.nan,
-            "episodes": int(valid.sum()),
-        }
+        return rollout_shares(outcome, valid)
 
     def gym_env(self, split: str = "train", seed: int = 0) -> Any:
         """A single-copy gymnasium ``Env`` of this task (numpy observations)."""

@@ -49,7 +49,6 @@ three and four, and failed to pick up any key in 9-11% of OOD episodes instead o
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -66,7 +65,7 @@ from mesa.envs.levels import LevelPool, actions_towards, distances_to
 from mesa.errors import MesaError
 from mesa.runtime import check_memory
 from mesa.tasks import register_task
-from mesa.tasks.base import ProbeData, RLTask, check_split, goals_together
+from mesa.tasks.base import ProbeData, RLTask, check_split, goals_together, rollout_shares
 from mesa.tasks.gridworld import (
     _SPLIT_OFFSET,
     _TRAINING_INPUTS_SEED,
@@ -350,12 +349,7 @@ class KeysTask(RLTask):
             done |= terminated | truncated  # the first episode ended (before the key: not counted)
             if bool(done.all()):
                 break
-        kept = outcome[counted]
-        return {
-            "moved": float((kept == 1).float().mean()) if len(kept) else math.nan,
-            "training": float((kept == 2).float().mean()) if len(kept) else math.nan,
-            "episodes": len(kept),
-        }
+        return rollout_shares(outcome, counted)
 
 
 def surplus_cells(env: KeysEnv, idx: Tensor, scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
