@@ -131,9 +131,11 @@ def _cmd_detect(args: argparse.Namespace) -> None:
             **sizes,
         )
     print(verdict.summary())
-    kept = verdict.settings.get("kept", [])
+    kept, replaced = verdict.settings.get("kept", []), verdict.settings.get("replaced", "")
     if kept:
         print(f"kept from the earlier verdict.json (same settings): {', '.join(kept)}")
+    if replaced:
+        print(f"the earlier verdict.json was set aside as verdict.replaced.json: {replaced}")
     print(f"wrote {run.path / 'verdict.json'}")
 
 
@@ -267,7 +269,15 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def _methods(text: str | None) -> list[str] | None:
-    return [m.strip() for m in text.split(",") if m.strip()] if text else None
+    if text is None:
+        return None
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        from mesa.detection import list_detectors
+        from mesa.errors import MesaError
+
+        raise MesaError(f"--methods names no method; valid: {', '.join(list_detectors())}")
+    return names
 
 
 def _add_detection_options(p: argparse.ArgumentParser) -> None:
@@ -277,7 +287,9 @@ def _add_detection_options(p: argparse.ArgumentParser) -> None:
         metavar="M1,M2",
         help="detection methods, comma-separated (default: behaviour, probe, patching, "
         "probe_subspace, erasure, and rollout_subspace where the family's verdict uses it "
-        "(coin); training_sites with --inputs train; das and rollout_subspace opt-in elsewhere)",
+        "(coin); training_sites with --inputs train; das, rollout_subspace and rollout_shown "
+        "opt-in). Into a run whose verdict.json has the same settings (--seed, --n-probe, "
+        "--n-pairs, --inputs), the results of methods not named are kept",
     )
     p.add_argument(
         "--inputs",
@@ -396,7 +408,13 @@ def _add_run_parsers(sub: Any) -> None:
         "detect", help="mechanistic verdict for a run directory; writes verdict.json"
     )
     p.add_argument("run", help="run directory")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the probe inputs, pairs, probe fits and rollouts (default 0); another seed "
+        "sets the run's earlier verdict.json aside as verdict.replaced.json",
+    )
     p.add_argument(
         "--n-probe",
         type=int,

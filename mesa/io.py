@@ -37,6 +37,8 @@ MODEL = "model.safetensors"
 METRICS = "metrics.jsonl"
 OOD = "ood.json"
 VERDICT = "verdict.json"
+#: The verdict a detection with other settings replaced (one kept: the latest).
+VERDICT_REPLACED = "verdict.replaced.json"
 METRICS_CORRUPT = "metrics.corrupt.jsonl"
 LOCK = ".mesa.lock"
 

@@ -148,9 +148,18 @@ def test_running_more_methods_into_a_run_keeps_the_earlier_ones(tmp_path: Path):
     saved = json.loads((tmp_path / "verdict.json").read_text())
     assert set(saved["scores"]) == {"behaviour", "probe_subspace"}
     assert saved["settings"]["methods"] == ["behaviour", "probe_subspace"]
-    # other settings make other results: nothing is kept from a detection made otherwise
+    assert both.settings["replaced"] == "" and not (tmp_path / "verdict.replaced.json").exists()
+    # other settings make other results: nothing is kept, and the earlier file is set aside
     other = mesa.detect(model, ToyCopy(), out=tmp_path, methods=["erasure"], seed=1, **sizes)
     assert other.settings["kept"] == [] and list(other.methods) == ["erasure"]
+    assert other.settings["replaced"] == "it was made with other settings (seed 0 -> 1)"
+    aside = json.loads((tmp_path / "verdict.replaced.json").read_text())
+    assert aside == saved
+    # an unreadable verdict.json is set aside too, as it was
+    (tmp_path / "verdict.json").write_text('{"broken')
+    again = mesa.detect(model, ToyCopy(), out=tmp_path, methods=["behaviour"], **sizes)
+    assert again.settings["replaced"] == "it could not be read"
+    assert (tmp_path / "verdict.replaced.json").read_text() == '{"broken'
 
 
 def test_patching_equals_patch_sweep():

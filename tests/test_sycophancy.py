@@ -105,3 +105,12 @@ def test_cli_detect_with_smaller_probe_set(tmp_path: Path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["mesa: error: n_probe must be >= 50 and n_pairs >= 10, got 0, 512"]
     assert read_json(tmp_path / "run" / "verdict.json") == saved
+    assert main(["detect", str(tmp_path / "run"), "--methods", ","]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mesa: error: --methods names no method; valid: ")
+    # one more method with the same sizes: added, and the command says what it kept
+    run = ["detect", str(tmp_path / "run"), "--n-probe", "300", "--n-pairs", "40"]
+    assert main([*run, "--methods", "behaviour"]) == 0
+    out = capsys.readouterr().out
+    assert "kept from the earlier verdict.json (same settings): probe_subspace," in out
+    assert read_json(tmp_path / "run" / "verdict.json")["verdict"] == saved["verdict"]

@@ -30,7 +30,7 @@ from mesa.detection.registry import (
 )
 from mesa.detection.verdict import EFFECT_FLOOR, USED_SHARE, Verdict, rule, rule_methods
 from mesa.errors import MesaError
-from mesa.io import VERDICT, locked, read_json, write_json
+from mesa.io import VERDICT, VERDICT_REPLACED, locked, read_json, write_json
 from mesa.tasks.base import GOALS, Task
 
 __all__ = [
@@ -65,9 +65,11 @@ def detect(
     ``methods``: names of registered methods (default: those marked default that run in the
     mode, plus those ``task``'s verdict is made of: :attr:`mesa.Task.rule_methods`). With
     ``out``, writes ``out/verdict.json`` (holding the directory's lock throughout); where one is
-    there already, made with the same settings (seed, sizes, inputs, hooks), the results of its
-    methods not run now are kept and the verdict is made from all of them (``settings["kept"]``
-    names those), so running one more method adds it rather than dropping the rest.
+    there already, made with the same settings (seed, ``n_probe``, ``n_pairs``, inputs, hooks),
+    the results of its methods not run now are kept and the verdict is made from all of them
+    (``settings["kept"]`` names those), so running one more method adds it rather than dropping
+    the rest. One made with other settings, or unreadable, is moved aside to
+    ``verdict.replaced.json`` (``settings["replaced"]`` says why), never lost.
 
     It runs where the model is; ``device`` moves the model there first (in place, as
     ``nn.Module.to`` does). Inputs are made on the CPU and moved to the model's device; every
@@ -80,10 +82,13 @@ def detect(
     names = check_methods(methods, inputs, task)
     with locked(out) if out is not None else contextlib.nullcontext():
         d = Detection(model, task, hooks, seed, n_probe, n_pairs, inputs)
-        kept = _earlier_results(Path(out), d, names) if out is not None else {}
+        kept, replaced = _earlier_results(Path(out), d, names) if out is not None else ({}, "")
         results = {**kept, **{name: get_detector(name)().run(d) for name in names}}
         verdict = _verdict(d, results, list(results), list(kept))
+        verdict.settings["replaced"] = replaced
         if out is not None:
+            if replaced:  # set aside, never lost: the one before is replaced in turn
+                os.replace(Path(out) / VERDICT, Path(out) / VERDICT_REPLACED)
             write_json(Path(out) / VERDICT, verdict.to_dict())
     return verdict
 
@@ -118,15 +123,26 @@ def _settings(d: Detection) -> dict[str, Any]:
     }
 
 
-def _earlier_results(out: Path, d: Detection, names: list[str]) -> dict[str, MethodResult]:
-    """The method results of ``out/verdict.json`` made with ``d``'s settings by methods other
-    than ``names`` (none if the file is missing, unreadable or made otherwise)."""
+def _earlier_results(
+    out: Path, d: Detection, names: list[str]
+) -> tuple[dict[str, MethodResult], str]:
+    """``(kept, replaced)``: the method results of ``out/verdict.json`` made with ``d``'s
+    settings by methods other than ``names``, and why the file is to be set aside instead
+    (unreadable, or made with other settings; "" when it is not)."""
+    if not (out / VERDICT).is_file():
+        return {}, ""
     try:
         earlier = Verdict.from_dict(read_json(out / VERDICT))
     except (MesaError, KeyError, TypeError):
-        return {}
-    same = all(earlier.settings.get(k) == v for k, v in _settings(d).items())
-    return {n: m for n, m in earlier.methods.items() if same and n not in names}
+        return {}, "it could not be read"
+    now = _settings(d)
+    differ = [k for k, v in now.items() if earlier.settings.get(k) != v]
+    if differ:
+        shown = [
+            k if k == "hooks" else f"{k} {earlier.settings.get(k)} -> {now[k]}" for k in differ
+        ]
+        return {}, f"it was made with other settings ({', '.join(shown)})"
+    return {n: m for n, m in earlier.methods.items() if n not in names}, ""
 
 
 def _verdict(

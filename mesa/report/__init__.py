@@ -389,8 +389,9 @@ def write_report(directory: str | os.PathLike[str]) -> tuple[Path, Path]:
 
 RUN_INTRO = (
     "One trained model: its OOD behaviour, its mechanistic verdict (from interventions on its "
-    "internals on probe observations and counterfactual pairs, and for coin in episodes of "
-    "training's own levels; never OOD rollouts) and pictures of what it does."
+    "internals on probe observations and counterfactual pairs, and where a method or the "
+    "family's rule asks it (coin's), in episodes of training's own levels; never OOD rollouts) "
+    "and pictures of what it does."
 )
 
 

@@ -54,6 +54,8 @@ from mesa.tasks.base import GOALS, Task
 
 #: Episodes rolled out (before the off-path ones are kept); seeded from the detection's seed.
 EPISODES = 1000
+#: Below this many counted episodes a result's note says its score is noisy (keys counts ~33).
+FEW_EPISODES = 100
 
 
 def rollout_effects(
@@ -79,6 +81,9 @@ def rollout_effects(
         return method.not_computable("no episode had a cell off the path to the goal")
     moved = d.task.moved_goal
     other = next(g for g in GOALS if g != moved)
+    note = f"{counts['episodes']} of {episodes} episodes counted (off the way both ways)"
+    if counts["episodes"] < FEW_EPISODES:
+        note += f": under {FEW_EPISODES}, the score is noisy (other seeds differ)"
     effect = {moved: counts["moved"] - none["moved"], other: counts["training"]}
     effect = {g: effect[g] for g in GOALS}
     return method.result(
@@ -86,6 +91,7 @@ def rollout_effects(
         {} if hook is None else {hook: dict(effect)},
         f"episode shares: reaching the moved {moved} goal first, beyond the same episodes "
         f"without it / reaching the {other} goal's training place first",
+        note,
         episodes=counts["episodes"],
         shares={"told": counts, "none": none},
         **({} if hook is None else {"hook": hook}),
