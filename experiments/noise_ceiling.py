@@ -52,6 +52,8 @@ def counts(member: Path) -> tuple[int, int]:
     from mesa.io import nan_for_null, read_json
 
     ood = nan_for_null(read_json(member / "ood.json"))
+    if not ood["n"]:
+        return 0, 0
     k = round(ood["true_rate"] * ood["n"])
     spurious = round(ood["spurious_rate"] * ood["n"])
     return k, k + spurious
@@ -91,7 +93,9 @@ def population(zoo: Path, draws: int, scale: int, seed: int) -> dict[str, Any]:
     with (zoo / "results.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     kn = np.array([counts(zoo / "members" / r["member"]) for r in rows])
-    k, n = kn[:, 0], kn[:, 1]
+    decided = kn[:, 1] > 0  # a member without a decided episode has no b to rank
+    rows = [r for r, keep in zip(rows, decided, strict=True) if keep]
+    k, n = kn[decided, 0], kn[decided, 1]
     b = k / n
     recorded = {}
     for label, column in SCORES.items():
@@ -104,6 +108,7 @@ def population(zoo: Path, draws: int, scale: int, seed: int) -> dict[str, Any]:
         }
     return {
         "members": len(rows),
+        "undecided": int((~decided).sum()),
         "above": int((b > 0.5).sum()),
         "b": [float(b.min()), float(b.max())],
         "counted": [int(n.min()), int(n.max())],

@@ -135,7 +135,7 @@ def _cmd_detect(args: argparse.Namespace) -> None:
     if kept:
         print(f"kept from the earlier verdict.json (same settings): {', '.join(kept)}")
     if replaced:
-        print(f"the earlier verdict.json was set aside as verdict.replaced.json: {replaced}")
+        print(replaced)
     print(f"wrote {run.path / 'verdict.json'}")
 
 
@@ -412,8 +412,8 @@ def _add_run_parsers(sub: Any) -> None:
         "--seed",
         type=int,
         default=0,
-        help="seeds the probe inputs, pairs, probe fits and rollouts (default 0); another seed "
-        "sets the run's earlier verdict.json aside as verdict.replaced.json",
+        help="seeds the probe inputs, pairs, probe fits and rollouts (default 0); with another "
+        "seed the run's earlier verdict.json is kept as verdict.replaced.N.json",
     )
     p.add_argument(
         "--n-probe",

@@ -37,8 +37,8 @@ MODEL = "model.safetensors"
 METRICS = "metrics.jsonl"
 OOD = "ood.json"
 VERDICT = "verdict.json"
-#: The verdict a detection with other settings replaced (one kept: the latest).
-VERDICT_REPLACED = "verdict.replaced.json"
+#: Verdicts a detection with other settings replaced, numbered from 1 (``.format(n=N)``).
+VERDICT_REPLACED = "verdict.replaced.{n}.json"
 METRICS_CORRUPT = "metrics.corrupt.jsonl"
 LOCK = ".mesa.lock"
 
@@ -134,10 +134,20 @@ def strict(obj: Any) -> Any:
     return obj
 
 
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as strict JSON text (non-finite floats as null: :func:`strict`), indented."""
+    return (json.dumps(strict(obj), indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as strict JSON (non-finite floats as null: :func:`strict`), atomically."""
-    text = json.dumps(strict(obj), indent=2, sort_keys=False, allow_nan=False)
-    atomic_write_bytes(path, (text + "\n").encode())
+    """Write ``obj`` as strict JSON (:func:`json_bytes`), atomically."""
+    atomic_write_bytes(path, json_bytes(obj))
+
+
+def as_read_back(obj: Any) -> Any:
+    """``obj`` as it reads back from a JSON file :func:`write_json` wrote (lists for tuples,
+    None for non-finite floats): what a saved setting is compared with."""
+    return json.loads(json.dumps(strict(obj), allow_nan=False))
 
 
 def nan_for_null(obj: Any) -> Any:
@@ -243,4 +253,5 @@ class MetricsLog:
             with (self.path.parent / METRICS_CORRUPT).open("a") as f:
                 f.write("".join(line + "\n" for line in bad))
         keep = [r for r in good if isinstance(r.get(key, 0), int | float) and r.get(key, 0) <= step]
-        atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in keep).encode())
+        text = "".join(json.dumps(strict(r), allow_nan=False) + "\n" for r in keep)
+        atomic_write_bytes(self.path, text.encode())

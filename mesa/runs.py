@@ -26,6 +26,7 @@ from mesa.errors import MesaError
 from mesa.io import (
     CONFIG,
     MODEL,
+    as_read_back,
     load_tensors_with_metadata,
     read_json,
     save_tensors,
@@ -62,7 +63,8 @@ def save(
         "train": train or {},
     }
     # the weights carry the settings they were trained with, so an edited config.json is caught
-    saved_with = json.dumps({"task": config["task"], "model": config["model"]}, sort_keys=True)
+    saved = as_read_back({"task": config["task"], "model": config["model"]})
+    saved_with = json.dumps(saved, sort_keys=True)
     save_tensors(out / MODEL, model.state_dict(), metadata={SAVED_WITH: saved_with})
     write_json(out / CONFIG, config)
     return out

@@ -148,18 +148,27 @@ def test_running_more_methods_into_a_run_keeps_the_earlier_ones(tmp_path: Path):
     saved = json.loads((tmp_path / "verdict.json").read_text())
     assert set(saved["scores"]) == {"behaviour", "probe_subspace"}
     assert saved["settings"]["methods"] == ["behaviour", "probe_subspace"]
-    assert both.settings["replaced"] == "" and not (tmp_path / "verdict.replaced.json").exists()
-    # other settings make other results: nothing is kept, and the earlier file is set aside
+    assert both.settings["replaced"] == "" and not list(tmp_path.glob("verdict.replaced*"))
+    # other settings make other results: nothing is kept, and the earlier file is kept aside
     other = mesa.detect(model, ToyCopy(), out=tmp_path, methods=["erasure"], seed=1, **sizes)
     assert other.settings["kept"] == [] and list(other.methods) == ["erasure"]
-    assert other.settings["replaced"] == "it was made with other settings (seed 0 -> 1)"
-    aside = json.loads((tmp_path / "verdict.replaced.json").read_text())
-    assert aside == saved
-    # an unreadable verdict.json is set aside too, as it was
+    assert other.settings["replaced"] == (
+        "the earlier verdict.json is kept as verdict.replaced.1.json: it was made with other "
+        "settings (seed 0 -> 1)"
+    )
+    assert json.loads((tmp_path / "verdict.replaced.1.json").read_text()) == saved
+    # another model (other weights) in the same directory: none of its results are kept
+    weighted = CopyModel(1, VOCAB)
+    weighted.register_buffer("weight", torch.ones(3))
+    another = mesa.detect(weighted, ToyCopy(), out=tmp_path, methods=["probe"], seed=1, **sizes)
+    assert another.settings["kept"] == [] and list(another.methods) == ["probe"]
+    assert another.settings["replaced"].endswith("it was made with other settings (model)")
+    # an unreadable verdict.json is kept aside too, as it was, in the next free place
     (tmp_path / "verdict.json").write_text('{"broken')
     again = mesa.detect(model, ToyCopy(), out=tmp_path, methods=["behaviour"], **sizes)
-    assert again.settings["replaced"] == "it could not be read"
-    assert (tmp_path / "verdict.replaced.json").read_text() == '{"broken'
+    assert again.settings["replaced"].endswith("verdict.replaced.3.json: it could not be read")
+    assert (tmp_path / "verdict.replaced.3.json").read_text() == '{"broken'
+    assert json.loads((tmp_path / "verdict.replaced.1.json").read_text()) == saved
 
 
 def test_patching_equals_patch_sweep():

@@ -15,10 +15,14 @@ A method of your own is a :class:`Detector` subclass registered with ``@register
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from mesa import __version__
 from mesa.detection.data import MODES, Detection, detection_hooks, input_layer
 from mesa.detection.registry import (
     Detector,
@@ -30,7 +34,15 @@ from mesa.detection.registry import (
 )
 from mesa.detection.verdict import EFFECT_FLOOR, USED_SHARE, Verdict, rule, rule_methods
 from mesa.errors import MesaError
-from mesa.io import VERDICT, VERDICT_REPLACED, locked, read_json, write_json
+from mesa.io import (
+    VERDICT,
+    VERDICT_REPLACED,
+    as_read_back,
+    atomic_write_bytes,
+    json_bytes,
+    locked,
+    read_json,
+)
 from mesa.tasks.base import GOALS, Task
 
 __all__ = [
@@ -68,8 +80,9 @@ def detect(
     there already, made with the same settings (seed, ``n_probe``, ``n_pairs``, inputs, hooks),
     the results of its methods not run now are kept and the verdict is made from all of them
     (``settings["kept"]`` names those), so running one more method adds it rather than dropping
-    the rest. One made with other settings, or unreadable, is moved aside to
-    ``verdict.replaced.json`` (``settings["replaced"]`` says why), never lost.
+    the rest. "Same settings" includes the model's weights (a digest), the task's options and
+    mesa's version. One made otherwise, or unreadable, is copied to the first free
+    ``verdict.replaced.N.json`` first (``settings["replaced"]`` says where and why): never lost.
 
     It runs where the model is; ``device`` moves the model there first (in place, as
     ``nn.Module.to`` does). Inputs are made on the CPU and moved to the model's device; every
@@ -85,12 +98,26 @@ def detect(
         kept, replaced = _earlier_results(Path(out), d, names) if out is not None else ({}, "")
         results = {**kept, **{name: get_detector(name)().run(d) for name in names}}
         verdict = _verdict(d, results, list(results), list(kept))
-        verdict.settings["replaced"] = replaced
         if out is not None:
-            if replaced:  # set aside, never lost: the one before is replaced in turn
-                os.replace(Path(out) / VERDICT, Path(out) / VERDICT_REPLACED)
-            write_json(Path(out) / VERDICT, verdict.to_dict())
+            _write(Path(out), verdict, replaced)
     return verdict
+
+
+def _write(out: Path, verdict: Verdict, replaced: str) -> None:
+    """Write ``out/verdict.json``; an earlier one that is ``replaced`` (why, or "") is first
+    copied to the first free ``verdict.replaced.N.json``. The new file is made ready before
+    anything is written, and each write is atomic: a valid verdict.json is there throughout."""
+    if replaced:
+        n = 1
+        while (out / VERDICT_REPLACED.format(n=n)).exists():
+            n += 1
+        aside = VERDICT_REPLACED.format(n=n)
+        replaced = f"the earlier verdict.json is kept as {aside}: {replaced}"
+    verdict.settings["replaced"] = replaced
+    data = json_bytes(verdict.to_dict())  # fails here, if at all, before any file changes
+    if replaced:
+        atomic_write_bytes(out / aside, (out / VERDICT).read_bytes())
+    atomic_write_bytes(out / VERDICT, data)
 
 
 def check_methods(methods: list[str] | None, inputs: str, task: Task | None = None) -> list[str]:
@@ -120,7 +147,23 @@ def _settings(d: Detection) -> dict[str, Any]:
         "n_pairs": d.n_pairs,
         "inputs": d.inputs,
         "hooks": d.hooks,
+        "task": as_read_back(d.task.spec()),
+        "model": weights_digest(d.model),
+        "mesa": __version__,
     }
+
+
+def weights_digest(model: Any) -> str:
+    """A digest of ``model``'s parameters and buffers (names, shapes, dtypes and values): two
+    detections of one model share it, and results of a model with other weights are never
+    kept. (A hand-built model whose behaviour lives in plain attributes, not weights, cannot be
+    told apart from another of its kind this way.)"""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name} {tuple(t.shape)} {t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _earlier_results(
@@ -133,13 +176,15 @@ def _earlier_results(
         return {}, ""
     try:
         earlier = Verdict.from_dict(read_json(out / VERDICT))
-    except (MesaError, KeyError, TypeError):
+        assert isinstance(earlier.settings, dict) and isinstance(earlier.methods, dict)
+    except (MesaError, KeyError, TypeError, AttributeError, ValueError, AssertionError):
         return {}, "it could not be read"
     now = _settings(d)
     differ = [k for k, v in now.items() if earlier.settings.get(k) != v]
     if differ:
         shown = [
-            k if k == "hooks" else f"{k} {earlier.settings.get(k)} -> {now[k]}" for k in differ
+            k if k in ("hooks", "task", "model") else f"{k} {earlier.settings.get(k)} -> {now[k]}"
+            for k in differ
         ]
         return {}, f"it was made with other settings ({', '.join(shown)})"
     return {n: m for n, m in earlier.methods.items() if n not in names}, ""

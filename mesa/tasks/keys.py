@@ -301,6 +301,7 @@ class KeysTask(RLTask):
         walls = inputs[:, 0] > 0.5
         return actions_towards(walls, inputs[:, 1].flatten(1).argmax(1), goal)
 
+    @torch.no_grad()
     def moved_goal_rollouts(
         self, policy: Callable[[Tensor, Tensor], Tensor], n: int, seed: int
     ) -> dict[str, float]:

@@ -11,7 +11,6 @@ generators' states it holds are a CPU's or a GPU's, and one cannot continue the 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -22,7 +21,16 @@ import torch
 
 from mesa.config import at_least, check_fields, config_from_dict, in_range
 from mesa.errors import MesaError
-from mesa.io import CONFIG, METRICS, MODEL, OOD, VERDICT, MetricsLog, read_json
+from mesa.io import (
+    CONFIG,
+    METRICS,
+    MODEL,
+    OOD,
+    VERDICT,
+    MetricsLog,
+    as_read_back,
+    read_json,
+)
 from mesa.runtime import check_memory, resolve_device, to_device
 from mesa.tasks.base import Task
 from mesa.training.checkpoint import (
@@ -230,10 +238,8 @@ def setup_run(
     arch = task.check_arch(arch)
     run_dir = Path(out) if out is not None else None
     # as it reads back from JSON (lists, not tuples), so that it compares equal after a resume
-    fingerprint = json.loads(
-        json.dumps(
-            {"task": task.spec(), "arch": arch, "seed": seed, "hparams": dataclasses.asdict(cfg)}
-        )
+    fingerprint = as_read_back(
+        {"task": task.spec(), "arch": arch, "seed": seed, "hparams": dataclasses.asdict(cfg)}
     )
     return RunSetup(
         cfg=cfg,

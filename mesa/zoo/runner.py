@@ -42,6 +42,7 @@ from mesa.io import (
     MODEL,
     OOD,
     VERDICT,
+    as_read_back,
     atomic_write_bytes,
     locked,
     nan_for_null,
@@ -281,7 +282,7 @@ def final_train_loss(run_dir: Path) -> float:
     losses = [
         r["losses/train"] for r in MetricsLog(run_dir / METRICS).read() if "losses/train" in r
     ]
-    return float(losses[-1]) if losses else float("nan")
+    return float(nan_for_null(losses[-1])) if losses else float("nan")
 
 
 def member_row(run_dir: Path, name: str, family: str, p: float, seed: int) -> dict[str, Any]:
@@ -374,7 +375,7 @@ def _json_settings(config: ZooConfig) -> dict[str, Any]:
     kind = config.device.split(":")[0]
     if kind not in ("cpu", "auto"):  # "auto" only in a config not yet resolved
         d["device"] = kind
-    return d
+    return as_read_back(d)  # type: ignore[no-any-return]
 
 
 def _run_local(out: Path, config: ZooConfig, todo: list[tuple[str, float, int]], on_done: Callable):

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from mesa.errors import MesaError
-from mesa.io import locked, nan_for_null, read_json, write_json
+from mesa.io import as_read_back, locked, nan_for_null, read_json, write_json
 from mesa.zoo.runner import HOW_IT_RUNS, ZooConfig, member_name, run_zoo
 
 TRANSITION = "transition.json"
@@ -609,4 +609,4 @@ def _settings(config: TransitionConfig) -> dict[str, Any]:
         zoo.pop(k, None)
     d["zoo"] = zoo
     d["bracket"] = list(config.range())
-    return json.loads(json.dumps(d))  # as it reads back from transition.json
+    return as_read_back(d)  # type: ignore[no-any-return]
