@@ -95,9 +95,13 @@ def detect(
     names = check_methods(methods, inputs, task)
     with locked(out) if out is not None else contextlib.nullcontext():
         d = Detection(model, task, hooks, seed, n_probe, n_pairs, inputs)
-        kept, replaced = _earlier_results(Path(out), d, names) if out is not None else ({}, "")
+        settings = _settings(d)
+        kept: dict[str, MethodResult] = {}
+        replaced = ""
+        if out is not None:
+            kept, replaced = _earlier_results(Path(out), settings, names)
         results = {**kept, **{name: get_detector(name)().run(d) for name in names}}
-        verdict = _verdict(d, results, list(results), list(kept))
+        verdict = _verdict(d, settings, results, list(kept))
         if out is not None:
             _write(Path(out), verdict, replaced)
     return verdict
@@ -167,19 +171,19 @@ def weights_digest(model: Any) -> str:
 
 
 def _earlier_results(
-    out: Path, d: Detection, names: list[str]
+    out: Path, now: dict[str, Any], names: list[str]
 ) -> tuple[dict[str, MethodResult], str]:
-    """``(kept, replaced)``: the method results of ``out/verdict.json`` made with ``d``'s
-    settings by methods other than ``names``, and why the file is to be set aside instead
-    (unreadable, or made with other settings; "" when it is not)."""
+    """``(kept, replaced)``: the method results of ``out/verdict.json`` made with the settings
+    ``now`` (:func:`_settings`) by methods other than ``names``, and why the file is to be set
+    aside instead (unreadable, or made with other settings; "" when it is not)."""
     if not (out / VERDICT).is_file():
         return {}, ""
     try:
         earlier = Verdict.from_dict(read_json(out / VERDICT))
-        assert isinstance(earlier.settings, dict) and isinstance(earlier.methods, dict)
-    except (MesaError, KeyError, TypeError, AttributeError, ValueError, AssertionError):
+    except (MesaError, KeyError, TypeError, AttributeError, ValueError):
         return {}, "it could not be read"
-    now = _settings(d)
+    if not isinstance(earlier.settings, dict):
+        return {}, "it could not be read"
     differ = [k for k, v in now.items() if earlier.settings.get(k) != v]
     if differ:
         shown = [
@@ -191,7 +195,7 @@ def _earlier_results(
 
 
 def _verdict(
-    d: Detection, results: dict[str, MethodResult], names: list[str], kept: list[str]
+    d: Detection, settings: dict[str, Any], results: dict[str, MethodResult], kept: list[str]
 ) -> Verdict:
     score, verdict, reason = rule(results, rule_methods(d.task, d.inputs))
     patching = results.get("patching")
@@ -211,8 +215,8 @@ def _verdict(
         used_at=used_at,
         represented_at={g: represented.get(g, []) for g in GOALS},
         settings={
-            **_settings(d),
-            "methods": names,
+            **settings,
+            "methods": list(results),
             "kept": kept,
             "rule_methods": list(rule_methods(d.task, d.inputs)),
             "input_layer": [h for h in d.hooks if input_layer(h)],
