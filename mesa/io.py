@@ -139,6 +139,11 @@ def json_bytes(obj: Any) -> bytes:
     return (json.dumps(strict(obj), indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
 
 
+def json_line(record: Mapping[str, Any]) -> str:
+    """One line of a ``.jsonl`` file: ``record`` as strict JSON (:func:`strict`)."""
+    return json.dumps(strict(dict(record)), allow_nan=False) + "\n"
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as strict JSON (:func:`json_bytes`), atomically."""
     atomic_write_bytes(path, json_bytes(obj))
@@ -225,7 +230,7 @@ class MetricsLog:
     def append(self, record: Mapping[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
-            f.write(json.dumps(strict(dict(record)), allow_nan=False) + "\n")
+            f.write(json_line(record))
             f.flush()
 
     def _lines(self) -> tuple[list[dict[str, Any]], list[str]]:
@@ -253,5 +258,4 @@ class MetricsLog:
             with (self.path.parent / METRICS_CORRUPT).open("a") as f:
                 f.write("".join(line + "\n" for line in bad))
         keep = [r for r in good if isinstance(r.get(key, 0), int | float) and r.get(key, 0) <= step]
-        text = "".join(json.dumps(strict(r), allow_nan=False) + "\n" for r in keep)
-        atomic_write_bytes(self.path, text.encode())
+        atomic_write_bytes(self.path, "".join(json_line(r) for r in keep).encode())
