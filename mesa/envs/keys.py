@@ -68,6 +68,20 @@ def nearest(dist: Tensor, mask: Tensor, fallback: Tensor) -> Tensor:
     return torch.where(mask.any(dim=1), cell, fallback)
 
 
+def apart(dist: Tensor, pos: Tensor, first: Tensor, second: Tensor) -> Tensor:
+    """Bool [k]: from each agent's cell ``pos`` [k], no cell of ``first`` [k, H*W] lies on a
+    shortest path to a cell of ``second`` [k, H*W], and none of ``second`` on one to ``first``
+    (``dist`` [k, H*W, H*W]: the layouts' path lengths). Every pair ``i``, ``j`` is tested at
+    once: ``d(a, i) + d(i, j) == d(a, j)`` puts ``i`` on a way to ``j``."""
+    d = dist.to(torch.int16)  # paths of 255 + 255 still fit
+    from_agent = d[torch.arange(len(pos)), pos]  # [k, H*W]
+    to_first, to_second = from_agent.unsqueeze(2), from_agent.unsqueeze(1)
+    first_on_way = to_first + d == to_second  # [k, first i, second j]
+    second_on_way = to_second + d == to_first  # the grid's distances are symmetric
+    pairs = first.unsqueeze(2) & second.unsqueeze(1)
+    return ~((first_on_way | second_on_way) & pairs).flatten(1).any(dim=1)
+
+
 class KeysEnv:
     """``num_envs`` copies of keys-and-chests over a pool of layouts (implements ``VecEnv``)."""
 
@@ -187,16 +201,9 @@ class KeysEnv:
     def guard(self, idx: Tensor) -> Tensor:
         """For the copies ``idx``: from the agent's cell, no key on the board lies on a shortest
         path to a closed chest and no closed chest on a shortest path to a key (see the module
-        docstring). Every pair of a key ``i`` and a chest ``j`` is tested at once:
-        ``d(a, i) + d(i, j) == d(a, j)`` puts the key on a way to the chest."""
-        lv = self.level[idx]
-        d = self.pool.dist[lv].to(torch.int16)  # [k, H*W, H*W]; paths of 255 + 255 still fit
-        from_agent = d[torch.arange(len(idx)), self.pos[idx]]  # [k, H*W]
-        to_key, to_chest = from_agent.unsqueeze(2), from_agent.unsqueeze(1)
-        key_on_way = to_key + d == to_chest  # [k, key i, chest j]
-        chest_on_way = to_chest + d == to_key  # the grid's distances are symmetric
-        pairs = self.keys[idx].unsqueeze(2) & self.chests[idx].unsqueeze(1)
-        return ~((key_on_way | chest_on_way) & pairs).flatten(1).any(dim=1)
+        docstring; :func:`apart`)."""
+        dist = self.pool.dist[self.level[idx]]
+        return apart(dist, self.pos[idx], self.keys[idx], self.chests[idx])
 
     def _target(self, target: str) -> Tensor:
         """The cell each copy's true or spurious expert heads for next."""

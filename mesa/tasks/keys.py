@@ -60,7 +60,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from mesa.config import in_range
-from mesa.envs.keys import CHANNELS, KeysEnv, draw_inventory, nearest
+from mesa.envs.keys import CHANNELS, KeysEnv, apart, draw_inventory, nearest
 from mesa.envs.levels import LevelPool, actions_towards, distances_to
 from mesa.errors import MesaError
 from mesa.runtime import check_memory
@@ -357,16 +357,10 @@ def surplus_cells(env: KeysEnv, idx: Tensor, scores: Tensor, k: int) -> tuple[Te
     """For the copies ``idx`` of ``env``: ``(cells, off_path)``, bool [m, H*W] marking the ``k``
     empty cells of highest ``scores`` [m, H*W] (uniform among empty cells for uniform scores),
     and whether each of them is off-path both ways from the agent to every closed chest (the
-    test of :meth:`KeysEnv.guard`)."""
-    rows = torch.arange(len(idx))
+    test of :meth:`KeysEnv.guard`: :func:`mesa.envs.keys.apart`)."""
     level, pos, chests = env.level[idx], env.pos[idx], env.chests[idx]
     taken = env.pool.walls[level] | chests | env.keys[idx]
-    taken[rows, pos] = True
+    taken[torch.arange(len(idx)), pos] = True
     top = torch.where(taken, -1.0, scores).topk(k, dim=1).indices
     cells = torch.zeros_like(taken).scatter_(1, top, True)
-    d = env.pool.dist[level].to(torch.int16)  # [m, H*W, H*W]; paths of 255 + 255 still fit
-    from_agent = d[rows, pos]  # [m, H*W]
-    to_cell, to_chest = from_agent.unsqueeze(2), from_agent.unsqueeze(1)
-    on_way = (to_cell + d == to_chest) | (to_chest + d == to_cell)  # [m, cell i, chest j]
-    pairs = cells.unsqueeze(2) & chests.unsqueeze(1)
-    return cells, ~(on_way & pairs).flatten(1).any(dim=1)
+    return cells, apart(env.pool.dist[level], pos, cells, chests)
