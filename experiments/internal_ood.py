@@ -212,6 +212,24 @@ def score_agreement(s: np.ndarray, b: np.ndarray, on_b_scale: bool = True) -> di
     }
 
 
+def agreement_table(result: dict[str, Any], bias: bool) -> list[str]:
+    """Markdown rows of :func:`score_agreement` results, per zoo of ``result["zoos"]`` (each
+    with its ``agreement``) and over ``result["all"]``; ``bias`` adds the mean-minus-b column."""
+    columns = ["members of", "score", "members", "Spearman with b", "AUROC (b > 1/2)"]
+    columns += [*(["mean minus b"] if bias else []), "verdicts matching (wrong)"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    sets = [(Path(z).as_posix(), v["agreement"]) for z, v in result["zoos"].items()]
+    for where, agreement in [*sets, ("all members", result["all"])]:
+        for label, a in agreement.items():
+            v = a["verdicts"]
+            cells = [where, label, a["n"], fmt(a["spearman"]), fmt(a["auroc"])]
+            if bias:
+                cells.append(fmt(a["mean_minus_b"]))
+            cells.append("n/a" if v is None else f"{v['match']} ({v['wrong']})")
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return lines
+
+
 def headline(result: dict[str, Any]) -> dict[str, Any]:
     return {
         name: f"Spearman {fmt(a['spearman'])}, AUROC {fmt(a['auroc'])}"

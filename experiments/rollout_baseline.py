@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from experiments.common import fmt, write_result
-from experiments.internal_ood import score_agreement
+from experiments.internal_ood import agreement_table, score_agreement
 
 #: The scores compared, by their results.csv column (``rollout_shown`` is computed here).
 COLUMNS = {
@@ -138,21 +138,7 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def table(result: dict[str, Any]) -> str:
-    sets = [(Path(z).as_posix(), v["agreement"]) for z, v in result["zoos"].items()]
-    sets.append(("all members", result["all"]))
-    lines = [
-        "| members of | score | members | Spearman with b | AUROC (b > 1/2) | verdicts matching "
-        "(wrong) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for where, agreement_ in sets:
-        for label, a in agreement_.items():
-            v = a["verdicts"]
-            verdicts = "n/a" if v is None else f"{v['match']} ({v['wrong']})"
-            lines.append(
-                f"| {where} | {label} | {a['n']} | {fmt(a['spearman'])} | {fmt(a['auroc'])} | "
-                f"{verdicts} |"
-            )
+    lines = agreement_table(result, bias=False)
     if "by_hook" in result:
         lines += [
             "",

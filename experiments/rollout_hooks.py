@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from experiments.common import fmt, write_result
-from experiments.internal_ood import score_agreement
+from experiments.internal_ood import agreement_table, score_agreement
 
 VARIANTS = ("the verdict now", "best hook", "narrow hooks", "all hooks", "rollout_shown")
 
@@ -121,18 +121,4 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def table(result: dict[str, Any]) -> str:
-    sets = [(z, v["agreement"]) for z, v in result["zoos"].items()]
-    sets.append(("all members", result["all"]))
-    lines = [
-        "| members of | score | members | Spearman with b | AUROC (b > 1/2) | mean minus b | "
-        "verdicts matching (wrong) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for where, agreement_ in sets:
-        for v, a in agreement_.items():
-            c = a["verdicts"]
-            lines.append(
-                f"| {where} | {v} | {a['n']} | {fmt(a['spearman'])} | {fmt(a['auroc'])} | "
-                f"{fmt(a['mean_minus_b'])} | {c['match']} ({c['wrong']}) |"
-            )
-    return "\n".join(lines)
+    return "\n".join(agreement_table(result, bias=True))
