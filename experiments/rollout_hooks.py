@@ -21,6 +21,7 @@ development seeds only. ::
 
     python -m experiments rollout_hooks runs/dev_zoo/coin runs/dev_within_p/coin --what coin-dev
     python -m experiments rollout_hooks runs/dev_zoo/keys --what keys-dev
+    python -m experiments rollout_hooks runs/dev_within_p/maze --what maze-dev-within-p
 
 writes ``results/rollout_hooks/<what>-<commit>.json``.
 """
