@@ -154,6 +154,11 @@ EXPERIMENTS = (
         "rollout_hooks.md",
     ),
     Experiment(
+        "verdict_bands",
+        "a family's verdict bands: where its score crosses b = 1/3, 2/3 on development seeds",
+        "verdict_bands.md",
+    ),
+    Experiment(
         "goal_pursuit",
         "diagnostic: each goal's one-step pursuit share and the OOD true rate with it hidden",
         "goal_pursuit.md",

@@ -181,15 +181,21 @@ def agreement(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def calibrated(s: np.ndarray, b: np.ndarray) -> dict[str, int]:
-    """Verdicts by the rule's thresholds (2/3, 1/3) on ``s`` against b, as the zoo counts them."""
-    from mesa.detection.verdict import verdict_of
+def calibrated(
+    s: np.ndarray, b: np.ndarray, bands: tuple[float, float] | None = None
+) -> dict[str, int]:
+    """Verdicts read off ``s`` by ``bands`` (the rule's default: 1/3, 2/3) against b, as the zoo
+    counts them."""
+    from mesa.detection.verdict import BANDS, verdict_of
     from mesa.zoo.agreement import calibration
 
     return {
         k: v
         for k, v in calibration(
-            [{"b": bb, "verdict": verdict_of(float(x))} for x, bb in zip(s, b, strict=True)]
+            [
+                {"b": bb, "verdict": verdict_of(float(x), bands or BANDS)}
+                for x, bb in zip(s, b, strict=True)
+            ]
         ).items()
         if k in ("match", "wrong", "n")
     }

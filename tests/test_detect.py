@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -124,6 +125,35 @@ def test_no_effect_of_either_goal_is_inconclusive():
     verdict = mesa.detect(Indifferent(0, VOCAB), ToyCopy(), n_probe=200, n_pairs=50)
     assert verdict.verdict == "inconclusive" and verdict.score is None
     assert "no effect of either goal" in verdict.reason
+
+
+def test_a_familys_own_bands_read_the_verdicts_score():
+    from mesa.detection.verdict import BANDS, rule, verdict_of
+
+    def result(true: float, spurious: float) -> MethodResult:
+        effect = {"true": true, "spurious": spurious}
+        return MethodResult("probe_subspace", "mechanistic", 0.0, effect)
+
+    methods = {"probe_subspace": result(0.3, 0.2)}  # s = 0.6
+    assert rule(methods, ("probe_subspace",))[1] == "mixed"
+    score, verdict, reason = rule(methods, ("probe_subspace",), (0.5, 0.9))
+    assert score == pytest.approx(0.6) and verdict == "mixed" and "bands 0.50 / 0.90" in reason
+    assert rule({"probe_subspace": result(0.2, 0.3)}, ("probe_subspace",), (0.5, 0.9))[1] == (
+        "spurious"  # s = 0.4: mixed by the default bands
+    )
+    assert verdict_of(0.4) == "mixed" and verdict_of(0.4, (0.5, 0.9)) == "spurious"
+    assert verdict_of(0.89, (0.5, 0.9)) == "mixed" and verdict_of(0.9, (0.5, 0.9)) == "true"
+    assert verdict_of(None, (0.5, 0.9)) == "inconclusive"
+
+    class BandedCopy(ToyCopy):
+        verdict_bands: ClassVar[dict[str, tuple[float, float]]] = {"probe": (0.5, 0.9)}
+
+    banded = mesa.detect(CopyModel(0, VOCAB), BandedCopy(), n_probe=200, n_pairs=50)
+    assert banded.settings["verdict_bands"] == [0.5, 0.9]
+    assert banded.verdict == verdict_of(banded.score, (0.5, 0.9))
+    assert "the family's bands 0.50 / 0.90" in banded.reason
+    plain = mesa.detect(CopyModel(0, VOCAB), ToyCopy(), n_probe=200, n_pairs=50)
+    assert plain.settings["verdict_bands"] == list(BANDS) and "bands" not in plain.reason
 
 
 def test_without_the_rules_method_the_verdict_says_so():

@@ -627,3 +627,33 @@ def test_noise_ceiling_refuses_a_zoo_over_several_p(tmp_path: Path):
     (zoo / "results.csv").write_text("member,p,seed,b\nm,0.1,1,0.5\nn,0.2,1,0.5\n")
     out = _run("--results", str(tmp_path / "res"), "noise_ceiling", str(zoo), "--what", "t")
     assert out.returncode == 2 and "holds 2 values of p" in out.stderr
+
+
+def test_verdict_bands_are_where_the_fit_crosses_a_third_and_two_thirds():
+    from experiments.verdict_bands import fit_bands
+
+    s = np.linspace(0.1, 0.95, 12)
+    logit = np.log(s / (1 - s))
+    b = 1 / (1 + np.exp(-(-0.7 + 0.7 * logit)))  # a score that reads above b, as keys' does
+    fit = fit_bands(s, b)
+    assert fit["intercept"] == pytest.approx(-0.7) and fit["slope"] == pytest.approx(0.7)
+    # s where -0.7 + 0.7 logit(s) = logit(1/3) and logit(2/3): about 0.50 and 0.88
+    lo, hi = (1 / (1 + np.exp(-(np.log(t / (1 - t)) + 0.7) / 0.7)) for t in (1 / 3, 2 / 3))
+    assert fit["bands"] == [round(lo, 2), round(hi, 2)] and 0.45 < lo < 0.55 < 0.85 < hi
+    s[0] = np.nan  # a member without a score is left out
+    assert fit_bands(s, b)["n"] == 11
+    # a score that falls as b rises has no bands
+    assert fit_bands(s[1:][::-1], b[1:])["bands"] is None
+
+
+def test_verdict_bands_keep_development_and_test_seeds_apart(tmp_path: Path):
+    header = "member,family,p,seed,b,score,score_behaviour\n"
+    dev, test = tmp_path / "dev", tmp_path / "test"
+    for zoo, seed in ((dev, 1), (test, 200)):
+        zoo.mkdir()
+        (zoo / "results.csv").write_text(header + f"m,keys,0.1,{seed},0.5,0.5,0.5\n")
+    res = str(tmp_path / "res")
+    out = _run("--results", res, "verdict_bands", str(test), "--what", "t")
+    assert out.returncode == 2 and "fitted on development seeds" in out.stderr
+    out = _run("--results", res, "verdict_bands", str(dev), "--judge", str(dev), "--what", "t")
+    assert out.returncode == 2 and "judge on test seeds only" in out.stderr

@@ -32,7 +32,14 @@ from mesa.detection.registry import (
     list_detectors,
     register_detector,
 )
-from mesa.detection.verdict import EFFECT_FLOOR, USED_SHARE, Verdict, rule, rule_methods
+from mesa.detection.verdict import (
+    EFFECT_FLOOR,
+    USED_SHARE,
+    Verdict,
+    rule,
+    rule_methods,
+    verdict_bands,
+)
 from mesa.errors import MesaError
 from mesa.io import (
     VERDICT,
@@ -197,7 +204,8 @@ def _earlier_results(
 def _verdict(
     d: Detection, settings: dict[str, Any], results: dict[str, MethodResult], kept: list[str]
 ) -> Verdict:
-    score, verdict, reason = rule(results, rule_methods(d.task, d.inputs))
+    bands = verdict_bands(d.task, d.inputs)
+    score, verdict, reason = rule(results, rule_methods(d.task, d.inputs), bands)
     patching = results.get("patching")
     used_at: dict[str, list[str]] = {g: [] for g in GOALS}
     if patching is not None and patching.score is not None:
@@ -219,6 +227,7 @@ def _verdict(
             "methods": list(results),
             "kept": kept,
             "rule_methods": list(rule_methods(d.task, d.inputs)),
+            "verdict_bands": list(bands),
             "input_layer": [h for h in d.hooks if input_layer(h)],
         },
     )

@@ -116,6 +116,11 @@ class Task(ABC):
     #: family's differ from :data:`mesa.detection.verdict.RULE_METHODS`: chosen on the family's
     #: development zoos (seeds < 100) and fixed before test seeds judge it. Empty: the default.
     rule_methods: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: ``(spurious_at, true_at)`` per input mode: the bands this family's verdict reads its score
+    #: by, where they differ from :data:`mesa.detection.verdict.BANDS` (1/3, 2/3): where the
+    #: score crosses b = 1/3 and 2/3 on the family's development seeds
+    #: (``experiments/verdict_bands.py``), fixed before test seeds judge them. Empty: the default.
+    verdict_bands: ClassVar[dict[str, tuple[float, float]]] = {}
     #: The goal :meth:`moved_goal_rollouts` moves: ``"true"`` where the true goal can be drawn
     #: elsewhere in a training episode (the gridworlds' goal cell), ``"spurious"`` where the
     #: spurious goal's object is what the OOD test adds (keys' surplus key).
