@@ -78,7 +78,7 @@ def judge(rows: list[dict[str, str]], fits: dict[str, dict[str, Any]]) -> dict[s
     """On one set of members: the recorded verdicts, and each score's verdicts by the default
     bands and by its fitted ones, against behaviour."""
     from experiments.internal_ood import calibrated
-    from mesa.zoo.agreement import calibration
+    from mesa.zoo.agreement import _auroc, _spearman, calibration
 
     b = _column(rows, "b")
     out: dict[str, Any] = {"members": len(rows), "recorded verdicts": calibration(rows)}
@@ -90,6 +90,8 @@ def judge(rows: list[dict[str, str]], fits: dict[str, dict[str, Any]]) -> dict[s
             "default bands": calibrated(s[keep], b[keep]),
             "fitted bands": calibrated(s[keep], b[keep], tuple(bands)) if bands else None,
             "mean minus b": float(np.mean(s[keep] - b[keep])) if keep.any() else None,
+            "spearman": _spearman(s[keep], b[keep]),
+            "auroc": _auroc(s[keep], b[keep]),
         }
     return out
 
@@ -161,6 +163,21 @@ def table(result: dict[str, Any]) -> str:
             f"{fmt(v['mean minus b'])} | {_count(h['default bands'])} | "
             f"{_count(h['fitted bands'])} |"
         )
+    ranked = [(n, j) for n, j in result["sets"].items() if "auroc" in j["verdict's score"]]
+    if ranked:  # results from before ranking was recorded have none
+        lines += [
+            "",
+            "Ranking (Spearman with b / AUROC for b > 1/2):",
+            "",
+            "| members of | verdict's score | behavioural score |",
+            "|---|---|---|",
+        ]
+        for name, j in ranked:
+            v, h = j["verdict's score"], j["behavioural score"]
+            lines.append(
+                f"| {name} | {fmt(v['spearman'])} / {fmt(v['auroc'])} | "
+                f"{fmt(h['spearman'])} / {fmt(h['auroc'])} |"
+            )
     return "\n".join(lines)
 
 
