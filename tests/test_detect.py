@@ -128,7 +128,7 @@ def test_no_effect_of_either_goal_is_inconclusive():
 
 
 def test_a_familys_own_bands_read_the_verdicts_score():
-    from mesa.detection.verdict import BANDS, rule, verdict_of
+    from mesa.detection.verdict import BANDS, rule, verdict_bands, verdict_of
 
     def result(true: float, spurious: float) -> MethodResult:
         effect = {"true": true, "spurious": spurious}
@@ -137,13 +137,25 @@ def test_a_familys_own_bands_read_the_verdicts_score():
     methods = {"probe_subspace": result(0.3, 0.2)}  # s = 0.6
     assert rule(methods, ("probe_subspace",))[1] == "mixed"
     score, verdict, reason = rule(methods, ("probe_subspace",), (0.5, 0.9))
-    assert score == pytest.approx(0.6) and verdict == "mixed" and "bands 0.50 / 0.90" in reason
+    assert (
+        score == pytest.approx(0.6)
+        and verdict == "mixed"
+        and "spurious <= 0.50, true >= 0.90" in reason
+    )
     assert rule({"probe_subspace": result(0.2, 0.3)}, ("probe_subspace",), (0.5, 0.9))[1] == (
         "spurious"  # s = 0.4: mixed by the default bands
     )
     assert verdict_of(0.4) == "mixed" and verdict_of(0.4, (0.5, 0.9)) == "spurious"
     assert verdict_of(0.89, (0.5, 0.9)) == "mixed" and verdict_of(0.9, (0.5, 0.9)) == "true"
     assert verdict_of(None, (0.5, 0.9)) == "inconclusive"
+    keys = mesa.make_task("keys")
+    assert verdict_bands(keys, "probe") == (0.54, 0.89) and verdict_bands(keys, "train") == BANDS
+
+    class Reversed(ToyCopy):
+        verdict_bands: ClassVar[dict[str, tuple[float, float]]] = {"probe": (0.9, 0.5)}
+
+    with pytest.raises(MesaError, match="0 <= spurious_at < true_at <= 1"):
+        verdict_bands(Reversed(), "probe")
 
     class BandedCopy(ToyCopy):
         verdict_bands: ClassVar[dict[str, tuple[float, float]]] = {"probe": (0.5, 0.9)}
@@ -151,7 +163,7 @@ def test_a_familys_own_bands_read_the_verdicts_score():
     banded = mesa.detect(CopyModel(0, VOCAB), BandedCopy(), n_probe=200, n_pairs=50)
     assert banded.settings["verdict_bands"] == [0.5, 0.9]
     assert banded.verdict == verdict_of(banded.score, (0.5, 0.9))
-    assert "the family's bands 0.50 / 0.90" in banded.reason
+    assert "the family's bands: spurious <= 0.50, true >= 0.90" in banded.reason
     plain = mesa.detect(CopyModel(0, VOCAB), ToyCopy(), n_probe=200, n_pairs=50)
     assert plain.settings["verdict_bands"] == list(BANDS) and "bands" not in plain.reason
 

@@ -203,3 +203,31 @@ def test_a_zoo_grows_in_seeds_and_p_but_never_shrinks(tmp_path: Path):
     with pytest.raises(MesaError, match=r"other settings \(ps, seeds, task_options\)"):
         check(tmp_path, _config(seeds=(0, 1, 2, 3, 4), task_options={**OPTS, "P": 11}).resolved())
     assert saved()["seeds"] == [0, 1, 2, 3]  # a refused config changes nothing
+
+
+@pytest.mark.slow
+def test_a_resumed_zoo_reads_its_earlier_members_by_the_rule_as_it_is_now(
+    tmp_path: Path, monkeypatch
+):
+    from mesa.detection.verdict import verdict_of
+    from mesa.tasks.sycophancy import SycophancyTask
+
+    config = _config(ps=(0.0, 0.5), seeds=(0,))
+    run_zoo(config, tmp_path, progress=False)
+    member = tmp_path / "members" / "sycophancy_p0_s0"
+    before = json.loads((member / "verdict.json").read_text())
+    assert runner.verdict_is_current(member, "sycophancy", "probe")
+    # the family's bands change after the member was detected
+    bands = {"probe": (0.001, 0.002)}
+    monkeypatch.setattr(SycophancyTask, "verdict_bands", bands, raising=False)
+    assert not runner.verdict_is_current(member, "sycophancy", "probe")
+    trained = (member / "model.safetensors").stat().st_mtime_ns
+    result = run_zoo(config, tmp_path, progress=False)
+    after = json.loads((member / "verdict.json").read_text())
+    assert after["settings"]["verdict_bands"] == [0.001, 0.002]
+    assert set(after["scores"]) == set(before["scores"])  # the same methods, run again
+    assert after["score"] == before["score"]  # and the same score: only its reading changed
+    assert after["verdict"] == verdict_of(after["score"], (0.001, 0.002))
+    assert {r["member"]: r["verdict"] for r in result.rows}[member.name] == after["verdict"]
+    assert (member / "model.safetensors").stat().st_mtime_ns == trained  # not retrained
+    assert runner.verdict_is_current(member, "sycophancy", "probe")

@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mesa.detection.registry import MethodResult, ratio_score
+from mesa.errors import MesaError
 from mesa.io import nan_for_null, read_json
 from mesa.tasks.base import GOALS
 
@@ -101,6 +102,12 @@ def verdict_bands(task: Any, inputs: str) -> tuple[float, float]:
     """The bands the verdict on ``task`` reads its score by in input mode ``inputs``: the
     family's own (:attr:`mesa.Task.verdict_bands`) or :data:`BANDS`."""
     lo, hi = getattr(task, "verdict_bands", {}).get(inputs, BANDS)
+    if not 0.0 <= lo < hi <= 1.0:
+        name = getattr(task, "name", "") or type(task).__name__
+        raise MesaError(
+            f"task {name!r} declares verdict bands ({lo}, {hi}) for {inputs!r} inputs: they must "
+            "be (spurious_at, true_at) with 0 <= spurious_at < true_at <= 1"
+        )
     return float(lo), float(hi)
 
 
@@ -134,7 +141,11 @@ def rule(
         verdict_of(score, bands),
         f"{'mean effect' if len(used) > 1 else 'effect'} of {names}: "
         + ", ".join(f"{g} {effect[g]:.3f}" for g in GOALS)
-        + ("" if bands == BANDS else f"; the family's bands {bands[0]:.2f} / {bands[1]:.2f}"),
+        + (
+            ""
+            if bands == BANDS
+            else f"; the family's bands: spurious <= {bands[0]:.2f}, true >= {bands[1]:.2f}"
+        ),
     )
 
 

@@ -263,15 +263,37 @@ def _run_member(
             "ood",
             lambda: mesa.evaluate_ood(run.model, run.task, n=config["ood_episodes"], out=run_dir),
         )
-    if config.get("detect", True) and not (run_dir / VERDICT).is_file():
+    inputs = config.get("inputs", "probe")
+    if config.get("detect", True) and not verdict_is_current(run_dir, config["family"], inputs):
         methods = list(config.get("methods") or []) or None
-        inputs = config.get("inputs", "probe")
+        if (run_dir / VERDICT).is_file():  # made by an earlier rule: the same methods again
+            methods = list(read_verdict(run_dir / VERDICT).get("scores", {})) or methods
 
         def detect() -> Any:
             return mesa.detect(run.model, run.task, out=run_dir, methods=methods, inputs=inputs)
 
         timed("detect", detect)
     return member_row(run_dir, name, config["family"], p, seed)
+
+
+def verdict_is_current(run_dir: Path, family: str, inputs: str) -> bool:
+    """Whether ``run_dir`` holds a verdict made by the family's rule as it is now: its rule
+    methods and bands (:func:`mesa.detection.verdict.rule_methods`, :func:`~.verdict_bands`).
+    A zoo resumed or grown after the rule changed detects its earlier members again, so that
+    every verdict in it is read by one rule."""
+    from mesa.detection.verdict import BANDS, rule_methods, verdict_bands
+    from mesa.tasks import get_task_class
+
+    if not (run_dir / VERDICT).is_file():
+        return False
+    try:
+        settings = read_verdict(run_dir / VERDICT).get("settings", {})
+    except (MesaError, ValueError, OSError):
+        return False  # unreadable: detection replaces it (and keeps a copy)
+    task = get_task_class(family)
+    return settings.get("rule_methods") == list(rule_methods(task, inputs)) and settings.get(
+        "verdict_bands", list(BANDS)
+    ) == list(verdict_bands(task, inputs))
 
 
 def final_train_loss(run_dir: Path) -> float:
@@ -498,7 +520,8 @@ def _run_zoo(config: ZooConfig, out: Path, progress: bool) -> ZooResult:
     todo = []
     for name, p, seed in config.members():
         run_dir = out / "members" / name
-        if (run_dir / OOD).is_file() and ((run_dir / VERDICT).is_file() or not config.detect):
+        current = not config.detect or verdict_is_current(run_dir, config.family, config.inputs)
+        if (run_dir / OOD).is_file() and current:
             rows[name] = member_row(run_dir, name, config.family, p, seed)
         else:
             todo.append((name, p, seed))
