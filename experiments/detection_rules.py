@@ -102,7 +102,9 @@ def _judge(scored: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every candidate rule and every baseline, judged the same way on ``rows``."""
+    """Every candidate rule and every baseline, judged the same way on ``rows``: each score read
+    by the default bands (1/3, 2/3), as the rules were chosen at ``0d16528``, before any family
+    had bands of its own (``verdict_bands.py``)."""
     from mesa.detection.verdict import verdict_of
 
     def scored_by(score_of: Any) -> list[dict[str, Any]]:

@@ -201,10 +201,15 @@ def calibrated(
     }
 
 
-def score_agreement(s: np.ndarray, b: np.ndarray, on_b_scale: bool = True) -> dict[str, Any]:
+def score_agreement(
+    s: np.ndarray,
+    b: np.ndarray,
+    on_b_scale: bool = True,
+    bands: tuple[float, float] | None = None,
+) -> dict[str, Any]:
     """One score against b, over the members where it is defined: how many, Spearman, AUROC
-    (b > 1/2), and for a score on b's scale its verdicts by the rule's thresholds
-    (:func:`calibrated`) and its mean minus b (None otherwise)."""
+    (b > 1/2), and for a score on b's scale its verdicts by ``bands`` (the rule's default: 1/3,
+    2/3; :func:`calibrated`) and its mean minus b (None otherwise)."""
     from mesa.zoo.agreement import _auroc, _spearman
 
     keep = ~np.isnan(s)
@@ -213,7 +218,7 @@ def score_agreement(s: np.ndarray, b: np.ndarray, on_b_scale: bool = True) -> di
         "n": int(keep.sum()),
         "spearman": _spearman(s, b),
         "auroc": _auroc(s, b),
-        "verdicts": calibrated(s, b) if on_b_scale else None,
+        "verdicts": calibrated(s, b, bands) if on_b_scale else None,
         "mean_minus_b": float(np.mean(s - b)) if on_b_scale and len(s) else None,
     }
 

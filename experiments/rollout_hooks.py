@@ -8,7 +8,8 @@ with the goal drawn in the input). Does interchanging at more hooks close the ga
 cost to what makes the method mechanistic? Does another family's verdict gain from the
 rollouts? Variants, on the same episodes and seeds:
 
-- ``the verdict now``: the zoo's verdict score as its results hold it (the family's rule);
+- ``the verdict now``: the zoo's verdict score as its results hold it (the family's rule),
+  its verdicts read by the family's bands (:attr:`mesa.Task.verdict_bands`);
 - ``best hook``: the method as it is;
 - ``narrow hooks``: every hook past the input where the probe's subspace spans under half the
   layer's units (in coin's conv policies, the three conv blocks: 53 of 880), all at once;
@@ -96,7 +97,13 @@ def main(argv: list[str] | None = None) -> None:
             scores = variant_scores(load_run(zoo / "members" / m["member"]))
             now = float(m["score"]) if m["score"] not in ("", "nan", "None") else None
             members.append(
-                {"member": m["member"], "b": float(m["b"]), "the verdict now": now, **scores}
+                {
+                    "member": m["member"],
+                    "family": m["family"],
+                    "b": float(m["b"]),
+                    "the verdict now": now,
+                    **scores,
+                }
             )
         out["zoos"][str(zoo)] = {"members": members, "agreement": agreement(members)}
     out["all"] = agreement([r for z in out["zoos"].values() for r in z["members"]])
@@ -105,9 +112,20 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def agreement(members: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each variant against b; ``the verdict now`` read by its family's bands, as the verdict
+    reads it (:func:`mesa.detection.verdict.verdict_bands`), the others by the default."""
+    from mesa.detection.verdict import verdict_bands
+    from mesa.tasks import get_task_class
+
     b = np.array([r["b"] for r in members])
+    families = {r.get("family") for r in members} - {None}
+    own = verdict_bands(get_task_class(families.pop()), "probe") if len(families) == 1 else None
     return {
-        v: score_agreement(np.array([np.nan if r[v] is None else r[v] for r in members], float), b)
+        v: score_agreement(
+            np.array([np.nan if r[v] is None else r[v] for r in members], float),
+            b,
+            bands=own if v == "the verdict now" else None,
+        )
         for v in VARIANTS
         if all(v in r for r in members)
     }

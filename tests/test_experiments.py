@@ -640,10 +640,43 @@ def test_verdict_bands_are_where_the_fit_crosses_a_third_and_two_thirds():
     # s where -0.7 + 0.7 logit(s) = logit(1/3) and logit(2/3): about 0.50 and 0.88
     lo, hi = (1 / (1 + np.exp(-(np.log(t / (1 - t)) + 0.7) / 0.7)) for t in (1 / 3, 2 / 3))
     assert fit["bands"] == [round(lo, 2), round(hi, 2)] and 0.45 < lo < 0.55 < 0.85 < hi
-    s[0] = np.nan  # a member without a score is left out
-    assert fit_bands(s, b)["n"] == 11
-    # a score that falls as b rises has no bands
-    assert fit_bands(s[1:][::-1], b[1:])["bands"] is None
+    s[0] = np.nan  # a member without a score is left out, and one without a measured b
+    b[1] = np.nan
+    assert fit_bands(s, b)["n"] == 10 and fit_bands(s, b)["bands"] == fit["bands"]
+    # a score that falls as b rises has no bands, nor do two members
+    falling = fit_bands(s[2:][::-1], b[2:])
+    assert falling["bands"] is None and "does not rise" in falling["why"]
+    assert "at least 3" in fit_bands(s[2:4], b[2:4])["why"]
+
+
+def _fake_scored_zoo(root: Path, family: str, seeds: range, s: np.ndarray, b: np.ndarray):
+    root.mkdir(parents=True)
+    rows = ["member,family,p,seed,verdict,b,score,score_behaviour"]
+    for seed, x, bb in zip(seeds, s, b, strict=True):
+        rows.append(f"m{seed},{family},0.1,{seed},mixed,{bb},{x},{x}")
+    (root / "results.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_verdict_bands_reads_test_zoos_by_the_bands_the_family_declares(tmp_path: Path):
+    s = np.linspace(0.3, 0.95, 12)
+    b = 1 / (1 + np.exp(-(-0.8 + 0.75 * np.log(s / (1 - s)))))  # reads above b, as keys' does
+    _fake_scored_zoo(tmp_path / "dev", "keys", range(12), s, b)
+    _fake_scored_zoo(tmp_path / "test", "keys", range(200, 212), s, b)
+    res = tmp_path / "res"
+    out = _run(
+        "--results", str(res), "verdict_bands", str(tmp_path / "dev"),
+        "--judge", str(tmp_path / "test"), "--what", "t",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    result = json.loads(next((res / "verdict_bands").glob("t-*.json")).read_text())
+    assert result["declared"] == [0.54, 0.89]  # keys' own, read off its task
+    test = result["sets"]["test, all"]["verdict's score"]
+    from experiments.internal_ood import calibrated
+
+    assert test["declared bands"] == calibrated(s, b, (0.54, 0.89))
+    assert test["default bands"] == calibrated(s, b)
+    assert result["fits"]["verdict's score"]["leave one out"]["n"] == 12
+    assert "spurious <= 0.54, true >= 0.89" in out.stdout
 
 
 def test_verdict_bands_keep_development_and_test_seeds_apart(tmp_path: Path):
@@ -657,3 +690,5 @@ def test_verdict_bands_keep_development_and_test_seeds_apart(tmp_path: Path):
     assert out.returncode == 2 and "fitted on development seeds" in out.stderr
     out = _run("--results", res, "verdict_bands", str(dev), "--judge", str(dev), "--what", "t")
     assert out.returncode == 2 and "judge on test seeds only" in out.stderr
+    out = _run("--results", res, "verdict_bands", str(dev), str(dev), "--what", "t")
+    assert out.returncode == 2 and "named twice" in out.stderr
