@@ -15,8 +15,14 @@ of any method's reach. Per population (a finished zoo at one p):
   evaluation (``mesa eval --n``) would raise the ceiling (and ``x1``, the same replication at
   today's counts, for comparison);
 
+- **calibration ceiling**: the verdicts the same drawn preferences read as by 1/3 and 2/3,
+  counted against the measured ``b`` as the zoo counts verdicts: a member whose preference lies
+  just inside 1/3 or 2/3 and whose ``b`` fell just outside is a miss no detector avoids;
+
 beside the AUROC / Spearman each recorded score reached against the measured b (the zoo's
-``results.csv``: the verdict's score, the behavioural score, in-distribution success). A flat
+``results.csv``: the verdict's score, the behavioural score, in-distribution success) and its
+recorded verdicts. A zoo over several p is read the same way (its ranking ceiling is then
+across p). A flat
 prior per member ignores that members of one population share a training recipe; a prior fitted
 to the population would shrink their preferences together and lower the ceiling further, so
 these ceilings err high. ::
@@ -63,14 +69,18 @@ def ceiling(
     k: np.ndarray, n: np.ndarray, draws: int, scale: int, seed: int
 ) -> dict[str, dict[str, float]]:
     """The ceilings of the module docstring for one population's counts."""
-    from mesa.zoo.agreement import _auroc, _spearman
+    from mesa.detection.verdict import verdict_of
+    from mesa.zoo.agreement import _auroc, _spearman, calibration
 
     rng = np.random.default_rng(seed)
     b = k / n
     out: dict[str, list[tuple[float, float]]] = {"ceiling": [], "x1": [], f"x{scale}": []}
+    matched = []
     for _ in range(draws):
         truth = rng.beta(k + 1, n - k + 1)
         out["ceiling"].append((_auroc(truth, b), _spearman(truth, b)))
+        read = [{"b": bb, "verdict": verdict_of(float(x))} for x, bb in zip(truth, b, strict=True)]
+        matched.append(calibration(read)["match"])
         for label, m in (("x1", n), (f"x{scale}", scale * n)):
             again = rng.binomial(m, truth) / m
             out[label].append((_auroc(truth, again), _spearman(truth, again)))
@@ -84,11 +94,16 @@ def ceiling(
             "auroc_p5": float(np.percentile(defined, 5)) if len(defined) else math.nan,
             "spearman": float(np.nanmean(spearman)),
         }
+    result["calibration"] = {
+        "match": float(np.mean(matched)),
+        "match_p5": float(np.percentile(matched, 5)),
+        "n": len(b),
+    }
     return result
 
 
 def population(zoo: Path, draws: int, scale: int, seed: int) -> dict[str, Any]:
-    from mesa.zoo.agreement import _auroc, _spearman
+    from mesa.zoo.agreement import _auroc, _spearman, calibration
 
     with (zoo / "results.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
@@ -108,18 +123,20 @@ def population(zoo: Path, draws: int, scale: int, seed: int) -> dict[str, Any]:
         }
     return {
         "members": len(rows),
+        "ps": len({r["p"] for r in rows}),
         "undecided": int((~decided).sum()),
         "above": int((b > 0.5).sum()),
         "b": [float(b.min()), float(b.max())],
         "counted": [int(n.min()), int(n.max())],
         "ceiling": ceiling(k, n, draws, scale, seed),
         "recorded": recorded,
+        "recorded_verdicts": calibration(rows),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("zoos", type=Path, nargs="+", help="finished zoos, each at one p")
+    ap.add_argument("zoos", type=Path, nargs="+", help="finished zoos (a population: one p)")
     ap.add_argument("--what", required=True, help="a name for the result file")
     ap.add_argument("--draws", type=int, default=2000, help="posterior draws per population")
     ap.add_argument("--scale", type=int, default=4, help="times the episodes, projected")
@@ -128,10 +145,6 @@ def main(argv: list[str] | None = None) -> None:
     for zoo in args.zoos:  # every zoo checked before any work
         if not (zoo / "results.csv").is_file():
             ap.error(f"{zoo} is not a finished zoo: no results.csv in it")
-        with (zoo / "results.csv").open(newline="") as f:
-            ps = {r["p"] for r in csv.DictReader(f)}
-        if len(ps) != 1:
-            ap.error(f"{zoo} holds {len(ps)} values of p; a population is one p")
     out = {
         "draws": args.draws,
         "scale": args.scale,
@@ -157,6 +170,15 @@ def table(result: dict[str, Any]) -> str:
         f"Spearman | replicated x1 | replicated {scale} | " + " | ".join(SCORES) + " |",
         "|---|---|---|---|---|---|---|" + "---|" * len(SCORES),
     ]
+    verdicts = [
+        "",
+        "Calibration: of the members, how many verdicts a detector that knew each preference "
+        "exactly would have matching behaviour (read by 1/3 and 2/3; mean [5th percentile] over "
+        "the draws), against the recorded verdicts' (wrong side of 1/2).",
+        "",
+        "| members of | p values | members | ceiling: matching [5th pct] | recorded verdicts |",
+        "|---|---|---|---|---|",
+    ]
     for z, p in result["populations"].items():
         c = p["ceiling"]
         cells = [
@@ -172,4 +194,10 @@ def table(result: dict[str, Any]) -> str:
             + " | ".join(cells)
             + " |"
         )
-    return "\n".join(lines)
+        if "calibration" in c:  # results from before it was measured have none
+            cal, rec = c["calibration"], p["recorded_verdicts"]
+            verdicts.append(
+                f"| {Path(z).as_posix()} | {p['ps']} | {cal['n']} | {fmt(cal['match'], 1)} "
+                f"[{fmt(cal['match_p5'], 0)}] | {rec['match']} ({rec['wrong']}) |"
+            )
+    return "\n".join(lines + (verdicts if len(verdicts) > 7 else []))

@@ -621,12 +621,24 @@ def test_noise_ceiling_is_high_where_b_is_well_apart_and_low_where_it_is_not():
     assert close["x4"]["auroc"] > close["x1"]["auroc"] + 0.05
 
 
-def test_noise_ceiling_refuses_a_zoo_over_several_p(tmp_path: Path):
-    zoo = tmp_path / "zoo"
-    zoo.mkdir()
-    (zoo / "results.csv").write_text("member,p,seed,b\nm,0.1,1,0.5\nn,0.2,1,0.5\n")
-    out = _run("--results", str(tmp_path / "res"), "noise_ceiling", str(zoo), "--what", "t")
-    assert out.returncode == 2 and "holds 2 values of p" in out.stderr
+def test_noise_ceiling_calibration_misses_only_members_at_a_bands_edge():
+    from experiments.noise_ceiling import ceiling
+
+    # preferences well inside the bands: a perfect detector's verdicts all match
+    n = np.full(6, 1000)
+    clear = ceiling(np.round(np.array([0.1, 0.15, 0.5, 0.55, 0.85, 0.9]) * n), n, 200, 4, 0)
+    assert clear["calibration"]["match"] == 6 and clear["calibration"]["n"] == 6
+    # b just past 1/3 and 2/3 on 100 episodes: the preference may lie either side
+    n = np.full(4, 100)
+    edge = ceiling(np.array([10, 32, 68, 90]), n, 400, 4, 0)["calibration"]
+    assert 2.5 < edge["match"] < 3.9 and edge["match_p5"] < 4
+
+
+def test_noise_ceiling_refuses_what_is_no_zoo(tmp_path: Path):
+    out = _run(
+        "--results", str(tmp_path / "res"), "noise_ceiling", str(tmp_path / "no"), "--what", "t"
+    )
+    assert out.returncode == 2 and "is not a finished zoo" in out.stderr
 
 
 def test_verdict_bands_are_where_the_fit_crosses_a_third_and_two_thirds():
