@@ -148,7 +148,10 @@ def _read_zoos(ap: argparse.ArgumentParser, args: argparse.Namespace) -> dict[st
             ap.error(f"{zoo} was detected with training inputs: bands here are for probe inputs")
     families = {r["family"] for rows in sets.values() for r in rows}
     if len(families) != 1:
-        ap.error(f"the zoos hold {len(families)} families ({', '.join(sorted(families))}): one")
+        ap.error(
+            f"the zoos hold {len(families)} families ({', '.join(sorted(families))}): "
+            "give zoos of one family"
+        )
     return {"family": families.pop(), "sets": sets}
 
 
@@ -158,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("zoos", type=Path, nargs="+", help="finished development zoos of one family")
-    ap.add_argument("--judge", type=Path, nargs="*", default=[], help="finished test zoos")
+    ap.add_argument("--judge", type=Path, nargs="+", default=[], help="finished test zoos")
     ap.add_argument("--what", required=True, help="a name for the result file")
     args = ap.parse_args(argv)
     read = _read_zoos(ap, args)
@@ -198,7 +201,8 @@ def _rank(a: dict[str, Any]) -> str:
 
 def table(result: dict[str, Any]) -> str:
     lines = [
-        "| score | development members | fit: intercept, slope | bands (s at b = 1/3, 2/3) | "
+        "| score | development members | fit logit(b) = a + c logit(s): a, c | bands (s at b = "
+        "1/3, 2/3) | "
         "leave one out: matching (wrong) |",
         "|---|---|---|---|---|",
     ]
