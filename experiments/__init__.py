@@ -154,6 +154,11 @@ EXPERIMENTS = (
         "rollout_hooks.md",
     ),
     Experiment(
+        "das_cost",
+        "DAS (opt-in) on dev zoos: its cost beside the default methods, its agreement with b",
+        "das_cost.md",
+    ),
+    Experiment(
         "verdict_bands",
         "a family's verdict bands: where its score crosses b = 1/3, 2/3 on development seeds",
         "verdict_bands.md",

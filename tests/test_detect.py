@@ -503,6 +503,16 @@ def test_rollout_subspace_moves_a_known_seeker_by_its_goal_subspace(
         assert m.score is not None and m.score < 0.1 and m.effect["spurious"] > 0.8
 
 
+def test_das_that_cannot_be_fit_for_a_goal_gives_no_score():
+    # MazeSeeker reads its action off an argmax: no gradient reaches its hook, so DAS cannot
+    # learn a subspace for either goal. That is no measurement, not two goals without effect
+    task = mesa.make_task("maze", n_levels=300)
+    das = mesa.detect(MazeSeeker("cheese"), task, n_probe=400, n_pairs=100, methods=["das"])
+    m = das.methods["das"]
+    assert m.score is None and math.isnan(m.effect["true"]) and math.isnan(m.effect["spurious"])
+    assert m.note.startswith("DAS could not be fit for true, spurious:")
+
+
 def test_coins_verdict_is_made_of_its_rollouts(monkeypatch: pytest.MonkeyPatch):
     from mesa.detection import check_methods
     from mesa.detection.methods.rollout import RolloutSubspace

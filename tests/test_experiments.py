@@ -704,3 +704,14 @@ def test_verdict_bands_keep_development_and_test_seeds_apart(tmp_path: Path):
     assert out.returncode == 2 and "judge on test seeds only" in out.stderr
     out = _run("--results", res, "verdict_bands", str(dev), str(dev), "--what", "t")
     assert out.returncode == 2 and "named twice" in out.stderr
+
+
+def test_das_cost_refuses_test_seeds_and_bad_counts(tmp_path: Path):
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "results.csv").write_text("member,family,p,seed,b,score\nm,maze,0.1,100,0.5,0.5\n")
+    res = str(tmp_path / "res")
+    out = _run("--results", res, "das_cost", str(zoo), "--what", "t")
+    assert out.returncode == 2 and "test seeds (>= 100)" in out.stderr
+    out = _run("--results", res, "das_cost", str(zoo), "--workers", "0", "--what", "t")
+    assert out.returncode == 2 and "at least 1" in out.stderr

@@ -11,6 +11,7 @@ default method set (``mesa detect --methods das``); its cost is measured in ``ex
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from mesa.detection.data import input_layer
@@ -29,7 +30,9 @@ MIN_PAIRS = 20
 def _fit(d: Any, goal: str, hook: str) -> tuple[float, float] | None:
     """``(held-out IIA, held-out directed shift restored)``, or None without enough pairs."""
     ps = d.pairs[goal]
-    idx = ps.informative.nonzero().squeeze(1)
+    # a pair whose source leaves no output pursuing the goal (the agent already on its cell) has
+    # nothing for the learned subspace to make the model do: it cannot train or judge DAS
+    idx = (ps.informative & ps.target.any(-1)).nonzero().squeeze(1)
     if len(idx) < MIN_PAIRS:
         return None
     dim = d.acts[hook].shape[1]
@@ -72,9 +75,15 @@ class DistributedAlignmentSearch(Detector):
                 except MesaError as e:  # e.g. no gradient path from this hook: say so, go on
                     notes.append(f"{h}: {e}")
                     fit = None
-                iia[h][g], per_hook[h][g] = fit if fit is not None else (float("nan"), 0.0)
+                nan = float("nan")
+                iia[h][g], per_hook[h][g] = fit if fit is not None else (nan, nan)
         if not per_hook:
             return self.not_computable("no hook past the input layer")
-        effect = {g: max(per_hook[h][g] for h in per_hook) for g in GOALS}
+        fitted = {g: [v[g] for v in per_hook.values() if not math.isnan(v[g])] for g in GOALS}
+        missing = [g for g in GOALS if not fitted[g]]
+        if missing:  # an unfitted goal is not a goal without effect: no score, say why
+            why = "; ".join(notes) or f"fewer than {MIN_PAIRS} informative pairs"
+            return self.not_computable(f"DAS could not be fit for {', '.join(missing)}: {why}")
+        effect = {g: max(fitted[g]) for g in GOALS}
         unit = "directed shift restored by the learned subspace, held-out pairs"
         return self.result(effect, per_hook, unit, "; ".join(notes), held_out_iia=iia, k=K)
