@@ -6,7 +6,8 @@ make the model pursue the source's goal (the target is the set of outputs that p
 on a shortest path, or the answer token). Half of the informative pairs train it; on the other half
 the method reports the interchange-intervention accuracy (IIA) and the directed shift restored,
 ``A_v(h)``, in absolute terms. It costs a training run per hook and goal, so it is not in the
-default method set (``mesa detect --methods das``); its cost is measured in ``experiments``.
+default method set (``mesa detect --methods das``); its cost is measured in
+``experiments/das_cost.md``.
 """
 
 from __future__ import annotations
