@@ -266,14 +266,22 @@ def _run_member(
     inputs = config.get("inputs", "probe")
     if config.get("detect", True) and not verdict_is_current(run_dir, config["family"], inputs):
         methods = list(config.get("methods") or []) or None
-        if (run_dir / VERDICT).is_file():  # made by an earlier rule: the same methods again
-            methods = list(read_verdict(run_dir / VERDICT).get("scores", {})) or methods
+        methods = _earlier_methods(run_dir) or methods  # by an earlier rule: the same methods
 
         def detect() -> Any:
             return mesa.detect(run.model, run.task, out=run_dir, methods=methods, inputs=inputs)
 
         timed("detect", detect)
     return member_row(run_dir, name, config["family"], p, seed)
+
+
+def _earlier_methods(run_dir: Path) -> list[str]:
+    """The methods a verdict.json in ``run_dir`` holds (none where there is none or it cannot
+    be read: detection then replaces it, keeping a copy)."""
+    try:
+        return list(read_verdict(run_dir / VERDICT).get("scores", {}))
+    except (MesaError, ValueError, OSError):
+        return []
 
 
 def verdict_is_current(run_dir: Path, family: str, inputs: str) -> bool:
