@@ -16,7 +16,8 @@ only by the default's.
 With ``--judge`` zoos (test seeds, run after the family's bands were fixed in its task), the
 verdict's score is read by the bands the family's task declares (what ``mesa detect`` reads it
 by now), and each score by the default bands and by the development fit's, beside the zoos'
-recorded verdicts. ::
+recorded verdicts; and, beside every set's ranking, the baselines (probe decodability,
+predict-from-p, in-distribution success, chance). ::
 
     python -m experiments verdict_bands runs/dev_zoo/keys runs/dev_within_p/keys --what keys-dev
     python -m experiments verdict_bands runs/dev_zoo/keys runs/dev_within_p/keys \\
@@ -122,6 +123,26 @@ def judge(
         }
         if column == "score":
             out[label]["declared bands"] = calibrated(s[keep], b[keep], declared)
+    out["baselines"] = baselines(rows, b)
+    return out
+
+
+#: The baselines ranked beside the scores (names of :func:`mesa.zoo.agreement.score_columns`).
+BASELINES = ("probe", "predict from p", "in-dist success", "chance")
+
+
+def baselines(rows: list[dict[str, str]], b: np.ndarray) -> dict[str, dict[str, float]]:
+    """Spearman and AUROC (b > 1/2) of the baselines that need no internals-based verdict:
+    probe decodability, predict-from-p, in-distribution success and a seeded random score, as
+    the zoo ranks them."""
+    from mesa.zoo.agreement import _auroc, _spearman, score_columns
+
+    columns = score_columns(rows)
+    out = {}
+    for name in BASELINES:
+        s = columns.get(name, np.full(len(rows), np.nan))
+        keep = np.isfinite(s) & np.isfinite(b)
+        out[name] = {"spearman": _spearman(s[keep], b[keep]), "auroc": _auroc(s[keep], b[keep])}
     return out
 
 
@@ -232,6 +253,18 @@ def table(result: dict[str, Any]) -> str:
             f"{_count(v['fitted bands'])} | {fmt(v['mean minus b'])} | {_rank(v)} | "
             f"{_count(h['default bands'])} | {_count(h['fitted bands'])} | {_rank(h)} |"
         )
+    with_baselines = [(n, j) for n, j in result["sets"].items() if "baselines" in j]
+    if with_baselines:  # results from before the baselines were recorded have none
+        lines += [
+            "",
+            "Baselines beside them (Spearman / AUROC; within one p, predict-from-p is constant):",
+            "",
+            "| members of | " + " | ".join(BASELINES) + " |",
+            "|---|" + "---|" * len(BASELINES),
+        ]
+        for name, j in with_baselines:
+            cells = [_rank(j["baselines"][k]) for k in BASELINES]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

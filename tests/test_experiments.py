@@ -689,6 +689,11 @@ def test_verdict_bands_reads_test_zoos_by_the_bands_the_family_declares(tmp_path
     assert test["default bands"] == calibrated(s, b)
     assert result["fits"]["verdict's score"]["leave one out"]["n"] == 12
     assert "spurious <= 0.54, true >= 0.89" in out.stdout
+    # every set's ranking stands beside the baselines, as the zoo ranks them
+    base = result["sets"]["test, all"]["baselines"]
+    assert set(base) == {"probe", "predict from p", "in-dist success", "chance"}
+    assert base["probe"]["auroc"] is None  # no probe column here: not measured (null)
+    assert base["predict from p"]["auroc"] == 0.5  # one p: a constant score
 
 
 def test_verdict_bands_keep_development_and_test_seeds_apart(tmp_path: Path):
